@@ -1,0 +1,154 @@
+"""LitePose architectures as plain data, in the shape of the official arch JSON files.
+
+An arch dict is `{"img_size", "input_channel", "deconv_setting": [3 ints], "backbone_setting":
+[{"num_blocks", "stride", "channel", "block_setting": [[expansion, kernel], ...]} x 4]}` - exactly what
+the official `mobile_configs/*.json` hold, so any such file works too.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from python_ref.errors import LitePoseError
+
+_BLOCKS_PER_STAGE = (6, 8, 10, 10)
+_STAGE_STRIDES = (2, 2, 2, 1)
+
+
+def _preset(img_size, c0, channels, deconv):
+    return {
+        "img_size": img_size,
+        "input_channel": c0,
+        "deconv_setting": list(deconv),
+        "backbone_setting": [
+            {"num_blocks": n, "stride": s, "channel": c, "block_setting": [[6, 7]] * n}
+            for n, s, c in zip(_BLOCKS_PER_STAGE, _STAGE_STRIDES, channels)
+        ],
+    }
+
+
+# Released variants (spec §2.1 / Appendix A): img_size, stem width, stage widths, deconv widths.
+PRESETS: dict[str, dict] = {
+    "XS": _preset(256, 16, (16, 32, 48, 80), (16, 24, 24)),
+    "S": _preset(448, 16, (16, 32, 48, 120), (32, 24, 32)),
+    "M": _preset(448, 16, (24, 48, 72, 120), (64, 40, 32)),
+    "L": _preset(512, 24, (24, 64, 96, 160), (64, 40, 32)),
+    "prune-S": _preset(512, 16, (16, 32, 48, 80), (32, 24, 16)),
+    "prune-M": _preset(512, 24, (24, 48, 72, 120), (48, 40, 24)),
+    "prune-L": _preset(512, 24, (32, 64, 96, 160), (64, 48, 32)),
+}
+PRESET_NAMES = tuple(PRESETS)
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """MobileNet channel rounding used by the official InvBottleneck for its hidden width."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def hidden_width(inp: int, expansion: float) -> int:
+    return make_divisible(round(inp * expansion), 8)
+
+
+def validate_arch(arch: dict, source: str) -> dict:
+    """Check an arch dict's shape and values; return a normalised copy (ints, lists)."""
+    def bad(what):
+        raise LitePoseError(f"{source}: not a LitePose architecture: {what}")
+
+    if not isinstance(arch, dict):
+        bad("expected a JSON object")
+    for key in ("input_channel", "deconv_setting", "backbone_setting"):
+        if key not in arch:
+            bad(f"missing key '{key}'")
+    try:
+        out = {
+            "img_size": int(arch.get("img_size", 256)),
+            "input_channel": int(arch["input_channel"]),
+            "deconv_setting": [int(c) for c in arch["deconv_setting"]],
+            "backbone_setting": [],
+        }
+        for i, st in enumerate(arch["backbone_setting"]):
+            blocks = [[float(t) if float(t) != int(t) else int(t), int(k)] for t, k in st["block_setting"]]
+            if len(blocks) != int(st["num_blocks"]):
+                bad(f"stage {i}: num_blocks {st['num_blocks']} but {len(blocks)} block settings")
+            out["backbone_setting"].append({
+                "num_blocks": int(st["num_blocks"]), "stride": int(st["stride"]),
+                "channel": int(st["channel"]), "block_setting": blocks})
+    except (KeyError, TypeError, ValueError) as exc:
+        bad(f"malformed field ({type(exc).__name__}: {exc})")
+    if len(out["deconv_setting"]) != 3:
+        bad("deconv_setting must have 3 widths")
+    if len(out["backbone_setting"]) != 4:
+        bad("backbone_setting must have 4 stages")
+    strides = [st["stride"] for st in out["backbone_setting"]]
+    if strides != [2, 2, 2, 1]:
+        bad(f"stage strides must be [2, 2, 2, 1] (the fusion head needs it), got {strides}")
+    for st in out["backbone_setting"]:
+        if st["num_blocks"] < 1:
+            bad("every stage needs at least one block")
+        for _t, k in st["block_setting"]:
+            if k % 2 != 1:
+                bad(f"depthwise kernels must be odd, got {k}")
+    return out
+
+
+def load_arch(spec: str) -> tuple[str, dict]:
+    """A preset name (XS, S, M, L, prune-S/M/L; case-insensitive) or a path to an arch JSON file."""
+    for name in PRESETS:
+        if spec.lower() == name.lower():
+            return name, json.loads(json.dumps(PRESETS[name]))
+    path = Path(spec)
+    if path.suffix.lower() != ".json" and not path.exists():
+        raise LitePoseError(f"--arch {spec}: unknown variant; use one of {', '.join(PRESETS)} or an arch JSON file")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LitePoseError(f"{spec}: architecture file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LitePoseError(f"{spec}: not a readable JSON architecture file ({exc})") from None
+    arch = validate_arch(data, spec)
+    return match_preset(arch) or path.stem, arch
+
+
+def _structure(arch: dict) -> str:
+    a = dict(arch)
+    a.pop("img_size", None)
+    return json.dumps(a, sort_keys=True)
+
+
+def match_preset(arch: dict) -> str | None:
+    """The preset name whose layers equal `arch` (input size ignored), if any."""
+    key = _structure(validate_arch(arch, "arch"))
+    for name, preset in PRESETS.items():
+        if _structure(preset) == key:
+            return name
+    return None
+
+
+def arch_summary(arch: dict) -> str:
+    st = arch["backbone_setting"]
+    return (f"stem {arch['input_channel']}, stages {[s['channel'] for s in st]} x "
+            f"{[s['num_blocks'] for s in st]} blocks, deconv {arch['deconv_setting']}")
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'448x640' (H×W) or '448' (square) -> (448, 640); both multiples of 64."""
+    t = text.lower().replace("×", "x").strip()
+    parts = t.split("x")
+    try:
+        hw = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else None
+    except ValueError:
+        hw = None
+    if hw is None:
+        raise LitePoseError(f"--input-size {text}: expected HxW, e.g. 448x448 or 448x640 (height first)")
+    if min(hw) <= 0 or hw[0] % 64 or hw[1] % 64:
+        raise LitePoseError(f"--input-size {text}: height and width must be positive multiples of 64")
+    return hw
+
+
+def ceil64(v: float) -> int:
+    return int(math.ceil(v / 64.0) * 64)
