@@ -32,7 +32,33 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="litepose")
 def main():
     """LitePose Edge: convert LitePose checkpoints to LiteRT, check them, benchmark them."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log lines off stderr
 
 
 # Commands are registered below, one import per command module.
+
+
+@main.command()
+@click.option("--checkpoint", required=True, help="Official LitePose checkpoint (.pth / .pth.tar).")
+@click.option("--arch", default=None, help="XS|S|M|L|prune-S|prune-M|prune-L or an arch JSON file "
+              "(default: detected from the checkpoint).")
+@click.option("--joints", type=click.Choice(["14", "17"]), default=None, help="14 CrowdPose, 17 COCO (default: detected).")
+@click.option("--input-size", default=None, help="HxW, multiples of 64 (default: the variant's size, square).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "dynamic", "int8"]), default="fp32", show_default=True)
+@click.option("--output", required=True, help="Output .tflite file (a model card .json is written next to it).")
+@click.option("--keras", "keras_path", default=None, help="Also save the float Keras model (.keras).")
+@click.option("--calib-images", default=None, help="Folder of representative images (int8 only).")
+@click.option("--calib-annotations", default=None, help="CrowdPose/COCO annotation JSON for the calibration images.")
+@click.option("--calib-count", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--calib-seed", type=int, default=0, show_default=True)
+@click.option("--input-dtype", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True)
+@click.option("--output-dtype", type=click.Choice(["float32", "int8"]), default="float32", show_default=True)
+def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
+            calib_count, calib_seed, input_dtype, output_dtype):
+    """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
+    from .convert import run_convert
+
+    run_convert(checkpoint=checkpoint, arch=arch, joints=int(joints) if joints else None, input_size=input_size,
+                precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,
+                calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
+                output_dtype=output_dtype, calib_seed=calib_seed)

@@ -1,0 +1,169 @@
+"""`litepose convert`: checkpoint -> Keras -> TFLite, validated, with a model card and manifest entry."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from python_ref.errors import LitePoseError
+from python_ref.io_utils import atomic_path, write_text_atomic
+
+from .archs import load_arch, parse_input_size
+
+
+def log(msg: str) -> None:
+    print(f"[litepose] {msg}", file=sys.stderr, flush=True)
+
+
+def check_output_path(output: str | Path, suffix: str) -> Path:
+    out = Path(output)
+    if out.suffix.lower() != suffix:
+        raise LitePoseError(f"{out}: the output file must end in {suffix}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise LitePoseError(f"{out}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise LitePoseError(f"{out}: the folder {parent} is not writable")
+    if out.is_dir():
+        raise LitePoseError(f"{out}: is a folder")
+    return out
+
+
+def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-quantisation-noise ratio of `test` against `reference`, in dB."""
+    reference = reference.astype(np.float64)
+    noise = np.sum((reference - test.astype(np.float64)) ** 2)
+    signal = np.sum(reference ** 2)
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(max(signal, 1e-30) / noise))
+
+
+def compare_outputs(reference: dict, test: dict) -> dict:
+    out = {}
+    for name in ("heatmaps_s4", "tags_s4", "heatmaps_s2"):
+        r, t = np.asarray(reference[name], np.float32), np.asarray(test[name], np.float32)
+        out[name] = {"max_abs_error": float(np.max(np.abs(r - t))), "sqnr_db": sqnr_db(r, t),
+                     "max_abs_reference": float(np.max(np.abs(r)))}
+    return out
+
+
+def update_manifest(model_path: Path, card: dict, extra: dict | None = None) -> Path:
+    """Add or replace this model's entry in `manifest.json` next to it (paths relative to it)."""
+    manifest_path = model_path.parent / "manifest.json"
+    manifest = {"format": "litepose-manifest/1", "models": []}
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            manifest.setdefault("models", [])
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LitePoseError(f"{manifest_path}: unreadable manifest ({exc}); fix or delete it") from None
+    entry = {
+        "file": model_path.name, "sha256": card["sha256"], "size_bytes": card["size_bytes"],
+        "variant": card["variant"], "precision": card["precision"], "input_size": card["input_size"],
+        "joints": card["joints"], "input_dtype": card["inputs"]["image"]["dtype"],
+        "checkpoint_sha256": card.get("checkpoint_sha256"),
+        "accuracy": card.get("accuracy"), "latency": card.get("latency"),
+    }
+    entry.update(extra or {})
+    manifest["models"] = [m for m in manifest["models"] if m.get("file") != model_path.name] + [entry]
+    manifest["models"].sort(key=lambda m: m["file"])
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    return manifest_path
+
+
+def _validation_image(input_hw, seed=0) -> np.ndarray:
+    """A deterministic structured test image (smooth gradients + blocks), 0..255 float."""
+    h, w = input_hw
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w * 255, yy / h * 255, (xx + yy) / (h + w) * 255], -1)
+    img += rng.normal(0, 20, img.shape)
+    return np.clip(img, 0, 255).round().astype(np.float32)
+
+
+def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_size: str | None,
+                precision: str, output: str, keras_path: str | None = None, calib_images: str | None = None,
+                calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
+                output_dtype: str = "float32", calib_seed: int = 0) -> dict:
+    from .export import (PRECISIONS, check_io_contract, export_tflite, inspect_tflite, model_card,
+                         write_model_and_card)
+
+    if precision not in PRECISIONS:
+        raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    out_path = check_output_path(output, ".tflite")
+    if keras_path:
+        check_output_path(keras_path, ".keras")
+    if PRECISIONS[precision].needs_calibration and not calib_images:
+        raise LitePoseError(f"--precision {precision} needs --calib-images DIR (representative images)")
+    if arch is not None:
+        load_arch(arch)  # fail on a bad --arch before the slow work
+    input_hw = parse_input_size(input_size) if input_size else None
+
+    t0 = time.perf_counter()
+    from .checkpoint import build_keras_from_checkpoint
+
+    log(f"reading {checkpoint}")
+    model, info = build_keras_from_checkpoint(checkpoint, arch=arch, joints=joints, input_hw=input_hw)
+    input_hw = tuple(info["input_hw"])
+    log(f"built {info['arch_name']} ({info['num_joints']} joints) at {input_hw[0]}x{input_hw[1]} "
+        f"in {time.perf_counter() - t0:.1f} s")
+
+    calib_manifest = None
+    representative = None
+    if PRECISIONS[precision].needs_calibration:
+        from .calibration import build_calibration_set
+
+        calib = build_calibration_set(calib_images, input_hw, annotations=calib_annotations, count=calib_count,
+                                      seed=calib_seed, log=log)
+        representative, calib_manifest = calib.images, calib.manifest
+
+    data = export_tflite(model, precision, representative_images=representative, input_dtype=input_dtype,
+                         output_dtype=output_dtype, log=log)
+    io = inspect_tflite(data)
+    check_io_contract(io, precision, input_hw, info["num_joints"], input_dtype, output_dtype, source=str(out_path))
+
+    # Validate the artefact against the Keras model it came from.
+    from python_ref.runner import TFLiteRunner
+
+    test_image = (representative[0] if representative is not None else _validation_image(input_hw))
+    keras_out = {k: np.asarray(v)[0] for k, v in model(np.asarray(test_image, np.float32)[None]).items()}
+    with tempfile.TemporaryDirectory(prefix="litepose-check-") as tmp:
+        check_path = Path(tmp) / "model.tflite"
+        check_path.write_bytes(data)
+        tflite_out = TFLiteRunner(check_path)(np.asarray(test_image).astype(np.uint8))
+    validation = compare_outputs(keras_out, tflite_out)
+    worst = min(v["sqnr_db"] for v in validation.values())
+    log("validated against Keras: " + ", ".join(
+        f"{k} SQNR {v['sqnr_db']:.1f} dB, max err {v['max_abs_error']:.2e}" for k, v in validation.items()))
+    if precision == "fp32":
+        for name, v in validation.items():
+            if v["max_abs_error"] > 1e-4 * max(1.0, v["max_abs_reference"]):
+                raise LitePoseError(f"{out_path}: fp32 TFLite differs from Keras on {name} "
+                                    f"(max error {v['max_abs_error']:.2e}); not written")
+
+    sha = hashlib.sha256(data).hexdigest()
+    card = model_card(
+        variant=info["arch_name"], arch=info["arch"], num_joints=info["num_joints"], input_hw=input_hw,
+        precision=precision, io=io, checkpoint=os.path.basename(checkpoint),
+        checkpoint_sha256=info["checkpoint_sha256"], tflite_sha256=sha, size_bytes=len(data),
+        extra={"validation_vs_keras": {"image": "calibration image 0" if representative is not None
+                                       else "synthetic test image", "outputs": validation,
+                                       "min_sqnr_db": worst},
+               "calibration": calib_manifest})
+    if keras_path:
+        with atomic_path(keras_path) as tmp:
+            tmp_keras = Path(str(tmp) + ".keras")
+            model.save(tmp_keras)
+            os.replace(tmp_keras, tmp)
+    model_file, card_file = write_model_and_card(data, out_path, card)
+    manifest = update_manifest(model_file, card)
+    log(f"wrote {model_file} ({len(data) / 1e6:.2f} MB), {card_file}, {manifest} "
+        f"in {time.perf_counter() - t0:.1f} s")
+    return card

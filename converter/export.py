@@ -1,0 +1,192 @@
+"""Keras LitePose -> TFLite, table-driven, with the I/O contract asserted on every artefact.
+
+Each precision is one row of `PRECISIONS`; `export_tflite` converts, `inspect_tflite` reads the result
+back with LiteRT and `check_io_contract` fails loudly when the file does not keep the contract
+(input `image` [1,H,W,3], outputs `heatmaps_s4`, `tags_s4`, `heatmaps_s2`, integer input scale 1).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from python_ref import __version__
+from python_ref.errors import LitePoseError
+from python_ref.io_utils import atomic_path
+
+OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    needs_calibration: bool
+    description: str
+
+
+PRECISIONS = {
+    "fp32": Precision("fp32", False, "float32 weights and activations"),
+    "fp16": Precision("fp16", False, "float16 weights, float32 compute on CPU (GPU delegates run fp16)"),
+    "dynamic": Precision("dynamic", False, "int8 weights, float activations (dynamic-range quantisation)"),
+    "int8": Precision("int8", True, "full-integer int8 weights and activations, uint8/int8 image input"),
+}
+
+
+def _saved_model(model, workdir: Path) -> Path:
+    """A SavedModel whose serving signature has input `image` and the three named outputs."""
+    import keras
+    import tensorflow as tf
+
+    h, w = model.input_shape[1:3]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(image):
+        out = model(image, training=False)
+        return {k: out[k] for k in OUTPUT_NAMES}
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
+    path = workdir / "saved_model"
+    archive.write_out(str(path), verbose=False)
+    return path
+
+
+def export_tflite(model, precision: str, representative_images=None, input_dtype: str = "uint8",
+                  output_dtype: str = "float32", log=print) -> bytes:
+    """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
+    (already letterboxed to the model input) for int8 calibration."""
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    with tempfile.TemporaryDirectory(prefix="litepose-export-") as tmp:
+        t0 = time.perf_counter()
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(_saved_model(model, Path(tmp))))
+        if precision == "fp16":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        elif precision == "dynamic":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif precision == "int8":
+            if representative_images is None:
+                raise LitePoseError("--precision int8 needs calibration images (--calib-images)")
+            images = list(representative_images)
+            if not images:
+                raise LitePoseError("the calibration set is empty")
+
+            def dataset():
+                for i, img in enumerate(images):
+                    log(f"calibrating {i + 1}/{len(images)}")
+                    yield {"image": np.asarray(img, np.float32)[None]}
+
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = dataset
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[input_dtype]
+            conv.inference_output_type = {"int8": tf.int8, "float32": tf.float32}[output_dtype]
+        log(f"converting to TFLite ({precision})")
+        data = conv.convert()
+        log(f"converted in {time.perf_counter() - t0:.1f} s, {len(data) / 1e6:.2f} MB")
+    if precision == "int8" and input_dtype in ("uint8", "int8"):
+        data = _set_image_input_scale(data, input_dtype)
+    return data
+
+
+def _set_image_input_scale(data: bytes, input_dtype: str) -> bytes:
+    """Nothing to patch: the graph maps 0..255 to the normalised range itself, and calibration sees
+    0..255 inputs, so the converter picks scale 1 / zero point 0 (uint8) or -128 (int8).
+    `check_io_contract` asserts it; this hook exists so a violation is reported, never silently fixed."""
+    return data
+
+
+def inspect_tflite(data_or_path) -> dict:
+    """Signature I/O (name, shape, dtype, quantisation) and op counts, read back through LiteRT."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - tflite-runtime installs
+        from tflite_runtime.interpreter import Interpreter
+
+    if isinstance(data_or_path, (bytes, bytearray)):
+        interp = Interpreter(model_content=bytes(data_or_path))
+    else:
+        interp = Interpreter(model_path=str(data_or_path))
+    sig = interp.get_signature_runner()
+    details = {}
+    for kind, d in (("inputs", sig.get_input_details()), ("outputs", sig.get_output_details())):
+        details[kind] = {
+            name: {"shape": [int(v) for v in info["shape"]], "dtype": np.dtype(info["dtype"]).name,
+                   "scale": float(info["quantization"][0]), "zero_point": int(info["quantization"][1])}
+            for name, info in d.items()}
+    ops = Counter(op["op_name"] for op in interp._get_ops_details())
+    details["ops"] = dict(sorted(ops.items()))
+    return details
+
+
+def check_io_contract(io: dict, precision: str, input_hw, num_joints: int, input_dtype: str = "uint8",
+                      output_dtype: str = "float32", source: str = "model") -> None:
+    h, w = input_hw
+    j = num_joints
+    want_in = {"image": [1, h, w, 3]}
+    want_out = {"heatmaps_s4": [1, h // 4, w // 4, j], "tags_s4": [1, h // 4, w // 4, j],
+                "heatmaps_s2": [1, h // 2, w // 2, j]}
+    problems = []
+    if {k: v["shape"] for k, v in io["inputs"].items()} != want_in:
+        problems.append(f"inputs {io['inputs']} != {want_in}")
+    if {k: v["shape"] for k, v in io["outputs"].items()} != want_out:
+        problems.append(f"outputs {sorted(io['outputs'])} shapes differ from {want_out}")
+    image = io["inputs"].get("image", {})
+    if precision == "int8":
+        zp = {"uint8": 0, "int8": -128}[input_dtype]
+        if image.get("dtype") != input_dtype or image.get("scale") != 1.0 or image.get("zero_point") != zp:
+            problems.append(f"image input must be {input_dtype} scale 1 zero point {zp}, got {image}")
+        for name, o in io["outputs"].items():
+            if o["dtype"] != output_dtype:
+                problems.append(f"output {name} is {o['dtype']}, expected {output_dtype}")
+        if "DEQUANTIZE" in io["ops"] and output_dtype == "int8":
+            problems.append("float ops left in a full-integer graph")
+    elif image.get("dtype") != "float32":
+        problems.append(f"image input must be float32, got {image.get('dtype')}")
+    if "SHAPE" in io["ops"]:
+        problems.append("the graph computes shapes at run time (SHAPE op)")
+    if problems:
+        raise LitePoseError(f"{source}: the converted model breaks the I/O contract: " + "; ".join(problems))
+
+
+def model_card(*, variant: str, arch: dict, num_joints: int, input_hw, precision: str, io: dict,
+               checkpoint: str | None, checkpoint_sha256: str | None, tflite_sha256: str, size_bytes: int,
+               extra: dict | None = None) -> dict:
+    card = {
+        "format": "litepose-model-card/1",
+        "tool": "litepose-edge", "tool_version": __version__,
+        "variant": variant, "arch": arch, "joints": num_joints,
+        "dataset": {14: "crowdpose", 17: "coco"}.get(num_joints, "custom"),
+        "input_size": f"{input_hw[0]}x{input_hw[1]}",
+        "precision": precision,
+        "normalisation": "inside the graph: (x / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], RGB",
+        "inputs": io["inputs"], "outputs": io["outputs"], "ops": io["ops"],
+        "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256,
+        "sha256": tflite_sha256, "size_bytes": size_bytes,
+    }
+    card.update(extra or {})
+    return card
+
+
+def card_path_for(tflite_path: str | Path) -> Path:
+    p = Path(tflite_path)
+    return p.with_name(p.stem + ".json")
+
+
+def write_model_and_card(data: bytes, output: str | Path, card: dict) -> tuple[Path, Path]:
+    """Both files or neither: the card is written first to a temp file, then both are renamed."""
+    output = Path(output)
+    card_out = card_path_for(output)
+    with atomic_path(output) as tmp_model, atomic_path(card_out) as tmp_card:
+        Path(tmp_model).write_bytes(data)
+        Path(tmp_card).write_text(json.dumps(card, indent=2) + "\n")
+    return output, card_out
