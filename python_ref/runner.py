@@ -1,0 +1,201 @@
+"""Run a deployed LitePose `.tflite` file through its signature names (LiteRT, no TensorFlow).
+
+The model I/O contract (docs/design.md): input `image` [1, H, W, 3] RGB 0..255 (float32, or uint8 with
+scale 1 / zero point 0, or int8 with scale 1 / zero point -128), outputs `heatmaps_s4`, `tags_s4`,
+`heatmaps_s2` (NHWC, each its own tensor so each has its own quantisation). Outputs are looked up by
+name, never by position, and every integer output is dequantised with its own scale and zero point.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LitePoseError
+
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
+
+
+def _interpreter_class():
+    """ai-edge-litert's Interpreter, or tflite_runtime's on systems that only have that."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # older installs
+        return Interpreter
+    except ImportError:
+        raise LitePoseError(
+            "running .tflite models needs the LiteRT runtime: pip install ai-edge-litert") from None
+
+
+def _quant_params(detail: dict) -> tuple[float, int]:
+    """(scale, zero_point) of a tensor; per-axis quantisation is not allowed on model I/O."""
+    qp = detail.get("quantization_parameters") or {}
+    scales = np.asarray(qp.get("scales", []), np.float32)
+    zps = np.asarray(qp.get("zero_points", []), np.int64)
+    if scales.size > 1:
+        raise ValueError(f"tensor {detail.get('name')} is quantised per axis; model I/O must be per tensor")
+    if scales.size == 1:
+        return float(scales[0]), int(zps[0])
+    scale, zp = detail.get("quantization", (0.0, 0))
+    return float(scale), int(zp)
+
+
+class TFLiteRunner:
+    """One LiteRT interpreter for a LitePose model; call it with a uint8 RGB image of the model's input size.
+
+    `runner(image)` returns `{"heatmaps_s4": (H/4, W/4, J), "tags_s4": ..., "heatmaps_s2": (H/2, W/2, J)}`,
+    float32, batch dimension removed.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        self.path = Path(path)
+        if num_threads is not None and int(num_threads) < 1:
+            raise LitePoseError(f"{path}: --threads must be at least 1, got {num_threads}")
+        if self.path.is_dir():
+            raise LitePoseError(f"{path}: is a folder, not a .tflite model file")
+        if not self.path.is_file():
+            raise LitePoseError(f"{path}: no such model file")
+        Interpreter = _interpreter_class()
+        try:
+            content = self.path.read_bytes()
+        except OSError as exc:
+            raise LitePoseError(f"{path}: cannot read the model ({exc.strerror})") from None
+        # A .tflite file is a FlatBuffer with the identifier "TFL3" at bytes 4..8; checking it first turns
+        # an HTML page or a truncated download into a clear message instead of a native error.
+        if len(content) < 8 or content[4:8] != b"TFL3":
+            raise LitePoseError(f"{path}: not a TFLite model (no TFL3 FlatBuffer identifier; "
+                                f"an HTML page or a truncated download?)")
+        try:
+            self._interpreter = Interpreter(model_content=content,
+                                            num_threads=None if num_threads is None else int(num_threads))
+            signatures = self._interpreter.get_signature_list()
+        except (ValueError, RuntimeError) as exc:
+            raise LitePoseError(f"{path}: LiteRT cannot load this model ({_first_line(exc)})") from None
+        self._signature_key = self._pick_signature(signatures)
+        try:
+            self._runner = self._interpreter.get_signature_runner(self._signature_key)
+            inputs = self._runner.get_input_details()
+            outputs = self._runner.get_output_details()
+        except (ValueError, RuntimeError) as exc:
+            raise LitePoseError(f"{path}: LiteRT cannot prepare the model ({_first_line(exc)})") from None
+        self._input = inputs[INPUT_NAME]
+        self._outputs = {name: outputs[name] for name in OUTPUT_NAMES}
+        self._check_shapes()
+        try:
+            self._input_scale, self._input_zero_point = _quant_params(self._input)
+            self._output_quant = {n: _quant_params(d) for n, d in self._outputs.items()}
+        except ValueError as exc:
+            raise LitePoseError(f"{path}: {exc}") from None
+
+    # ---- set-up checks --------------------------------------------------------------------------
+    def _pick_signature(self, signatures: dict) -> str:
+        wanted = set(OUTPUT_NAMES)
+        for key, sig in signatures.items():
+            if INPUT_NAME in sig.get("inputs", []) and wanted <= set(sig.get("outputs", [])):
+                return key
+        found = "; ".join(f"{k}: inputs {list(s.get('inputs', []))} outputs {list(s.get('outputs', []))}"
+                          for k, s in signatures.items()) or "no signatures at all"
+        raise LitePoseError(f"{self.path}: not a LitePose Edge model: it needs a signature with input "
+                            f"'{INPUT_NAME}' and outputs {', '.join(OUTPUT_NAMES)} ({found})")
+
+    def _check_shapes(self) -> None:
+        shape = [int(v) for v in self._input["shape"]]
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or min(shape) <= 0:
+            raise LitePoseError(f"{self.path}: input 'image' has shape {shape}, expected [1, H, W, 3]")
+        dtype = np.dtype(self._input["dtype"])
+        if dtype not in (np.float32, np.uint8, np.int8):
+            raise LitePoseError(f"{self.path}: input 'image' has type {dtype}, expected float32, uint8 or int8")
+        _, h, w, _ = shape
+        expected = {"heatmaps_s4": (h // 4, w // 4), "tags_s4": (h // 4, w // 4), "heatmaps_s2": (h // 2, w // 2)}
+        joints = set()
+        for name, detail in self._outputs.items():
+            oshape = [int(v) for v in detail["shape"]]
+            if len(oshape) != 4 or oshape[0] != 1 or tuple(oshape[1:3]) != expected[name]:
+                raise LitePoseError(f"{self.path}: output '{name}' has shape {oshape}, expected "
+                                    f"[1, {expected[name][0]}, {expected[name][1]}, J] for input {h}x{w}")
+            joints.add(oshape[3])
+        if len(joints) != 1:
+            raise LitePoseError(f"{self.path}: the outputs disagree on the number of joints ({sorted(joints)})")
+
+    # ---- properties ---------------------------------------------------------------------------
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """Model input (H, W)."""
+        return int(self._input["shape"][1]), int(self._input["shape"][2])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        """(scale, zero_point) of the input; (0.0, 0) for a float input."""
+        return self._input_scale, self._input_zero_point
+
+    @property
+    def output_quantization(self) -> dict[str, tuple[float, int]]:
+        return dict(self._output_quant)
+
+    @property
+    def num_joints(self) -> int:
+        return int(self._outputs["heatmaps_s4"]["shape"][3])
+
+    # ---- inference ----------------------------------------------------------------------------
+    def prepare_input(self, image_uint8_hwc: np.ndarray) -> np.ndarray:
+        """uint8 RGB (H, W, 3) -> the batch the model wants, in its input type.
+
+        float models: float32 0..255. Integer models: q = round(value / scale) + zero_point, clipped; with
+        the contract's parameters that is the value unchanged (uint8, scale 1, zp 0) or value - 128
+        (int8, scale 1, zp -128), so no information is lost.
+        """
+        image = np.asarray(image_uint8_hwc)
+        if image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 image, got {image.dtype}")
+        if image.shape != self.input_hw + (3,):
+            raise ValueError(f"expected an image of shape {self.input_hw + (3,)}, got {image.shape}")
+        dtype = self.input_dtype
+        if dtype == np.float32:
+            return image.astype(np.float32)[None]
+        scale, zp = self._input_scale, self._input_zero_point
+        if scale == 1.0 and ((dtype == np.uint8 and zp == 0) or (dtype == np.int8 and zp == -128)):
+            q = image.astype(np.int16) + zp
+        else:
+            if scale <= 0:
+                raise LitePoseError(f"{self.path}: integer input 'image' has no quantisation scale")
+            q = np.round(image.astype(np.float32) / np.float32(scale)) + zp
+        info = np.iinfo(dtype)
+        return np.clip(q, info.min, info.max).astype(dtype)[None]
+
+    def run_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one already-prepared batch [1, H, W, 3]; returns float32 outputs without the batch dim."""
+        raw = self._runner(**{INPUT_NAME: batch})
+        out = {}
+        for name in OUTPUT_NAMES:
+            value = np.asarray(raw[name])[0]
+            if value.dtype == np.float32:
+                out[name] = np.array(value, copy=True)
+            elif np.issubdtype(value.dtype, np.integer):
+                scale, zp = self._output_quant[name]
+                # real = scale * (q - zp), in float32 (docs/fast-decoder.md, shared with the Kotlin app)
+                out[name] = np.float32(scale) * (value.astype(np.int32) - zp).astype(np.float32)
+            else:  # float16 outputs
+                out[name] = value.astype(np.float32)
+        return out
+
+    def __call__(self, image_uint8_hwc: np.ndarray) -> dict[str, np.ndarray]:
+        return self.run_batch(self.prepare_input(image_uint8_hwc))
+
+    def __repr__(self) -> str:
+        h, w = self.input_hw
+        return f"TFLiteRunner({str(self.path)!r}, input {h}x{w} {self.input_dtype}, J={self.num_joints})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

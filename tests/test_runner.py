@@ -1,0 +1,181 @@
+"""python_ref.runner.TFLiteRunner against the Keras model it was converted from (fp32, full-int8 with uint8
+and int8 inputs), plus the failure modes a user meets (missing, corrupt, wrong signatures).
+
+TensorFlow is allowed here (tests), never in python_ref. The tiny model follows the model I/O contract:
+input `image` [1, H, W, 3] 0..255, three separately computed outputs with their signature names.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from python_ref.errors import LitePoseError
+from python_ref.runner import OUTPUT_NAMES, TFLiteRunner
+
+H, W, J = 32, 48, 5
+
+
+def _tiny_keras_model(output_names=OUTPUT_NAMES):
+    """Functional model with a dict output: keras.Model(..., {name: tensor}) gives TFLite signature outputs
+    with exactly those names (a list output gives output_0, output_1, ...)."""
+    import keras
+    keras.utils.set_random_seed(3)
+    image = keras.Input((H, W, 3), batch_size=1, name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image)
+    s2 = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    s4 = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(s2)
+    # different ranges on purpose: heatmaps ~0..1, tags ~tens (each needs its own quantisation scale)
+    hm4 = keras.layers.Conv2D(J, 1, activation="sigmoid")(s4)
+    tg4 = keras.layers.Rescaling(20.0)(keras.layers.Conv2D(J, 1)(s4))
+    hm2 = keras.layers.Conv2D(J, 1, activation="sigmoid")(s2)
+    return keras.Model(image, dict(zip(output_names, (hm4, tg4, hm2))))
+
+
+def _images(n, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        img[0, 0] = 0
+        img[0, 1] = 255  # calibration sees the full 0..255 range -> input scale 1
+        out.append(img)
+    return out
+
+
+def _convert(model, kind):
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind != "fp32":
+        def representative():
+            for img in _images(16, seed=11):
+                yield [img.astype(np.float32)[None]]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.uint8 if kind == "int8-uint8in" else tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """{kind: path} for fp32 / int8 with uint8 input / int8 with int8 input, plus the Keras model."""
+    model = _tiny_keras_model()
+    folder = tmp_path_factory.mktemp("tiny tflite")  # a space in the path on purpose
+    paths = {}
+    for kind in ("fp32", "int8-uint8in", "int8-int8in"):
+        paths[kind] = folder / f"tiny-{kind}.tflite"
+        paths[kind].write_bytes(_convert(model, kind))
+    wrong = folder / "tiny-wrong-names.tflite"
+    wrong.write_bytes(_convert(_tiny_keras_model(("heatmaps", "tags", "heatmaps_s2")), "fp32"))
+    paths["wrong-names"] = wrong
+    return model, paths
+
+
+def _keras_outputs(model, img):
+    out = model(img.astype(np.float32)[None], training=False)
+    return {k: np.asarray(v)[0] for k, v in out.items()}
+
+
+def test_fp32_runner_matches_keras(tiny_models):
+    model, paths = tiny_models
+    runner = TFLiteRunner(paths["fp32"], num_threads=1)
+    assert runner.input_hw == (H, W) and runner.num_joints == J and runner.input_dtype == np.float32
+    for img in _images(3, seed=5):
+        got = runner(img)
+        ref = _keras_outputs(model, img)
+        assert set(got) == set(OUTPUT_NAMES)
+        for name in OUTPUT_NAMES:
+            assert got[name].dtype == np.float32 and got[name].shape == ref[name].shape
+            np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    # the three outputs are really different tensors (a name mix-up would pass a shape check)
+    assert got["tags_s4"].std() > 5 * got["heatmaps_s4"].std()
+
+
+@pytest.mark.parametrize("kind, dtype, zero_point", [("int8-uint8in", np.uint8, 0), ("int8-int8in", np.int8, -128)])
+def test_int8_runner_dequantises_each_output_with_its_own_parameters(tiny_models, kind, dtype, zero_point):
+    model, paths = tiny_models
+    runner = TFLiteRunner(paths[kind])
+    assert runner.input_dtype == dtype
+    assert runner.input_quantization == (1.0, zero_point)
+    img = _images(1, seed=7)[0]
+    batch = runner.prepare_input(img)
+    assert batch.dtype == dtype and batch.shape == (1, H, W, 3)
+    np.testing.assert_array_equal(batch[0].astype(np.int32), img.astype(np.int32) + zero_point)
+    got = runner(img)
+    ref = _keras_outputs(model, img)
+    quant = runner.output_quantization
+    assert quant["tags_s4"][0] > 5 * quant["heatmaps_s4"][0]  # separate scales per output
+    for name in OUTPUT_NAMES:
+        scale = quant[name][0]
+        assert got[name].dtype == np.float32
+        # every value is on its tensor's grid scale * (q - zp) ...
+        steps = got[name] / scale + quant[name][1]
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3, err_msg=name)
+        # ... and close to the float model (a few quantisation steps: tiny net, 8-bit everywhere)
+        err = np.abs(got[name] - ref[name])
+        assert err.mean() < 2 * scale and err.max() < 8 * scale, (name, err.mean() / scale, err.max() / scale)
+
+
+def test_uint8_and_int8_inputs_give_identical_outputs(tiny_models):
+    _, paths = tiny_models
+    img = _images(1, seed=9)[0]
+    a = TFLiteRunner(paths["int8-uint8in"])(img)
+    b = TFLiteRunner(paths["int8-int8in"])(img)
+    for name in OUTPUT_NAMES:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_threads_option_does_not_change_results(tiny_models):
+    _, paths = tiny_models
+    img = _images(1, seed=13)[0]
+    one = TFLiteRunner(paths["fp32"], num_threads=1)(img)
+    two = TFLiteRunner(paths["fp32"], num_threads=2)(img)
+    for name in OUTPUT_NAMES:
+        np.testing.assert_allclose(one[name], two[name], rtol=1e-6, atol=1e-6)
+    with pytest.raises(LitePoseError, match="threads"):
+        TFLiteRunner(paths["fp32"], num_threads=0)
+
+
+def test_wrong_image_shape_or_type_is_refused(tiny_models):
+    _, paths = tiny_models
+    runner = TFLiteRunner(paths["fp32"])
+    with pytest.raises(ValueError):
+        runner(np.zeros((H + 1, W, 3), np.uint8))
+    with pytest.raises(ValueError):
+        runner(np.zeros((H, W, 3), np.float32))
+
+
+def test_model_without_the_signature_names_is_a_user_error(tiny_models):
+    _, paths = tiny_models
+    with pytest.raises(LitePoseError) as err:
+        TFLiteRunner(paths["wrong-names"])
+    msg = str(err.value)
+    assert str(paths["wrong-names"]) in msg and "tags_s4" in msg and "heatmaps" in msg
+
+
+@pytest.mark.parametrize("content", [
+    None,  # missing
+    b"",
+    b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head></html>",
+    b"\x18\x00\x00\x00TFL3" + b"\x00" * 40,  # right identifier, garbage FlatBuffer
+])
+def test_missing_or_corrupt_model_is_a_user_error(tmp_path, content):
+    path = tmp_path / "model.tflite"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(LitePoseError) as err:
+        TFLiteRunner(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_real_model_is_a_user_error(tiny_models, tmp_path):
+    _, paths = tiny_models
+    data = Path(paths["fp32"]).read_bytes()
+    path = tmp_path / "truncated.tflite"
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(LitePoseError) as err:
+        TFLiteRunner(path)
+    assert str(path) in str(err.value)
