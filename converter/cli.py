@@ -62,3 +62,8 @@ def convert(checkpoint, arch, joints, input_size, precision, output, keras_path,
                 precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,
                 calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
                 output_dtype=output_dtype, calib_seed=calib_seed)
+
+
+from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)
+
+main.add_command(evaluate_command)

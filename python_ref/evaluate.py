@@ -1,0 +1,631 @@
+"""Keypoint OKS evaluation: the CrowdPose protocol (14 joints) and the COCO protocol (17 joints).
+
+Why our own evaluator and not a library: the reference tools do not run here. xtcocotools 1.14.3 (the
+only maintained tool with the CrowdPose protocol) ships wheels built against numpy 1.x that fail to import
+with numpy 2.4 ("numpy.dtype size changed"); crowdposetools is not on PyPI and uses the removed
+`np.float`; pycocotools 2.0.11 runs, but has no CrowdPose protocol (0.53 x box area, easy/medium/hard),
+and is a compiled package - python_ref must stay numpy/OpenCV/SciPy/LiteRT only for devices. So this is
+a compact numpy implementation written from the protocol (spec section 6.2; the algorithm of
+pycocotools `COCOeval` / crowdposetools / xtcocotools `keypoints_crowd`), checked against the golden
+case ../shared/fixtures/eval (all nine numbers of crowdposetools and xtcocotools, to 1e-4).
+
+Protocol, as the reference tools do it:
+* OKS between a prediction and a GT person over the GT's labelled joints (v > 0):
+  mean_j exp(-d_j^2 / (2 * area * (2 sigma_j)^2)); a GT without labelled joints uses the distance of
+  each predicted joint to the GT box enlarged to 3x its size (the box-region rule of COCOeval).
+  `area` is 0.53 * box w * h of the GT box (CrowdPose, use_area=False) or the GT `area` field (COCO;
+  0.53 * box when the field is missing, as xtcocotools does).
+* A GT is ignored when iscrowd = 1 or its `num_keypoints` is 0 (CrowdPose counts only v = 2 there; we use
+  the field as given). Per image the predictions are sorted by score (stable) and cut to maxDets = 20;
+  greedy matching per OKS threshold .50:.05:.95, regular GT first, a crowd GT may absorb any number of
+  predictions, predictions matched to an ignored GT are ignored.
+* AP = mean of the 101-point interpolated precision over thresholds, AR = mean of the final recalls;
+  COCO adds area ranges medium (32^2..96^2) and large (> 96^2) of the GT area.
+* CrowdPose AP_easy / AP_medium / AP_hard: the whole evaluation restricted to the images with
+  `crowdIndex` < 0.2 / < 0.8 / >= 0.8, mean over all 101 recall points, rounded to 4 decimals like the
+  official `get_type_result`.
+Differences, all deliberate: undefined values (no GT in a subset, or annotations without `crowdIndex`)
+are reported as null instead of the tools' -1; predictions whose joint scores are all 0 are kept
+(crowdposetools and pycocotools keep them, xtcocotools drops them).
+
+Joint maps (`--joint-map`), to score a 14-joint CrowdPose-order model on every annotated image we have:
+* `coco`: COCO annotations (17 joints) - the 12 limb joints COCO 5..16 = CrowdPose 0..11; the COCO protocol.
+* `aic`: AI Challenger annotations (14 joints, own order) - reordered, AIC head_top taken as the CrowdPose
+  head, neck = neck; the CrowdPose protocol, without easy/medium/hard (AIC has no crowdIndex -> null).
+The OKS then runs over the mapped joints only, with the sigmas of those joints (same values in the COCO
+and CrowdPose tables), and a GT counts as ignored when none of the mapped joints is labelled (recounted,
+since e.g. a COCO person with only face joints has nothing to score). `auto` picks the map from the
+annotation file's joint names and the result's joint count.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import LitePoseError
+from .io_utils import atomic_path
+
+# Joint names (canonical lower_snake). CrowdPose order = the order of LitePose CrowdPose models.
+CROWDPOSE_JOINTS = (
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+)
+COCO_JOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+# AI Challenger order, with head_top written as CrowdPose's `head` (AIC head top ~ CrowdPose head).
+AIC_JOINTS = (
+    "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head", "neck",
+)
+
+# OKS sigmas per joint: the COCO values, and CrowdPose's [.79 .79 .72 .72 .62 .62 1.07 1.07 .87 .87 .89 .89
+# .79 .79] / 10 for its 14 joints (the limb joints have the same value in both tables).
+OKS_SIGMAS = {
+    "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "left_ear": 0.035, "right_ear": 0.035,
+    "left_shoulder": 0.079, "right_shoulder": 0.079, "left_elbow": 0.072, "right_elbow": 0.072,
+    "left_wrist": 0.062, "right_wrist": 0.062, "left_hip": 0.107, "right_hip": 0.107,
+    "left_knee": 0.087, "right_knee": 0.087, "left_ankle": 0.089, "right_ankle": 0.089,
+    "head": 0.079, "neck": 0.079,
+}
+
+OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)       # .50:.05:.95 (linspace, as the reference tools)
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+MAX_DETECTIONS = 20
+AREA_RANGES = {"all": (0.0, 1e5 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e5 ** 2)}
+CROWD_INDEX_EASY_BELOW = 0.2    # easy: crowdIndex < 0.2; medium: < 0.8; hard: >= 0.8
+CROWD_INDEX_HARD_FROM = 0.8
+CROWDPOSE_AREA_FACTOR = 0.53
+
+CROWDPOSE_METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
+COCO_METRIC_KEYS = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
+JOINT_MAP_CHOICES = ("auto", "none", "coco", "aic")
+
+
+def _canonical(name: str) -> str:
+    name = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    return "head" if name == "head_top" else name
+
+
+def crowd_stratum(crowd_index: float | None) -> str | None:
+    """'easy' / 'medium' / 'hard' for a CrowdPose crowdIndex (None when the image has none)."""
+    if crowd_index is None:
+        return None
+    if crowd_index < CROWD_INDEX_EASY_BELOW:
+        return "easy"
+    return "medium" if crowd_index < CROWD_INDEX_HARD_FROM else "hard"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: int
+    file_name: str
+    width: int | None
+    height: int | None
+    crowd_index: float | None = None
+
+    @property
+    def stratum(self) -> str | None:
+        return crowd_stratum(self.crowd_index)
+
+
+@dataclass
+class Annotations:
+    """A COCO-style keypoint annotation file (CrowdPose, COCO, AI Challenger), as arrays.
+
+    Per-person arrays are in file order (the order matters for tie-breaking in matching):
+    `keypoints (N, J, 3)` x, y, v; `bbox (N, 4)` x, y, w, h; `area (N,)` (NaN when the file has none);
+    `iscrowd (N,)` bool; `num_keypoints (N,)` (the field, or the count of v > 0 when absent).
+    """
+    path: str
+    images: list[ImageInfo]
+    joint_names: tuple[str, ...]
+    dataset: str                      # 'crowdpose' | 'coco' | 'aic' | 'unknown' (from the joint names)
+    category_id: int | None           # the keypoint (person) category; None when the file has no categories
+    image_id: np.ndarray
+    annotation_id: np.ndarray
+    keypoints: np.ndarray
+    bbox: np.ndarray
+    area: np.ndarray
+    iscrowd: np.ndarray
+    num_keypoints: np.ndarray
+    _by_id: dict = field(default_factory=dict, repr=False)
+    _by_name: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def has_crowd_index(self) -> bool:
+        return any(im.crowd_index is not None for im in self.images)
+
+    def image(self, image_id: int) -> ImageInfo:
+        return self._by_id[image_id]
+
+    def find_image(self, file_name: str) -> ImageInfo | None:
+        """The image whose file name (base name) is that of `file_name`; None if there is none."""
+        return self._by_name.get(os.path.basename(str(file_name).replace("\\", "/")))
+
+    def people(self, image_id: int) -> np.ndarray:
+        """Indices (into the per-person arrays) of the annotations of one image, in file order."""
+        return np.flatnonzero(self.image_id == image_id)
+
+
+def _read_json(path: str | os.PathLike, what: str):
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise LitePoseError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise LitePoseError(f"{path}: is a folder, not a {what} file") from None
+    except OSError as exc:
+        raise LitePoseError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LitePoseError(f"{path}: not a JSON {what} file ({exc})") from None
+
+
+def _number(value, path, where) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LitePoseError(f"{path}: {where} is {value!r}, expected a finite number")
+    return float(value)
+
+
+def _numbers(values, n, path, where) -> list[float]:
+    if not isinstance(values, list) or (n is not None and len(values) != n):
+        got = f"{len(values)} values" if isinstance(values, list) else type(values).__name__
+        raise LitePoseError(f"{path}: {where} has {got}, expected a list of {n} numbers")
+    return [_number(v, path, where) for v in values]
+
+
+def load_annotations(path: str | os.PathLike) -> Annotations:
+    """Read a COCO-style keypoint annotation file; errors name the file and the fault.
+
+    Only annotations of the keypoint category ("person") are kept. `crowdIndex` is read when present.
+    """
+    path = str(path)
+    data = _read_json(path, "annotation")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise LitePoseError(f"{path}: not a COCO-style annotation file (needs 'images' and 'annotations' lists)")
+    categories = [c for c in data.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
+    if len(categories) > 1:
+        raise LitePoseError(f"{path}: {len(categories)} keypoint categories; only one (person) is supported")
+    category_id = categories[0].get("id") if categories else None
+    names = tuple(_canonical(n) for n in categories[0]["keypoints"]) if categories else None
+
+    images, by_id, by_name = [], {}, {}
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not isinstance(im.get("id"), int) or isinstance(im.get("id"), bool) \
+                or not isinstance(im.get("file_name"), str):
+            raise LitePoseError(f"{path}: images[{i}] needs an integer 'id' and a 'file_name'")
+        ci = im.get("crowdIndex")
+        info = ImageInfo(id=im["id"], file_name=im["file_name"], width=im.get("width"), height=im.get("height"),
+                         crowd_index=None if ci is None else _number(ci, path, f"images[{i}].crowdIndex"))
+        if info.id in by_id:
+            raise LitePoseError(f"{path}: image id {info.id} appears twice")
+        images.append(info)
+        by_id[info.id] = info
+        base = os.path.basename(info.file_name.replace("\\", "/"))
+        by_name[base] = None if base in by_name else info      # None marks an ambiguous name
+
+    for i, a in enumerate(data["annotations"]):
+        if not isinstance(a, dict):
+            raise LitePoseError(f"{path}: annotations[{i}] is {type(a).__name__}, expected an object")
+    kept = [a for a in data["annotations"]
+            if category_id is None or a.get("category_id", category_id) == category_id]
+    num_joints = len(names) if names else None
+    if num_joints is None:
+        lengths = {len(a.get("keypoints") or []) for a in kept}
+        if len(lengths) != 1 or next(iter(lengths)) % 3 or not next(iter(lengths)):
+            raise LitePoseError(f"{path}: cannot tell the joint count (no category keypoint names and "
+                                f"keypoint lists of lengths {sorted(lengths)})")
+        num_joints = next(iter(lengths)) // 3
+        names = CROWDPOSE_JOINTS if num_joints == 14 else COCO_JOINTS if num_joints == 17 else \
+            tuple(f"joint_{j}" for j in range(num_joints))
+
+    n = len(kept)
+    keypoints = np.zeros((n, num_joints, 3))
+    bbox = np.zeros((n, 4))
+    area = np.full(n, np.nan)
+    iscrowd = np.zeros(n, bool)
+    num_kp = np.zeros(n, np.int64)
+    image_id = np.zeros(n, np.int64)
+    ann_id = np.zeros(n, np.int64)
+    for i, a in enumerate(kept):
+        where = f"annotation id {a.get('id', i)}"
+        if a.get("image_id") not in by_id:
+            raise LitePoseError(f"{path}: {where} refers to image id {a.get('image_id')!r}, not in 'images'")
+        keypoints[i] = np.asarray(_numbers(a.get("keypoints"), 3 * num_joints, path, f"{where} keypoints"),
+                                  float).reshape(num_joints, 3)
+        bbox[i] = _numbers(a.get("bbox"), 4, path, f"{where} bbox")
+        if a.get("area") is not None:
+            area[i] = _number(a["area"], path, f"{where} area")
+        iscrowd[i] = bool(a.get("iscrowd", 0))
+        nk = a.get("num_keypoints")
+        num_kp[i] = int(_number(nk, path, f"{where} num_keypoints")) if nk is not None \
+            else int(np.count_nonzero(keypoints[i, :, 2] > 0))
+        image_id[i] = a["image_id"]
+        ann_id[i] = a.get("id", i + 1)
+    if names == CROWDPOSE_JOINTS:
+        dataset = "crowdpose"
+    elif names == COCO_JOINTS:
+        dataset = "coco"
+    elif names == AIC_JOINTS:
+        dataset = "aic"
+    else:
+        dataset = "unknown"
+    return Annotations(path=path, images=images, joint_names=names, dataset=dataset, category_id=category_id,
+                       image_id=image_id,
+                       annotation_id=ann_id, keypoints=keypoints, bbox=bbox, area=area, iscrowd=iscrowd,
+                       num_keypoints=num_kp, _by_id=by_id,
+                       _by_name={k: v for k, v in by_name.items() if v is not None})
+
+
+@dataclass
+class Results:
+    """Predictions as arrays: `image_id (D,)`, `keypoints (D, J, 3)` x, y, score, `score (D,)`, file order."""
+    path: str
+    image_id: np.ndarray
+    keypoints: np.ndarray
+    score: np.ndarray
+    dropped_other_category: int = 0
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.keypoints.shape[1])
+
+
+def load_results(path: str | os.PathLike, annotations: Annotations) -> Results:
+    """Read `litepose predict` output (`image` = a path, matched to the annotations by file name) or COCO
+    results (`image_id`, `category_id`); both may be mixed. Every image must be in the annotation file."""
+    path = str(path)
+    data = _read_json(path, "results")
+    if not isinstance(data, list):
+        raise LitePoseError(f"{path}: expected a JSON list of predictions, got {type(data).__name__}")
+    cat_ids = {None, 1 if annotations.category_id is None else annotations.category_id}
+    ids, kps, scores, num_joints, dropped = [], [], [], None, 0
+    for i, r in enumerate(data):
+        if not isinstance(r, dict):
+            raise LitePoseError(f"{path}: entry {i} is {type(r).__name__}, expected an object")
+        if "image" in r:
+            info = annotations.find_image(r["image"]) if isinstance(r["image"], str) else None
+            if info is None:
+                raise LitePoseError(f"{path}: entry {i}: image {r['image']!r} is not (or not uniquely) "
+                                    f"in {annotations.path} (matched by file name)")
+            image_id = info.id
+        elif "image_id" in r:
+            image_id = r["image_id"]
+            if image_id not in annotations._by_id:
+                raise LitePoseError(f"{path}: entry {i}: image_id {image_id!r} is not in {annotations.path}")
+        else:
+            raise LitePoseError(f"{path}: entry {i} has neither 'image' nor 'image_id'")
+        if r.get("category_id") not in cat_ids:
+            dropped += 1
+            continue
+        flat = r.get("keypoints")
+        if not isinstance(flat, list) or not flat or len(flat) % 3:
+            got = f"{len(flat)} values" if isinstance(flat, list) else repr(flat)[:40]
+            raise LitePoseError(f"{path}: entry {i}: 'keypoints' has {got}, expected 3 x joints (x, y, score)")
+        if num_joints is None:
+            num_joints = len(flat) // 3
+        elif len(flat) != 3 * num_joints:
+            raise LitePoseError(f"{path}: entry {i}: 'keypoints' has {len(flat)} values, the entries before "
+                                f"have {3 * num_joints}")
+        kps.append(_numbers(flat, None, path, f"entry {i} keypoints"))
+        scores.append(_number(r.get("score"), path, f"entry {i} score"))
+        ids.append(image_id)
+    num_joints = num_joints or annotations.num_joints
+    return Results(path=path, image_id=np.asarray(ids, np.int64),
+                   keypoints=np.asarray(kps, float).reshape(len(kps), num_joints, 3),
+                   score=np.asarray(scores, float), dropped_other_category=dropped)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Joint maps and protocol
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str                       # 'crowdpose' | 'coco'
+    joint_map: str                  # 'none' | 'coco' | 'aic'
+    gt_joints: np.ndarray           # indices into the annotation joints
+    result_joints: np.ndarray       # indices into the result joints (same length)
+    joint_names: tuple[str, ...]
+    sigmas: np.ndarray
+    use_gt_area: bool               # COCO: the GT `area` field; CrowdPose: 0.53 * box
+    area_ranges: tuple[str, ...]
+
+
+def resolve_protocol(annotations: Annotations, result_joints: int, joint_map: str = "auto") -> Protocol:
+    """Choose protocol and joint correspondence; the protocol follows the annotation file."""
+    gt_names = annotations.joint_names
+    if joint_map not in JOINT_MAP_CHOICES:
+        raise LitePoseError(f"--joint-map {joint_map}: expected one of {', '.join(JOINT_MAP_CHOICES)}")
+    if joint_map == "auto":
+        if result_joints == annotations.num_joints and annotations.dataset != "aic":
+            joint_map = "none"
+        elif result_joints == 14 and annotations.dataset in ("coco", "aic"):
+            joint_map = annotations.dataset
+        else:
+            raise LitePoseError(f"{annotations.path}: results have {result_joints} joints, the annotations "
+                                f"{annotations.num_joints} ({annotations.dataset}); no joint map fits")
+    if joint_map == "none":
+        if result_joints != annotations.num_joints:
+            raise LitePoseError(f"{annotations.path}: results have {result_joints} joints, the annotations "
+                                f"{annotations.num_joints}; use --joint-map")
+        gt_idx = np.arange(annotations.num_joints)
+        res_idx = gt_idx
+    else:
+        expected = {"coco": COCO_JOINTS, "aic": AIC_JOINTS}[joint_map]
+        if gt_names != expected:
+            raise LitePoseError(f"{annotations.path}: --joint-map {joint_map} needs {joint_map.upper()} "
+                                f"annotations ({len(expected)} joints in that order); these are {annotations.dataset}")
+        if result_joints != 14:
+            raise LitePoseError(f"{annotations.path}: --joint-map {joint_map} scores 14-joint CrowdPose-order "
+                                f"results; these have {result_joints} joints")
+        pairs = [(gt_names.index(n), j) for j, n in enumerate(CROWDPOSE_JOINTS) if n in gt_names]
+        gt_idx = np.array([p[0] for p in pairs])
+        res_idx = np.array([p[1] for p in pairs])
+    names = tuple(gt_names[i] for i in gt_idx)
+    unknown = [n for n in names if n not in OKS_SIGMAS]
+    if unknown:
+        raise LitePoseError(f"{annotations.path}: no OKS sigma for joints {unknown}")
+    coco = annotations.num_joints == 17
+    return Protocol(name="coco" if coco else "crowdpose", joint_map=joint_map, gt_joints=gt_idx,
+                    result_joints=res_idx, joint_names=names,
+                    sigmas=np.array([OKS_SIGMAS[n] for n in names]), use_gt_area=coco,
+                    area_ranges=("all", "medium", "large") if coco else ("all",))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Core: OKS, per-image matching, accumulation
+
+def compute_oks(pred_xy: np.ndarray, gt_kp: np.ndarray, gt_bbox: np.ndarray, gt_area: np.ndarray,
+                sigmas: np.ndarray) -> np.ndarray:
+    """OKS matrix (D, G) between predictions `pred_xy (D, K, 2)` and GT `gt_kp (G, K, 3)` (x, y, v).
+
+    GT without labelled joints: distance of each predicted joint to the GT box enlarged to 3x (COCOeval).
+    """
+    var = (sigmas * 2) ** 2
+    vis = gt_kp[None, :, :, 2] > 0                                               # (1, G, K)
+    n_vis = vis.sum(-1)                                                           # (1, G)
+    xd, yd = pred_xy[:, None, :, 0], pred_xy[:, None, :, 1]                       # (D, 1, K)
+    x0, y0, w, h = (gt_bbox[None, :, i, None] for i in range(4))                 # (1, G, 1)
+    dx_box = np.maximum(0, (x0 - w) - xd) + np.maximum(0, xd - (x0 + 2 * w))
+    dy_box = np.maximum(0, (y0 - h) - yd) + np.maximum(0, yd - (y0 + 2 * h))
+    has = n_vis[..., None] > 0
+    dx = np.where(has, xd - gt_kp[None, :, :, 0], dx_box)
+    dy = np.where(has, yd - gt_kp[None, :, :, 1], dy_box)
+    e = (dx ** 2 + dy ** 2) / var / (gt_area[None, :, None] + np.spacing(1)) / 2
+    weight = np.where(has, vis, True)
+    return np.sum(np.exp(-e) * weight, -1) / np.maximum(weight.sum(-1), 1)
+
+
+def match_image(oks: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray,
+                thresholds: np.ndarray = OKS_THRESHOLDS) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy COCOeval matching of score-sorted predictions, all thresholds at once.
+
+    `oks (D, G)` with GT already ordered regular-first. Each prediction takes the best-OKS free GT
+    (>= threshold; ties -> the later GT) among the regular GT; only if there is none, among the ignored
+    ones. Crowd GT stay free. Returns `matched (T, D)` and `matched_ignored (T, D)` (matched an ignored GT).
+    """
+    n_det, n_gt = oks.shape
+    n_thr = len(thresholds)
+    matched = np.zeros((n_thr, n_det), bool)
+    matched_ignored = np.zeros((n_thr, n_det), bool)
+    if n_det == 0 or n_gt == 0:
+        return matched, matched_ignored
+    taken = np.zeros((n_thr, n_gt), bool)
+    limit = np.minimum(thresholds, 1 - 1e-10)[:, None]
+    rows = np.arange(n_thr)
+    for d in range(n_det):
+        ok = (~taken | gt_crowd) & (oks[d] >= limit)                               # (T, G)
+        for group in (~gt_ignore, gt_ignore):
+            cand = ok & group
+            hit = cand.any(1) & ~matched[:, d]
+            if not hit.any():
+                continue
+            vals = np.where(cand, oks[d], -np.inf)[:, ::-1]
+            best = n_gt - 1 - np.argmax(vals, 1)                                   # last index of the max
+            t = rows[hit]
+            taken[t, best[hit]] = True
+            matched[t, d] = True
+            matched_ignored[t, d] = gt_ignore[best[hit]]
+    return matched, matched_ignored
+
+
+def accumulate(scores: np.ndarray, matched: np.ndarray, ignored: np.ndarray, num_gt: int):
+    """Interpolated precision (T, R) at the 101 recall points and final recall (T,) (COCOeval.accumulate).
+
+    Inputs are the concatenation over images (in image-id order) of the per-image, score-sorted,
+    maxDets-cut predictions. Returns (None, None) when there is no regular GT.
+    """
+    if num_gt == 0:
+        return None, None
+    order = np.argsort(-scores, kind="mergesort")
+    matched, ignored = matched[:, order], ignored[:, order]
+    tp = np.cumsum(matched & ~ignored, 1, dtype=np.float64)
+    fp = np.cumsum(~matched & ~ignored, 1, dtype=np.float64)
+    n_thr, n_det = tp.shape
+    precision = np.zeros((n_thr, len(RECALL_POINTS)))
+    recall = np.zeros(n_thr)
+    if n_det == 0:
+        return precision, recall
+    rc = tp / num_gt
+    pr = tp / (fp + tp + np.spacing(1))
+    pr = np.maximum.accumulate(pr[:, ::-1], 1)[:, ::-1]                            # precision envelope
+    recall[:] = rc[:, -1]
+    for t in range(n_thr):
+        idx = np.searchsorted(rc[t], RECALL_POINTS, side="left")
+        ok = idx < n_det
+        precision[t, ok] = pr[t, idx[ok]]
+    return precision, recall
+
+
+@dataclass
+class _ImageEval:
+    scores: np.ndarray
+    oks: np.ndarray                  # (D, G), GT in file order
+    gt_ignore: np.ndarray            # protocol ignore (crowd / no keypoints)
+    gt_crowd: np.ndarray
+    gt_area: np.ndarray              # area used for the area ranges
+    det_area: np.ndarray
+
+
+def _prepare_images(annotations: Annotations, results: Results, protocol: Protocol) -> dict[int, _ImageEval]:
+    gt_kp_all = annotations.keypoints[:, protocol.gt_joints]
+    box_area = CROWDPOSE_AREA_FACTOR * annotations.bbox[:, 2] * annotations.bbox[:, 3]
+    if protocol.use_gt_area:
+        oks_area = np.where(np.isnan(annotations.area), box_area, annotations.area)
+    else:
+        oks_area = box_area
+    if protocol.joint_map == "none":
+        labelled = annotations.num_keypoints
+    else:
+        labelled = np.count_nonzero(gt_kp_all[:, :, 2] > 0, axis=1)
+    ignore_all = annotations.iscrowd | (labelled == 0)
+    res_xy = results.keypoints[:, protocol.result_joints, :2]
+
+    gt_by_image: dict[int, list[int]] = {}
+    for i, im in enumerate(annotations.image_id.tolist()):
+        gt_by_image.setdefault(im, []).append(i)
+    det_by_image: dict[int, list[int]] = {}
+    for i, im in enumerate(results.image_id.tolist()):
+        det_by_image.setdefault(im, []).append(i)
+
+    out = {}
+    for image_id in sorted(set(gt_by_image) | set(det_by_image)):
+        g = np.asarray(gt_by_image.get(image_id, []), np.int64)
+        d = np.asarray(det_by_image.get(image_id, []), np.int64)
+        if len(d):
+            d = d[np.argsort(-results.score[d], kind="mergesort")][:MAX_DETECTIONS]
+        xy = res_xy[d]
+        if len(d):
+            det_area = (xy[:, :, 0].max(1) - xy[:, :, 0].min(1)) * (xy[:, :, 1].max(1) - xy[:, :, 1].min(1))
+        else:
+            det_area = np.zeros(0)
+        oks = compute_oks(xy, gt_kp_all[g], annotations.bbox[g], oks_area[g], protocol.sigmas)
+        out[image_id] = _ImageEval(scores=results.score[d], oks=oks, gt_ignore=ignore_all[g],
+                                   gt_crowd=annotations.iscrowd[g], gt_area=oks_area[g], det_area=det_area)
+    return out
+
+
+def _evaluate_subset(images: dict[int, _ImageEval], image_ids, area_range: tuple[float, float]):
+    lo, hi = area_range
+    scores, matched, ignored, num_gt = [], [], [], 0
+    for image_id in sorted(image_ids):
+        ev = images.get(image_id)
+        if ev is None:
+            continue
+        gt_ignore = ev.gt_ignore | (ev.gt_area < lo) | (ev.gt_area > hi)
+        order = np.argsort(gt_ignore, kind="mergesort")
+        m, m_ign = match_image(ev.oks[:, order], gt_ignore[order], ev.gt_crowd[order])
+        outside = (ev.det_area < lo) | (ev.det_area > hi)
+        scores.append(ev.scores)
+        matched.append(m)
+        ignored.append(m_ign | (~m & outside[None, :]))
+        num_gt += int(np.count_nonzero(~gt_ignore))
+    if not scores:
+        return None, None
+    return accumulate(np.concatenate(scores), np.concatenate(matched, 1), np.concatenate(ignored, 1), num_gt)
+
+
+def _mean_or_none(values) -> float | None:
+    return None if values is None else float(np.mean(values))
+
+
+def evaluate_keypoints(annotations: Annotations, results: Results, joint_map: str = "auto") -> dict:
+    """All metrics of the annotation file's protocol, plus what was evaluated (protocol, joints, counts)."""
+    protocol = resolve_protocol(annotations, results.num_joints, joint_map)
+    images = _prepare_images(annotations, results, protocol)
+    all_ids = [im.id for im in annotations.images]
+    metrics: dict = {}
+    i50, i75 = 0, 5                                       # OKS_THRESHOLDS[0] = .50, [5] = .75
+    for rng in protocol.area_ranges:
+        precision, recall = _evaluate_subset(images, all_ids, AREA_RANGES[rng])
+        suffix = {"all": "", "medium": "_M", "large": "_L"}[rng]
+        metrics["AP" + suffix] = _mean_or_none(precision)
+        metrics["AR" + suffix] = _mean_or_none(recall)
+        if rng == "all":
+            metrics["AP50"] = None if precision is None else float(np.mean(precision[i50]))
+            metrics["AP75"] = None if precision is None else float(np.mean(precision[i75]))
+            metrics["AR50"] = None if recall is None else float(recall[i50])
+            metrics["AR75"] = None if recall is None else float(recall[i75])
+    if protocol.name == "crowdpose":
+        for stratum in ("easy", "medium", "hard"):
+            ids = [im.id for im in annotations.images if im.stratum == stratum]
+            precision, _ = _evaluate_subset(images, ids, AREA_RANGES["all"]) if ids else (None, None)
+            metrics[f"AP_{stratum}"] = None if precision is None else round(float(np.mean(precision)), 4)
+    keys = CROWDPOSE_METRIC_KEYS if protocol.name == "crowdpose" else COCO_METRIC_KEYS
+    ordered = {k: metrics[k] for k in keys}
+    scored = [e for e in images.values()]
+    return {
+        **ordered,
+        "protocol": protocol.name,
+        "joint_map": protocol.joint_map,
+        "joints": list(protocol.joint_names),
+        "num_images": len(annotations.images),
+        "num_people": int(sum(np.count_nonzero(~e.gt_ignore) for e in scored)),
+        "num_ignored_people": int(sum(np.count_nonzero(e.gt_ignore) for e in scored)),
+        "num_predictions": int(len(results.score)),
+        "num_predictions_scored": int(sum(len(e.scores) for e in scored)),
+        "annotations": annotations.path,
+        "results": results.path,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report and command
+
+def format_table(report: dict) -> str:
+    keys = CROWDPOSE_METRIC_KEYS if report["protocol"] == "crowdpose" else COCO_METRIC_KEYS
+    head = (f"{report['protocol']} protocol, {len(report['joints'])} joints (joint map {report['joint_map']}), "
+            f"{report['num_images']} images, {report['num_people']} people (+{report['num_ignored_people']} "
+            f"ignored), {report['num_predictions_scored']}/{report['num_predictions']} predictions scored")
+    lines = [head, f"{'metric':<10} {'value':>7}"]
+    for k in keys:
+        v = report[k]
+        lines.append(f"{k:<10} {'n/a' if v is None else f'{v:.4f}':>7}")
+    return "\n".join(lines)
+
+
+def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto") -> dict:
+    annotations = load_annotations(annotations_path)
+    results = load_results(results_path, annotations)
+    if results.dropped_other_category:
+        print(f"{results_path}: {results.dropped_other_category} predictions of another category skipped",
+              file=sys.stderr)
+    report = evaluate_keypoints(annotations, results, joint_map)
+    if json_path is not None:
+        with atomic_path(json_path) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return report
+
+
+@click.command("evaluate")
+@click.option("--annotations", "annotations_path", required=True, metavar="GT.json",
+              help="COCO-style keypoint annotations (CrowdPose, COCO or AI Challenger).")
+@click.option("--results", "results_path", required=True, metavar="OUT.json",
+              help="`litepose predict` output (matched by image file name) or COCO results (image_id).")
+@click.option("--json", "json_path", default=None, metavar="METRICS.json", help="Write the metrics here.")
+@click.option("--joint-map", type=click.Choice(JOINT_MAP_CHOICES), default="auto", show_default=True,
+              help="Score 14-joint CrowdPose-order results on COCO (12 limb joints) or AIC annotations.")
+def evaluate_command(annotations_path, results_path, json_path, joint_map):
+    """OKS keypoint AP/AR: the CrowdPose protocol (14 joints, with easy/medium/hard) or COCO (17 joints)."""
+    report = run_evaluate(annotations_path, results_path, json_path, joint_map)
+    click.echo(format_table(report))
