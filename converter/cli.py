@@ -67,3 +67,7 @@ def convert(checkpoint, arch, joints, input_size, precision, output, keras_path,
 from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)
 
 main.add_command(evaluate_command)
+
+from python_ref.predict import predict_command  # noqa: E402  (TensorFlow only inside --checkpoint)
+
+main.add_command(predict_command)

@@ -1,0 +1,240 @@
+"""Image -> poses, the pipeline behind `litepose predict`.
+
+Two model sources, one flow (preprocess -> network -> decode -> map back to the image):
+* `--model FILE.tflite` (`DeployedModel`): a deployed LiteRT file at its fixed input size, letterboxed
+  (python_ref.preprocess.letterbox); needs only python_ref. Default: fast decoder, no flip.
+* `--checkpoint PATH` (`CheckpointModel`): the float Keras network at the official per-image input size
+  with the official preprocessing, for parity with published numbers. TensorFlow is imported lazily, only
+  here. Default: official decoder with flip test.
+
+Flip test with any model = run it again on the W-flipped network input; the official decoder flips those
+outputs back and permutes the joints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import click
+import numpy as np
+
+from .errors import LitePoseError
+from .io_utils import atomic_path, write_bytes_atomic
+from .preprocess import letterbox, load_image_rgb, official_resize
+
+MODES = ("official", "fast")
+PERSON_SCORE_SHOWN = 0.1  # progress lines count and overlays draw people at or above this score
+
+
+class DeployedModel:
+    """A `.tflite` file following the model I/O contract, fed letterboxed uint8 RGB."""
+
+    default_mode, default_flip = "fast", False
+
+    def __init__(self, path, num_threads: int | None = None, joints: int | None = None):
+        from .runner import TFLiteRunner
+
+        self.runner = TFLiteRunner(path, num_threads=num_threads)
+        self.num_joints = self.runner.num_joints
+        if joints is not None and joints != self.num_joints:
+            raise LitePoseError(f"{path}: --joints {joints}, but the model has {self.num_joints} joints")
+        h, w = self.runner.input_hw
+        self.description = f"{Path(path).name} ({h}x{w} {self.runner.input_dtype.name} input, {self.num_joints} joints)"
+
+    def prepare(self, image_rgb: np.ndarray):
+        return letterbox(image_rgb, self.runner.input_hw)
+
+    def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
+        return self.runner(net_input)
+
+
+class CheckpointModel:
+    """An official checkpoint as a float Keras network, rebuilt for each official input size it meets."""
+
+    default_mode, default_flip = "official", True
+
+    def __init__(self, path, arch: str | None = None, joints: int | None = None, num_threads: int | None = None):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf  # lazy: only the checkpoint route needs TensorFlow
+
+        if num_threads is not None:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(num_threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # TensorFlow already initialised in this process (tests); keep its setting
+                pass
+        from converter.checkpoint import build_keras_from_checkpoint
+
+        self._build = build_keras_from_checkpoint
+        self.path, self.arch, self.joints = path, arch, joints
+        self._models: dict[tuple[int, int], object] = {}
+        self._weights = None
+        # The first build (at the variant's square size) reads the checkpoint once and tells the input size;
+        # other sizes reuse its weights (same layers, only the input shape differs).
+        model, self.info = build_keras_from_checkpoint(path, arch=arch, joints=joints)
+        self.input_size = int(self.info["arch"]["img_size"])
+        self.num_joints = int(self.info["num_joints"])
+        self._models[(self.input_size, self.input_size)] = model
+        self.description = f"{Path(path).name} ({self.info['arch_name']}, short side {self.input_size}, {self.num_joints} joints)"
+
+    def _model_for(self, hw: tuple[int, int]):
+        model = self._models.get(hw)
+        if model is None:
+            from converter.network import build_litepose
+
+            first = next(iter(self._models.values()))
+            model = build_litepose(self.info["arch"], self.num_joints, hw)
+            model.set_weights(first.get_weights())
+            self._models = {k: v for k, v in self._models.items() if v is first}  # keep memory bounded
+            self._models[hw] = model
+        return model
+
+    def prepare(self, image_rgb: np.ndarray):
+        return official_resize(image_rgb, self.input_size)
+
+    def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
+        model = self._model_for(tuple(net_input.shape[:2]))
+        out = model(net_input.astype(np.float32)[None], training=False)
+        return {name: np.asarray(out[name], np.float32)[0] for name in ("heatmaps_s4", "tags_s4", "heatmaps_s2")}
+
+
+def predict_image(model, image_rgb: np.ndarray, mode: str, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Poses (P, J, 3) float32 x, y, score in ORIGINAL image pixels and person scores (P,).
+
+    A joint with no detection has score 0 and x = y = 0.
+    """
+    from . import decoder, keypoints
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    net_input, transform = model.prepare(image_rgb)
+    outputs = model(net_input)
+    if mode == "official":
+        flip_outputs = model(np.ascontiguousarray(net_input[:, ::-1])) if flip else None
+        flip_index = keypoints.flip_index(model.num_joints) if flip else None
+        decoded = decoder.decode_official(outputs, flip_outputs=flip_outputs, flip_index=flip_index)
+    else:
+        if flip:
+            raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
+        decoded = decoder.decode_fast(outputs)
+    poses = np.asarray(decoded.poses, np.float32).reshape(-1, model.num_joints, 3)
+    scores = np.asarray(decoded.scores, np.float32).reshape(-1)
+    poses = transform.to_image(poses).astype(np.float32)
+    poses[poses[..., 2] <= 0, :2] = 0.0
+    return poses, scores
+
+
+def _short(value) -> float:
+    """float32 -> the shortest decimal that reads back to the same float32 (compact, lossless JSON)."""
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="0"))
+
+
+def result_entries(image: str, poses: np.ndarray, scores: np.ndarray) -> list[dict]:
+    """The `litepose predict` JSON entries of one image: one per person, in decoder order."""
+    return [{"image": image, "keypoints": [_short(v) for v in pose.reshape(-1)], "score": _short(score)}
+            for pose, score in zip(poses, scores)]
+
+
+def _overlay_names(images: list[str]) -> list[str]:
+    """`<stem>_pose.jpg`, with `-2`, `-3`... when two inputs share a stem."""
+    used: dict[str, int] = {}
+    names = []
+    for image in images:
+        stem = Path(image).stem or "image"
+        n = used.get(stem, 0) + 1
+        used[stem] = n
+        names.append(f"{stem}_pose.jpg" if n == 1 else f"{stem}-{n}_pose.jpg")
+    return names
+
+
+def run_predict(model, images: list[str], json_path, mode: str | None = None, flip: bool | None = None,
+                draw_dir=None, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Predict every image, write the JSON list atomically (nothing is written if any image fails) and
+    optionally one overlay per image into `draw_dir`. Returns the entries."""
+    mode = model.default_mode if mode is None else mode
+    flip = model.default_flip if flip is None else flip
+    if mode == "fast" and flip:
+        raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
+    if not images:
+        raise LitePoseError("no images given")
+    progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    json_path = Path(json_path)
+    if not json_path.parent.is_dir() and str(json_path.parent):
+        raise LitePoseError(f"{json_path}: the folder {json_path.parent} does not exist")
+    skeleton = None
+    if draw_dir is not None:
+        from . import keypoints
+
+        draw_dir = Path(draw_dir)
+        if draw_dir.exists() and not draw_dir.is_dir():
+            raise LitePoseError(f"{draw_dir}: --draw needs a folder, this is a file")
+        draw_dir.mkdir(parents=True, exist_ok=True)
+        skeleton = keypoints.skeleton(model.num_joints)
+    progress(f"{model.description}: {len(images)} image(s), {mode} decoder, flip {'on' if flip else 'off'}")
+    entries: list[dict] = []
+    for i, (image, overlay_name) in enumerate(zip(images, _overlay_names(images)), 1):
+        start = time.perf_counter()
+        rgb = load_image_rgb(image)
+        poses, scores = predict_image(model, rgb, mode, flip)
+        entries.extend(result_entries(str(image), poses, scores))
+        shown = int((scores >= PERSON_SCORE_SHOWN).sum())
+        line = (f"[{i}/{len(images)}] {image}: {len(scores)} people ({shown} with score >= {PERSON_SCORE_SHOWN}), "
+                f"{(time.perf_counter() - start) * 1000:.0f} ms")
+        if draw_dir is not None:
+            import cv2
+
+            from .draw import draw_poses
+
+            overlay = draw_poses(rgb, poses, scores, skeleton, min_person_score=PERSON_SCORE_SHOWN)
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if not ok:
+                raise LitePoseError(f"{draw_dir / overlay_name}: OpenCV cannot encode the overlay")
+            write_bytes_atomic(draw_dir / overlay_name, buf.tobytes())
+            line += f" -> {draw_dir / overlay_name}"
+        progress(line)
+    with atomic_path(json_path) as tmp:
+        Path(tmp).write_text(json.dumps(entries, separators=(",", ":")) + "\n", encoding="utf-8")
+    progress(f"wrote {len(entries)} people from {len(images)} image(s) to {json_path}")
+    return entries
+
+
+@click.command("predict")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--model", "model_path", default=None, metavar="FILE.tflite",
+              help="Deployed LiteRT model (letterboxed input; needs no TensorFlow).")
+@click.option("--checkpoint", default=None, metavar="PATH",
+              help="Official checkpoint: the float network at the official per-image input size (imports TensorFlow).")
+@click.option("--arch", default=None, help="With --checkpoint: XS|S|M|L|prune-S|prune-M|prune-L or an arch JSON "
+              "(default: detected from the checkpoint).")
+@click.option("--joints", type=click.Choice(["14", "17"]), default=None,
+              help="14 CrowdPose, 17 COCO (default: from the model / checkpoint).")
+@click.option("--flip/--no-flip", default=None,
+              help="Flip test (run the network on the mirrored input too). Default: on for --checkpoint, off for --model.")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="Decoder. Default: official for --checkpoint, fast for --model.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="CPU threads for the network.")
+@click.option("--json", "json_path", required=True, metavar="OUT.json",
+              help="Output: a JSON list, one entry per person {image, keypoints [x, y, score]*J, score}.")
+@click.option("--draw", "draw_dir", default=None, metavar="DIR", help="Also write one overlay per image into DIR.")
+def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, threads, json_path, draw_dir):
+    """Detect the poses in IMAGE... and write them, in original image pixels, to --json."""
+    if (model_path is None) == (checkpoint is None):
+        raise click.UsageError("give exactly one of --model FILE.tflite or --checkpoint PATH")
+    if model_path is not None and arch is not None:
+        raise click.UsageError("--arch applies to --checkpoint only (a .tflite model knows its architecture)")
+    if mode == "fast" and flip:
+        raise click.UsageError("--flip needs --mode official (the fast decoder has no flip test)")
+    joints = int(joints) if joints else None
+    if model_path is not None:
+        model = DeployedModel(model_path, num_threads=threads, joints=joints)
+    else:
+        click.echo(f"loading {checkpoint} (TensorFlow) ...", err=True)
+        model = CheckpointModel(checkpoint, arch=arch, joints=joints, num_threads=threads)
+    if flip and (mode or model.default_mode) == "fast":
+        raise click.UsageError("--flip needs --mode official (--model defaults to the fast decoder, which has no flip test)")
+    run_predict(model, list(images), json_path, mode=mode, flip=flip, draw_dir=draw_dir,
+                progress=lambda line: click.echo(line, err=True))
