@@ -1,0 +1,108 @@
+"""`litepose convert`: one command to a validated model + card; bad input fails in one line, no output."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from converter.cli import main
+
+
+def invoke(args):
+    result = CliRunner().invoke(main, args)
+    return result
+
+
+def _assert_one_line_error(result, *fragments):
+    text = result.output.strip()
+    assert result.exit_code != 0, text
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in text
+    error_lines = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, text
+    for fragment in fragments:
+        assert fragment in error_lines[0], text
+
+
+@pytest.fixture(scope="session")
+def xs_ckpt(shared_dir):
+    return shared_dir / "checkpoints" / "litepose-xs-crowdpose-random.pth"
+
+
+@pytest.mark.needs_shared
+def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
+    out = tmp_path / "models" / "xs.tflite"
+    out.parent.mkdir()
+    result = invoke(["convert", "--checkpoint", str(xs_ckpt), "--input-size", "128x192",
+                     "--precision", "fp32", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out.parent / "xs.json").read_text())
+    assert card["variant"] == "XS" and card["joints"] == 14 and card["input_size"] == "128x192"
+    assert card["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert card["checkpoint_sha256"] == hashlib.sha256(xs_ckpt.read_bytes()).hexdigest()
+    assert card["inputs"]["image"] == {"shape": [1, 128, 192, 3], "dtype": "float32", "scale": 0.0, "zero_point": 0}
+    assert card["outputs"]["tags_s4"]["shape"] == [1, 32, 48, 14]
+    assert card["validation_vs_keras"]["min_sqnr_db"] > 80
+    manifest = json.loads((out.parent / "manifest.json").read_text())
+    assert [m["file"] for m in manifest["models"]] == ["xs.tflite"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.json", "xs.json", "xs.tflite"]
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize("case", ["truncated", "not_a_checkpoint", "arch_mismatch", "wrong_joints",
+                                  "size_not_64", "missing_folder", "output_is_folder", "missing_checkpoint",
+                                  "int8_without_calibration", "bad_arch_name"])
+def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
+    ckpt = xs_ckpt
+    out = tmp_path / "out" / "model.tflite"
+    out.parent.mkdir()
+    extra, expect = [], []
+    if case == "truncated":
+        ckpt = tmp_path / "truncated.pth"
+        ckpt.write_bytes(xs_ckpt.read_bytes()[:100_000])
+        expect = ["truncated.pth"]
+    elif case == "not_a_checkpoint":
+        ckpt = tmp_path / "photo.pth"
+        ckpt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+        expect = ["photo.pth", "not a PyTorch checkpoint"]
+    elif case == "arch_mismatch":
+        extra, expect = ["--arch", "M"], ["does not fit", "looks like XS"]
+    elif case == "wrong_joints":
+        extra, expect = ["--joints", "17"], ["--joints 17", "14 joints"]
+    elif case == "size_not_64":
+        extra, expect = ["--input-size", "250x250"], ["--input-size", "multiples of 64"]
+    elif case == "missing_folder":
+        out = tmp_path / "nope" / "model.tflite"
+        expect = ["does not exist"]
+    elif case == "output_is_folder":
+        out = tmp_path / "out" / "dir.tflite"
+        out.mkdir()
+        expect = ["is a folder"]
+    elif case == "missing_checkpoint":
+        ckpt = tmp_path / "LitePose-Auto-M.pth.tar"
+        expect = ["LitePose-Auto-M.pth.tar", "checkpoint not found", "any checkpoint in the official format"]
+    elif case == "int8_without_calibration":
+        extra, expect = ["--precision", "int8"], ["--calib-images"]
+    elif case == "bad_arch_name":
+        extra, expect = ["--arch", "XXL"], ["--arch XXL"]
+    before = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
+    result = invoke(["convert", "--checkpoint", str(ckpt), "--output", str(out), "--input-size", "128x128", *extra]
+                    if case != "size_not_64" else
+                    ["convert", "--checkpoint", str(ckpt), "--output", str(out), *extra])
+    _assert_one_line_error(result, *expect)
+    after = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
+    assert after == before, f"left files behind: {set(after) - set(before)}"
+
+
+@pytest.mark.needs_shared
+def test_arch_json_file_is_accepted(xs_ckpt, tmp_path, shared_dir):
+    arch = tmp_path / "my-arch.json"
+    shutil.copy(shared_dir / "checkpoints" / "configs" / "search-XS.json", arch)
+    out = tmp_path / "xs.tflite"
+    result = invoke(["convert", "--checkpoint", str(xs_ckpt), "--arch", str(arch), "--input-size", "64x128",
+                     "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_suffix(".json").read_text())["variant"] == "XS"
