@@ -1,0 +1,30 @@
+package dev.litepose.posecore
+
+/**
+ * Parameters of the fast decoder; defaults are those of docs/fast-decoder.md (python_ref `FastDecoderParams`).
+ *
+ * @property detectionThreshold a peak is a candidate iff `value > detectionThreshold` (strict).
+ * @property tagThreshold a candidate joins a person iff `|tag - personTag| < tagThreshold` (strict).
+ * @property topK peaks per joint kept after NMS.
+ * @property maxNumPeople only the first N persons (creation order) take part in matching.
+ * @property nmsKernel max-pool window at half input resolution.
+ * @property adjust quarter-cell shift towards the larger neighbour.
+ * @property refine fill undetected joints from the peaks of that joint.
+ */
+data class DecoderParams(
+    val detectionThreshold: Float = 0.1f,
+    val tagThreshold: Float = 1.0f,
+    val topK: Int = 30,
+    val maxNumPeople: Int = 30,
+    val nmsKernel: Int = 3,
+    val adjust: Boolean = true,
+    val refine: Boolean = true,
+) {
+    init {
+        require(topK >= 1) { "topK must be >= 1, got $topK" }
+        require(maxNumPeople >= 1) { "maxNumPeople must be >= 1, got $maxNumPeople" }
+        require(nmsKernel >= 1 && nmsKernel % 2 == 1) { "nmsKernel must be odd and >= 1, got $nmsKernel" }
+        require(detectionThreshold.isFinite()) { "detectionThreshold must be finite, got $detectionThreshold" }
+        require(tagThreshold.isFinite()) { "tagThreshold must be finite, got $tagThreshold" }
+    }
+}

@@ -1,0 +1,322 @@
+package dev.litepose.posecore
+
+import kotlin.math.abs
+import kotlin.math.max
+import kotlin.math.min
+
+/**
+ * The fast bottom-up decoder of docs/fast-decoder.md (python_ref `decode_fast`): aggregate at half
+ * input resolution, NMS, top-k, match by tag (Hungarian), adjust, score, refine.
+ *
+ * Arithmetic follows the spec's float32/float64 rules literally so that INT8 outputs, full of exact
+ * ties, decode to the same people as the Python reference. An instance reuses scratch buffers between
+ * calls: use one decoder per thread.
+ */
+class FastDecoder(val params: DecoderParams = DecoderParams()) {
+
+    /** One NMS peak of one joint: half-resolution cell, aggregated value, upsampled tag. */
+    private class Peak(val x: Int, val y: Int, val value: Float, val tag: Float)
+
+    private class JointPeaks(val candidates: List<Peak>, val refine: List<Peak>)
+
+    /** A person under construction: J × (cell x, cell y, value); value 0 = not detected. */
+    private class Group(joints: Int) {
+        val cellX = IntArray(joints)
+        val cellY = IntArray(joints)
+        val value = FloatArray(joints)
+        var tagSum = 0.0
+        var tagCount = 0
+        val tag: Double get() = tagSum / tagCount
+
+        fun set(joint: Int, peak: Peak) {
+            cellX[joint] = peak.x
+            cellY[joint] = peak.y
+            value[joint] = peak.value
+        }
+    }
+
+    private var det = FloatArray(0)
+    private var rowScratch = FloatArray(0)
+    private var poolScratch = FloatArray(0)
+    private var pooledScratch = FloatArray(0)
+
+    /**
+     * Decodes one image.
+     *
+     * @param heatmapsS4 `[h4, w4, joints]` float32, NHWC flattened (batch dropped), dequantised.
+     * @param tagsS4 `[h4, w4, joints]`, same layout.
+     * @param heatmapsS2 `[2*h4, 2*w4, joints]`, same layout.
+     * @return persons in creation order, keypoints in model-input pixels (corner convention); nothing
+     *   is filtered out, callers filter by score.
+     */
+    fun decode(
+        heatmapsS4: FloatArray,
+        tagsS4: FloatArray,
+        heatmapsS2: FloatArray,
+        h4: Int,
+        w4: Int,
+        joints: Int,
+    ): List<Person> {
+        require(h4 > 0 && w4 > 0 && joints > 0) { "empty output shape h4=$h4 w4=$w4 joints=$joints" }
+        val h2 = 2 * h4
+        val w2 = 2 * w4
+        require(heatmapsS4.size == h4 * w4 * joints) {
+            "heatmaps_s4 has ${heatmapsS4.size} values, expected $h4*$w4*$joints"
+        }
+        require(tagsS4.size == h4 * w4 * joints) { "tags_s4 has ${tagsS4.size} values, expected $h4*$w4*$joints" }
+        require(heatmapsS2.size == h2 * w2 * joints) {
+            "heatmaps_s2 has ${heatmapsS2.size} values, expected $h2*$w2*$joints"
+        }
+
+        aggregate(heatmapsS4, heatmapsS2, h4, w4, joints)
+        val peaks = Array(joints) { j -> jointPeaks(j, h2, w2, tagsS4, h4, w4, joints) }
+        val groups = matchByTag(Array(joints) { peaks[it].candidates }, joints)
+        val plane = h2 * w2
+
+        val people = ArrayList<Person>(groups.size)
+        for (group in groups) {
+            // Score: mean of the J values (float64, joint index order), taken before refine.
+            var sum = 0.0
+            for (j in 0 until joints) sum += group.value[j].toDouble()
+            val score = (sum / joints).toFloat()
+
+            val keypoints = Array(joints) { j ->
+                if (group.value[j] > 0f) adjusted(group.cellX[j], group.cellY[j], group.value[j], j * plane, h2, w2)
+                else UNDETECTED
+            }
+            if (params.refine && group.tagCount > 0) {
+                refine(group, keypoints, h2, w2) { j -> peaks[j].refine }
+            }
+            people.add(Person(keypoints.asList(), score))
+        }
+        return people
+    }
+
+    /** det[j][y, x] = 0.5f * (up2(heatmaps_s4) + heatmaps_s2), planar per joint, non-finite -> 0. */
+    private fun aggregate(hm4: FloatArray, hm2: FloatArray, h4: Int, w4: Int, joints: Int) {
+        val h2 = 2 * h4
+        val w2 = 2 * w4
+        val plane = h2 * w2
+        if (det.size < joints * plane) det = FloatArray(joints * plane)
+        if (rowScratch.size < h4 * w2) rowScratch = FloatArray(h4 * w2)
+        val rows = rowScratch
+        for (j in 0 until joints) {
+            // Pass 1: along x for every input row.
+            for (iy in 0 until h4) {
+                val base = iy * w4
+                for (ox in 0 until w2) rows[iy * w2 + ox] = upsampleX(hm4, base, w4, joints, j, ox)
+            }
+            // Pass 2: along y on those rows, then average with the stride-2 map.
+            val out = j * plane
+            for (oy in 0 until h2) {
+                val iy = oy shr 1
+                val even = (oy and 1) == 0
+                val other = if (even) max(iy - 1, 0) else min(iy + 1, h4 - 1)
+                val rowA = iy * w2
+                val rowB = other * w2
+                for (ox in 0 until w2) {
+                    val up = blend(even, rows[rowB + ox], rows[rowA + ox])
+                    val s2 = finite(hm2[(oy * w2 + ox) * joints + j])
+                    det[out + oy * w2 + ox] = 0.5f * (up + s2)
+                }
+            }
+        }
+    }
+
+    /**
+     * The NMS peaks of joint j, by value descending then flat index ascending (step 4 order):
+     * `candidates` = those with det > detection_threshold, `refine` = those with det > 0, each cut to top_k.
+     * Both are prefixes of one sorted list. Each peak carries the upsampled tag at its cell.
+     */
+    private fun jointPeaks(j: Int, h2: Int, w2: Int, tags: FloatArray, h4: Int, w4: Int, joints: Int): JointPeaks {
+        val plane = h2 * w2
+        val base = j * plane
+        val pooled = maxPool(base, h2, w2)
+        val threshold = params.detectionThreshold
+        val floor = min(threshold, 0f)
+        var keys = LongArray(64)
+        var count = 0
+        for (p in 0 until plane) {
+            val value = det[base + p]
+            if (value > floor && value == pooled[p]) {
+                if (count == keys.size) keys = keys.copyOf(count * 2)
+                keys[count++] = sortKey(value, p)
+            }
+        }
+        keys.sort(0, count)
+        val peaks = ArrayList<Peak>(min(count, params.topK + 1))
+        fun peakAt(k: Int): Peak {
+            if (k < peaks.size) return peaks[k]
+            val p = (keys[k] and 0x7fffffffL).toInt()
+            val x = p % w2
+            val y = p / w2
+            return Peak(x, y, det[base + p], upsampledAt(tags, h4, w4, joints, j, x, y)).also { peaks.add(it) }
+        }
+        fun prefix(limit: Float): List<Peak> {
+            val out = ArrayList<Peak>()
+            var k = 0
+            while (k < count && out.size < params.topK) {
+                val peak = peakAt(k)
+                if (!(peak.value > limit)) break
+                out.add(peak)
+                k++
+            }
+            return out
+        }
+        return JointPeaks(prefix(threshold), prefix(0f))
+    }
+
+    /** nms_kernel × nms_kernel max-pool of one det plane (stride 1, -inf padding); separable, so exact. */
+    private fun maxPool(base: Int, h2: Int, w2: Int): FloatArray {
+        val plane = h2 * w2
+        if (poolScratch.size < plane) poolScratch = FloatArray(plane)
+        if (pooledScratch.size < plane) pooledScratch = FloatArray(plane)
+        val pad = params.nmsKernel / 2
+        val horizontal = poolScratch
+        for (y in 0 until h2) {
+            val row = base + y * w2
+            for (x in 0 until w2) {
+                var m = Float.NEGATIVE_INFINITY
+                for (xx in max(x - pad, 0)..min(x + pad, w2 - 1)) m = max(m, det[row + xx])
+                horizontal[y * w2 + x] = m
+            }
+        }
+        val pooled = pooledScratch
+        for (y in 0 until h2) {
+            for (x in 0 until w2) {
+                var m = Float.NEGATIVE_INFINITY
+                for (yy in max(y - pad, 0)..min(y + pad, h2 - 1)) m = max(m, horizontal[yy * w2 + x])
+                pooled[y * w2 + x] = m
+            }
+        }
+        return pooled
+    }
+
+    /** Step 5: greedy joint-by-joint grouping with a min-cost assignment per joint. */
+    private fun matchByTag(candidates: Array<List<Peak>>, joints: Int): List<Group> {
+        val groups = ArrayList<Group>()
+        for (j in visitingOrder(joints)) {
+            val peaks = candidates[j]
+            if (peaks.isEmpty()) continue
+            if (groups.isEmpty()) {
+                for (peak in peaks) groups.add(newGroup(joints, j, peak))
+                continue
+            }
+            val active = min(groups.size, params.maxNumPeople)
+            val rows = peaks.size
+            val cols = max(rows, active)
+            val dist = DoubleArray(rows * active)
+            val cost = DoubleArray(rows * cols) { PADDING_COST }
+            for (r in 0 until rows) {
+                val tag = peaks[r].tag.toDouble()
+                val value = peaks[r].value.toDouble()
+                for (c in 0 until active) {
+                    val d = abs(tag - groups[c].tag)
+                    dist[r * active + c] = d
+                    cost[r * cols + c] = Math.rint(d) * 100.0 - value
+                }
+            }
+            val colForRow = LinearSumAssignment.solve(cost, rows, cols)
+            for (r in 0 until rows) {
+                val c = colForRow[r]
+                if (c < active && dist[r * active + c] < params.tagThreshold) {
+                    val group = groups[c]
+                    group.set(j, peaks[r])
+                    group.tagSum += peaks[r].tag.toDouble()
+                    group.tagCount += 1
+                } else {
+                    groups.add(newGroup(joints, j, peaks[r]))
+                }
+            }
+        }
+        return groups
+    }
+
+    private fun newGroup(joints: Int, j: Int, peak: Peak): Group =
+        Group(joints).also {
+            it.set(j, peak)
+            it.tagSum = peak.tag.toDouble()
+            it.tagCount = 1
+        }
+
+    /** Step 8: fill each undetected joint with the peak that best fits the person's mean tag. */
+    private inline fun refine(
+        group: Group, keypoints: Array<Keypoint>, h2: Int, w2: Int, peaksOf: (Int) -> List<Peak>,
+    ) {
+        val meanTag = group.tag
+        for (j in keypoints.indices) {
+            if (group.value[j] != 0f) continue
+            val peaks = peaksOf(j)
+            var best: Peak? = null
+            var bestScore = Double.NEGATIVE_INFINITY
+            for (peak in peaks) {
+                val s = peak.value.toDouble() - Math.rint(abs(peak.tag.toDouble() - meanTag))
+                if (best == null || s > bestScore) {
+                    best = peak
+                    bestScore = s
+                }
+            }
+            if (best != null) keypoints[j] = adjusted(best.x, best.y, best.value, j * h2 * w2, h2, w2)
+        }
+    }
+
+    /** Steps 6 and 8: position in model-input pixels, shifted a quarter cell towards the larger neighbour. */
+    private fun adjusted(x: Int, y: Int, value: Float, base: Int, h2: Int, w2: Int): Keypoint {
+        var dx = 0f
+        var dy = 0f
+        if (params.adjust) {
+            dx = if (det[base + y * w2 + min(x + 1, w2 - 1)] > det[base + y * w2 + max(x - 1, 0)]) 0.25f else -0.25f
+            dy = if (det[base + min(y + 1, h2 - 1) * w2 + x] > det[base + max(y - 1, 0) * w2 + x]) 0.25f else -0.25f
+        }
+        return Keypoint(2f * (x.toFloat() + 0.5f + dx), 2f * (y.toFloat() + 0.5f + dy), value)
+    }
+
+    companion object {
+        private const val PADDING_COST = 1e10
+        private val UNDETECTED = Keypoint(0f, 0f, 0f)
+        private val CROWDPOSE_ORDER = intArrayOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)
+        private val COCO_ORDER = intArrayOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
+
+        /** Joint visiting order of the official grouping (CrowdPose J=14, COCO J=17, else 0..J-1). */
+        fun visitingOrder(joints: Int): IntArray = when (joints) {
+            14 -> CROWDPOSE_ORDER.copyOf()
+            17 -> COCO_ORDER.copyOf()
+            else -> IntArray(joints) { it }
+        }
+
+        private fun finite(v: Float): Float = if (v.isFinite()) v else 0f
+
+        /** 1-D ×2 bilinear weights: even o -> 0.25*v[i-1] + 0.75*v[i]; odd o -> 0.75*v[i] + 0.25*v[i+1]. */
+        private fun blend(even: Boolean, neighbour: Float, centre: Float): Float =
+            if (even) 0.25f * neighbour + 0.75f * centre else 0.75f * centre + 0.25f * neighbour
+
+        /** Horizontal pass at output column ox of one input row (row base = iy * w4). */
+        private fun upsampleX(src: FloatArray, rowBase: Int, w4: Int, joints: Int, j: Int, ox: Int): Float {
+            val ix = ox shr 1
+            val even = (ox and 1) == 0
+            val other = if (even) max(ix - 1, 0) else min(ix + 1, w4 - 1)
+            return blend(even, finite(src[(rowBase + other) * joints + j]), finite(src[(rowBase + ix) * joints + j]))
+        }
+
+        /** up2(src)[oy, ox, j], bit-identical to the full two-pass upsampling. */
+        internal fun upsampledAt(src: FloatArray, h4: Int, w4: Int, joints: Int, j: Int, ox: Int, oy: Int): Float {
+            val iy = oy shr 1
+            val even = (oy and 1) == 0
+            val other = if (even) max(iy - 1, 0) else min(iy + 1, h4 - 1)
+            val centre = upsampleX(src, iy * w4, w4, joints, j, ox)
+            val neighbour = upsampleX(src, other * w4, w4, joints, j, ox)
+            return blend(even, neighbour, centre)
+        }
+
+        /**
+         * Sort key: value descending, then flat index ascending, as one ascending long.
+         * The float's bits are mapped to a monotone int (-0 folded onto +0).
+         */
+        private fun sortKey(value: Float, flatIndex: Int): Long {
+            val bits = (value + 0f).toRawBits()
+            val monotone = bits xor ((bits shr 31) and 0x7fffffff)
+            val descending = Int.MAX_VALUE.toLong() - monotone.toLong() // 0 .. 2^32-1
+            return (descending shl 31) or flatIndex.toLong()
+        }
+    }
+}
