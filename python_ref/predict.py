@@ -115,7 +115,7 @@ def predict_image(model, image_rgb: np.ndarray, mode: str, flip: bool) -> tuple[
     outputs = model(net_input)
     if mode == "official":
         flip_outputs = model(np.ascontiguousarray(net_input[:, ::-1])) if flip else None
-        flip_index = keypoints.flip_index(model.num_joints) if flip else None
+        flip_index = keypoints.dataset_for_joints(model.num_joints).flip_index if flip else None
         decoded = decoder.decode_official(outputs, flip_outputs=flip_outputs, flip_index=flip_index)
     else:
         if flip:
@@ -173,7 +173,10 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
         if draw_dir.exists() and not draw_dir.is_dir():
             raise LitePoseError(f"{draw_dir}: --draw needs a folder, this is a file")
         draw_dir.mkdir(parents=True, exist_ok=True)
-        skeleton = keypoints.skeleton(model.num_joints)
+        try:
+            skeleton = keypoints.dataset_for_joints(model.num_joints).skeleton
+        except LitePoseError:  # an unknown joint layout: draw the joints without limbs
+            skeleton = ()
     progress(f"{model.description}: {len(images)} image(s), {mode} decoder, flip {'on' if flip else 'off'}")
     entries: list[dict] = []
     for i, (image, overlay_name) in enumerate(zip(images, _overlay_names(images)), 1):
@@ -226,15 +229,15 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         raise click.UsageError("give exactly one of --model FILE.tflite or --checkpoint PATH")
     if model_path is not None and arch is not None:
         raise click.UsageError("--arch applies to --checkpoint only (a .tflite model knows its architecture)")
-    if mode == "fast" and flip:
-        raise click.UsageError("--flip needs --mode official (the fast decoder has no flip test)")
+    default_mode = "fast" if model_path is not None else "official"
+    if flip and (mode or default_mode) == "fast":
+        raise click.UsageError("--flip needs --mode official (the fast decoder has no flip test; "
+                               "--model defaults to it)")
     joints = int(joints) if joints else None
     if model_path is not None:
         model = DeployedModel(model_path, num_threads=threads, joints=joints)
     else:
         click.echo(f"loading {checkpoint} (TensorFlow) ...", err=True)
         model = CheckpointModel(checkpoint, arch=arch, joints=joints, num_threads=threads)
-    if flip and (mode or model.default_mode) == "fast":
-        raise click.UsageError("--flip needs --mode official (--model defaults to the fast decoder, which has no flip test)")
     run_predict(model, list(images), json_path, mode=mode, flip=flip, draw_dir=draw_dir,
                 progress=lambda line: click.echo(line, err=True))
