@@ -151,6 +151,27 @@ def _overlay_names(images: list[str]) -> list[str]:
     return names
 
 
+def check_images(images) -> None:
+    """Fail before any slow work if an input is missing or a folder (decoding errors come per image)."""
+    if not images:
+        raise LitePoseError("no images given")
+    for image in images:
+        path = Path(image)
+        if path.is_dir():
+            raise LitePoseError(f"{image}: is a folder, not an image file")
+        if not path.is_file():
+            raise LitePoseError(f"{image}: no such image file")
+
+
+def check_json_path(json_path) -> Path:
+    json_path = Path(json_path)
+    if json_path.is_dir():
+        raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
+    if not json_path.parent.is_dir():
+        raise LitePoseError(f"{json_path}: the folder {json_path.parent} does not exist")
+    return json_path
+
+
 def run_predict(model, images: list[str], json_path, mode: str | None = None, flip: bool | None = None,
                 draw_dir=None, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Predict every image, write the JSON list atomically (nothing is written if any image fails) and
@@ -159,12 +180,9 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     flip = model.default_flip if flip is None else flip
     if mode == "fast" and flip:
         raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
-    if not images:
-        raise LitePoseError("no images given")
+    check_images(images)
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    json_path = Path(json_path)
-    if not json_path.parent.is_dir() and str(json_path.parent):
-        raise LitePoseError(f"{json_path}: the folder {json_path.parent} does not exist")
+    json_path = check_json_path(json_path)
     skeleton = None
     if draw_dir is not None:
         from . import keypoints
@@ -172,7 +190,10 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
         draw_dir = Path(draw_dir)
         if draw_dir.exists() and not draw_dir.is_dir():
             raise LitePoseError(f"{draw_dir}: --draw needs a folder, this is a file")
-        draw_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            draw_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
         try:
             skeleton = keypoints.dataset_for_joints(model.num_joints).skeleton
         except LitePoseError:  # an unknown joint layout: draw the joints without limbs
@@ -234,6 +255,8 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         raise click.UsageError("--flip needs --mode official (the fast decoder has no flip test; "
                                "--model defaults to it)")
     joints = int(joints) if joints else None
+    check_images(images)
+    check_json_path(json_path)
     if model_path is not None:
         model = DeployedModel(model_path, num_threads=threads, joints=joints)
     else:

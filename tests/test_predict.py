@@ -238,10 +238,18 @@ def test_cli_needs_exactly_one_model_source(tmp_path):
     assert r.exit_code == 2 and "--mode official" in r.output, _dump(r)
 
 
-def test_cli_missing_model_is_one_line_error(tmp_path):
-    r = invoke(["predict", "x.jpg", "--model", tmp_path / "none.tflite", "--json", tmp_path / "o.json"])
+def test_cli_missing_model_or_image_is_one_line_error(tmp_path):
+    img = tmp_path / "x.png"
+    cv2.imwrite(str(img), np.zeros((8, 8, 3), np.uint8))
+    r = invoke(["predict", img, "--model", tmp_path / "none.tflite", "--json", tmp_path / "o.json"])
     assert r.exit_code == 1, _dump(r)
     assert "none.tflite" in r.output and "Traceback" not in r.output
+    # a missing image is reported before any model is loaded (that could take seconds)
+    r = invoke(["predict", img, tmp_path / "gone.jpg", "--model", tmp_path / "none.tflite",
+                "--json", tmp_path / "o.json"])
+    assert r.exit_code == 1 and "gone.jpg: no such image file" in r.output, _dump(r)
+    r = invoke(["predict", img, "--model", tmp_path / "none.tflite", "--json", tmp_path])
+    assert r.exit_code == 1 and "folder" in r.output, _dump(r)
     assert not (tmp_path / "o.json").exists()
 
 
