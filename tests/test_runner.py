@@ -47,7 +47,10 @@ def _images(n, seed):
 def _convert(model, kind):
     import tensorflow as tf
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if kind != "fp32":
+    if kind == "fp16":  # float16 weights, float32 I/O
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif kind != "fp32":
         def representative():
             for img in _images(16, seed=11):
                 yield [img.astype(np.float32)[None]]
@@ -65,7 +68,7 @@ def tiny_models(tmp_path_factory):
     model = _tiny_keras_model()
     folder = tmp_path_factory.mktemp("tiny tflite")  # a space in the path on purpose
     paths = {}
-    for kind in ("fp32", "int8-uint8in", "int8-int8in"):
+    for kind in ("fp32", "fp16", "int8-uint8in", "int8-int8in"):
         paths[kind] = folder / f"tiny-{kind}.tflite"
         paths[kind].write_bytes(_convert(model, kind))
     wrong = folder / "tiny-wrong-names.tflite"
@@ -92,6 +95,19 @@ def test_fp32_runner_matches_keras(tiny_models):
             np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5, err_msg=name)
     # the three outputs are really different tensors (a name mix-up would pass a shape check)
     assert got["tags_s4"].std() > 5 * got["heatmaps_s4"].std()
+
+
+def test_fp16_runner_matches_keras_to_half_precision(tiny_models):
+    model, paths = tiny_models
+    runner = TFLiteRunner(paths["fp16"])
+    assert runner.input_dtype == np.float32
+    assert Path(paths["fp16"]).stat().st_size < Path(paths["fp32"]).stat().st_size
+    img = _images(1, seed=6)[0]
+    got, ref = runner(img), _keras_outputs(model, img)
+    for name in OUTPUT_NAMES:
+        assert got[name].dtype == np.float32
+        scale = float(np.abs(ref[name]).max())
+        np.testing.assert_allclose(got[name], ref[name], rtol=0, atol=5e-3 * scale, err_msg=name)
 
 
 @pytest.mark.parametrize("kind, dtype, zero_point", [("int8-uint8in", np.uint8, 0), ("int8-int8in", np.int8, -128)])
