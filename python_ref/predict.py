@@ -69,10 +69,7 @@ class CheckpointModel:
                 pass
         from converter.checkpoint import build_keras_from_checkpoint
 
-        self._build = build_keras_from_checkpoint
-        self.path, self.arch, self.joints = path, arch, joints
         self._models: dict[tuple[int, int], object] = {}
-        self._weights = None
         # The first build (at the variant's square size) reads the checkpoint once and tells the input size;
         # other sizes reuse its weights (same layers, only the input shape differs).
         model, self.info = build_keras_from_checkpoint(path, arch=arch, joints=joints)
@@ -111,6 +108,8 @@ def predict_image(model, image_rgb: np.ndarray, mode: str, flip: bool) -> tuple[
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if flip and mode == "fast":
+        raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
     net_input, transform = model.prepare(image_rgb)
     outputs = model(net_input)
     if mode == "official":
@@ -118,8 +117,6 @@ def predict_image(model, image_rgb: np.ndarray, mode: str, flip: bool) -> tuple[
         flip_index = keypoints.dataset_for_joints(model.num_joints).flip_index if flip else None
         decoded = decoder.decode_official(outputs, flip_outputs=flip_outputs, flip_index=flip_index)
     else:
-        if flip:
-            raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
         decoded = decoder.decode_fast(outputs)
     poses = np.asarray(decoded.poses, np.float32).reshape(-1, model.num_joints, 3)
     scores = np.asarray(decoded.scores, np.float32).reshape(-1)
