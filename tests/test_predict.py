@@ -3,7 +3,6 @@ overlays, CLI errors, and (slow) the real LitePose-M checkpoint against the offi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
