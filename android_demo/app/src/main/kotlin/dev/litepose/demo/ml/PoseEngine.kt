@@ -1,0 +1,72 @@
+package dev.litepose.demo.ml
+
+import android.content.Context
+import dev.litepose.demo.data.InferenceSettings
+import dev.litepose.posecore.FastDecoder
+import dev.litepose.posecore.PosePipeline
+import dev.litepose.posecore.PoseResult
+import java.io.FileInputStream
+import java.nio.ByteBuffer
+import java.nio.channels.FileChannel
+
+/**
+ * Owns the current model and posecore [PosePipeline] and swaps them when the settings change, closing the old
+ * interpreter. Every method must be called on the one analysis thread (the camera frames arrive there too), so
+ * no lock is needed and a frame never sees a half-built model.
+ */
+class PoseEngine(private val context: Context, val catalog: ModelCatalog) : AutoCloseable {
+    private var model: LiteRtPoseModel? = null
+    private var pipeline: PosePipeline? = null
+
+    var settings: InferenceSettings? = null
+        private set
+
+    val status: AcceleratorStatus? get() = model?.status
+    val spec: ModelSpec? get() = model?.spec
+    val ready: Boolean get() = pipeline != null
+
+    /**
+     * Applies `new`: rebuilds the interpreter only if model, accelerator or threads changed, the decoder always.
+     * Returns the accelerator status if the interpreter was rebuilt, else null. On failure no model is active.
+     */
+    fun apply(new: InferenceSettings): AcceleratorStatus? {
+        require(new.modelIndex in catalog.models.indices) { "no bundled model #${new.modelIndex}" }
+        val old = settings
+        var rebuilt: AcceleratorStatus? = null
+        var current = model
+        if (current == null || old == null || old.needsNewInterpreter(new)) {
+            current?.close()
+            model = null
+            pipeline = null
+            settings = null
+            val spec = catalog.models[new.modelIndex]
+            current = LiteRtPoseModel.create(mapAsset(spec.asset), spec, new.accelerator, new.threads)
+            model = current
+            rebuilt = current.status
+        }
+        pipeline = PosePipeline(current, FastDecoder(new.decoderParams), new.minPersonScore)
+        settings = new
+        return rebuilt
+    }
+
+    /** One ARGB frame (sensor orientation) through pre-processing, inference and decoding. */
+    fun process(frame: IntArray, width: Int, height: Int, rotationDegrees: Int): PoseResult {
+        val p = pipeline ?: throw IllegalStateException("no model loaded")
+        return p.process(frame, width, height, rotationDegrees)
+    }
+
+    override fun close() {
+        model?.close()
+        model = null
+        pipeline = null
+        settings = null
+    }
+
+    /** Memory-maps an uncompressed asset (the build stores .tflite files uncompressed: noCompress). */
+    private fun mapAsset(asset: String): ByteBuffer =
+        context.assets.openFd(asset).use { fd ->
+            FileInputStream(fd.fileDescriptor).use { stream ->
+                stream.channel.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
+            }
+        }
+}
