@@ -1,5 +1,5 @@
-import dev.litepose.build.ModelBundleException
-import dev.litepose.build.ModelBundler
+import dev.litepose.buildlogic.ModelBundleException
+import dev.litepose.buildlogic.ModelBundler
 import org.jetbrains.kotlin.gradle.dsl.JvmTarget
 
 plugins {

@@ -1,8 +1,8 @@
 package dev.litepose.check
 
-import dev.litepose.build.ModelBundler
-import dev.litepose.build.ModelEntry
-import dev.litepose.build.SyntheticStill
+import dev.litepose.buildlogic.ModelBundler
+import dev.litepose.buildlogic.ModelEntry
+import dev.litepose.buildlogic.SyntheticStill
 import dev.litepose.demo.data.Ppm
 import dev.litepose.demo.ml.ModelCatalog
 import org.junit.jupiter.api.Assertions.assertEquals

@@ -1,0 +1,124 @@
+package dev.litepose.buildlogic
+
+import org.json.JSONObject
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.assertThrows
+import org.junit.jupiter.api.io.TempDir
+import java.io.File
+
+class ModelBundlerTest {
+    @TempDir
+    lateinit var tmp: File
+
+    private val models get() = File(tmp, "tflite_models")
+    private val out get() = File(tmp, "assets")
+
+    /** A fake flatbuffer: 4-byte root offset, then the "TFL3" file identifier, then payload. */
+    private fun fakeModel(payload: String) = byteArrayOf(0x1c, 0, 0, 0) + "TFL3".toByteArray() + payload.toByteArray()
+
+    private fun writeModel(name: String, bytes: ByteArray): File =
+        File(models, name).also { it.parentFile.mkdirs(); it.writeBytes(bytes) }
+
+    private fun writeManifest(vararg entries: String) {
+        models.mkdirs()
+        File(models, "manifest.json").writeText("""{"models": [${entries.joinToString(",")}]}""")
+    }
+
+    private fun entry(file: String, sha: String, size: String = "256x192", joints: Any = 14) =
+        """{"file": "$file", "sha256": "$sha", "variant": "XS", "precision": "int8", "input_size": "$size", "joints": $joints}"""
+
+    @Test
+    fun `sha256 matches the NIST test vector`() {
+        val f = File(tmp, "abc").apply { writeText("abc") }
+        assertEquals("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", ModelBundler.sha256(f))
+    }
+
+    @Test
+    fun `valid models are copied with an app manifest and the still`() {
+        val a = writeModel("xs_int8.tflite", fakeModel("a"))
+        val b = writeModel("sub/s_fp32.tflite", fakeModel("bb"))
+        writeManifest(entry("xs_int8.tflite", ModelBundler.sha256(a)), entry("sub/s_fp32.tflite", ModelBundler.sha256(b), "448x640", 17))
+        File(out, "models/stale.tflite").apply { parentFile.mkdirs(); writeText("old") }
+
+        val entries = ModelBundler.bundle(models, out)
+
+        assertEquals(listOf(192, 640), entries.map { it.inputWidth })
+        assertEquals(listOf(256, 448), entries.map { it.inputHeight })
+        assertArrayEquals(a.readBytes(), File(out, "models/xs_int8.tflite").readBytes())
+        assertArrayEquals(b.readBytes(), File(out, "models/sub/s_fp32.tflite").readBytes())
+        assertFalse(File(out, "models/stale.tflite").exists(), "output must be cleared of stale models")
+        val app = JSONObject(File(out, ModelBundler.APP_MANIFEST_ASSET).readText())
+        val second = app.getJSONArray("models").getJSONObject(1)
+        assertEquals("models/sub/s_fp32.tflite", second.getString("asset"))
+        assertEquals("448x640", second.getString("input_size"))
+        assertEquals(17, second.getInt("joints"))
+        assertEquals(ModelBundler.STILL_ASSET, app.getString("benchmark_image"))
+        val still = File(out, ModelBundler.STILL_ASSET).readBytes()
+        val header = "P6\n640 480\n255\n".toByteArray()
+        assertArrayEquals(header, still.copyOfRange(0, header.size))
+        assertEquals(header.size + 640 * 480 * 3, still.size)
+    }
+
+    @Test
+    fun `an HTML page saved as a model fails on the TFL3 identifier`() {
+        val html = writeModel("xs.tflite", "<!DOCTYPE html><html>Not Found</html>".toByteArray())
+        writeManifest(entry("xs.tflite", ModelBundler.sha256(html)))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("TFL3") && e.message!!.contains("HTML"), e.message)
+        assertFalse(out.exists(), "nothing may be written when a model is bad")
+    }
+
+    @Test
+    fun `a corrupt model fails on its sha256`() {
+        val m = writeModel("xs.tflite", fakeModel("original"))
+        val listed = ModelBundler.sha256(m)
+        m.writeBytes(fakeModel("changed!"))
+        writeManifest(entry("xs.tflite", listed))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("sha256") && e.message!!.contains(listed), e.message)
+    }
+
+    @Test
+    fun `a missing model or manifest fails with the path`() {
+        val noManifest = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(noManifest.message!!.contains("manifest.json: missing"), noManifest.message)
+        writeManifest(entry("gone.tflite", "0".repeat(64)))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("gone.tflite: missing"), e.message)
+    }
+
+    @Test
+    fun `bad manifest fields are rejected`() {
+        val sha = "a".repeat(64)
+        val cases = mapOf(
+            entry("../escape.tflite", sha) to "relative path",
+            entry("xs.tflite", "xyz") to "64 hex digits",
+            entry("xs.tflite", sha, size = "256") to "HxW",
+            entry("xs.tflite", sha, size = "255x256") to "multiple of 4",
+            entry("xs.tflite", sha, joints = "\"14\"") to "positive integer",
+            entry("xs.onnx", sha) to "not a .tflite",
+        )
+        for ((json, expected) in cases) {
+            writeManifest(json)
+            val e = assertThrows<ModelBundleException>(json) { ModelBundler.readManifest(File(models, "manifest.json")) }
+            assertTrue(e.message!!.contains(expected), "${e.message} should mention '$expected'")
+        }
+        writeManifest()
+        assertThrows<ModelBundleException> { ModelBundler.readManifest(File(models, "manifest.json")) }
+        writeManifest(entry("xs.tflite", sha), entry("xs.tflite", sha))
+        val dup = assertThrows<ModelBundleException> { ModelBundler.readManifest(File(models, "manifest.json")) }
+        assertTrue(dup.message!!.contains("listed twice"), dup.message)
+    }
+
+    @Test
+    fun `the synthetic still is deterministic and not blank`() {
+        val a = SyntheticStill.render(64, 48)
+        assertArrayEquals(a, SyntheticStill.render(64, 48))
+        val distinct = (0 until 64 * 48).map { k -> Triple(a[3 * k], a[3 * k + 1], a[3 * k + 2]) }.toSet()
+        assertTrue(distinct.size > 10, "expected a gradient with figures, got ${distinct.size} colours")
+    }
+}
