@@ -48,6 +48,7 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     private var benchmark: BenchmarkRunner? = null
     private var cameraConfig: CameraSource.Config? = null
     private var frontCamera = false
+    private var permissionAsked = false
 
     // Analysis-thread state.
     private var engineSettings: InferenceSettings? = null
@@ -128,7 +129,13 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     private fun startCameraIfAllowed() {
         val source = camera ?: return
         if (checkSelfPermission(Manifest.permission.CAMERA) != PackageManager.PERMISSION_GRANTED) {
-            requestPermissions(arrayOf(Manifest.permission.CAMERA), CAMERA_REQUEST)
+            // Ask once per activity: onResume runs again after the dialog, and a refusal must not loop.
+            if (!permissionAsked) {
+                permissionAsked = true
+                requestPermissions(arrayOf(Manifest.permission.CAMERA), CAMERA_REQUEST)
+            } else {
+                overlay.setMessage(Texts.PERMISSION_NEEDED)
+            }
             return
         }
         val texture = textureView.surfaceTexture ?: return
@@ -186,16 +193,25 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
         val poseEngine = engine ?: return
         if (!poseEngine.ready) return
         val rotation = FrameRotation.frameRotation(config.sensorOrientation, displayDegrees, config.frontFacing)
-        val result = poseEngine.process(argb, width, height, rotation)
+        val spec = poseEngine.spec ?: return
+        val result = try {
+            poseEngine.process(argb, width, height, rotation)
+        } catch (e: RuntimeException) {
+            // A model whose outputs break the contract: say so once and stop analysing, instead of crashing.
+            val reason = e.message ?: e.javaClass.simpleName
+            poseEngine.close()
+            mainHandler.post { overlay.setMessage(Texts.modelFailed(reason)) }
+            return
+        }
         fps.tick(System.nanoTime())
         preMs.add(convertMs + result.timings.preMs)
         inferMs.add(result.timings.inferMs)
         decodeMs.add(result.timings.decodeMs)
-        val skeleton = Skeleton.forJoints(poseEngine.spec?.joints ?: return)
-        val frame = OverlayView.Frame(result.persons, result.letterbox.srcW, result.letterbox.srcH, config.frontFacing, skeleton)
+        val skeleton = skeletonFor(spec.joints)
+        val frame = skeleton?.let { OverlayView.Frame(result.persons, result.letterbox.srcW, result.letterbox.srcH, config.frontFacing, it) }
         val hud = HudText.lines(
             fps.fps, preMs.mean, inferMs.mean, decodeMs.mean, result.persons.size,
-            poseEngine.status?.describe() ?: "", poseEngine.spec?.label ?: "",
+            poseEngine.status?.describe() ?: "", spec.label,
         )
         mainHandler.post {
             overlay.setFrame(frame)
@@ -223,6 +239,9 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
         }
         engineSettings = target
     }
+
+    /** CrowdPose (14) or COCO (17) edges; other joint counts are drawn as HUD numbers only. */
+    private fun skeletonFor(joints: Int): Skeleton? = Skeleton.entries.firstOrNull { it.joints == joints }
 
     // --- ControlPanel.Callbacks ---
 
