@@ -71,3 +71,7 @@ main.add_command(evaluate_command)
 from python_ref.predict import predict_command  # noqa: E402  (TensorFlow only inside --checkpoint)
 
 main.add_command(predict_command)
+
+from python_ref.bench_decoder import bench_decoder_command  # noqa: E402  (numpy/SciPy/OpenCV only)
+
+main.add_command(bench_decoder_command)
