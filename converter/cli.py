@@ -72,6 +72,26 @@ from python_ref.predict import predict_command  # noqa: E402  (TensorFlow only i
 
 main.add_command(predict_command)
 
+from .bench import bench_command  # noqa: E402  (TensorFlow only inside the command)
+
+main.add_command(bench_command)
+
 from python_ref.bench_decoder import bench_decoder_command  # noqa: E402  (numpy/SciPy/OpenCV only)
 
 main.add_command(bench_decoder_command)
+
+
+@main.command("export-golden")
+@click.option("--model", "model_path", required=True, help="A converted LitePose .tflite file.")
+@click.option("--out", "out_dir", required=True, help="Folder for the cases (created if needed).")
+@click.option("--prefix", default=None, help="Case name prefix (default: the model file's stem).")
+@click.argument("images", nargs=-1, required=True)
+def export_golden_command(model_path, out_dir, prefix, images):
+    """Golden vectors for the Kotlin pose core: raw outputs + the poses python_ref's fast decoder finds."""
+    from python_ref.golden import export_golden_for_model
+    from python_ref.predict import check_images
+
+    check_images(list(images))
+    written = export_golden_for_model(model_path, list(images), out_dir, prefix=prefix,
+                                      log=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {len(written)} golden cases to {out_dir}", err=True)

@@ -172,12 +172,16 @@ class TFLiteRunner:
         info = np.iinfo(dtype)
         return np.clip(q, info.min, info.max).astype(dtype)[None]
 
-    def run_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one already-prepared batch [1, H, W, 3]; returns float32 outputs without the batch dim."""
+    def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The outputs exactly as the model produced them (integer for quantised outputs), batch dim removed."""
         raw = self._runner(**{INPUT_NAME: batch})
+        return {name: np.array(np.asarray(raw[name])[0], copy=True) for name in OUTPUT_NAMES}
+
+    def dequantize(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """float32 outputs from `run_raw`'s tensors, each with its own scale and zero point."""
         out = {}
         for name in OUTPUT_NAMES:
-            value = np.asarray(raw[name])[0]
+            value = raw[name]
             if value.dtype == np.float32:
                 out[name] = np.array(value, copy=True)
             elif np.issubdtype(value.dtype, np.integer):
@@ -187,6 +191,10 @@ class TFLiteRunner:
             else:  # float16 outputs
                 out[name] = value.astype(np.float32)
         return out
+
+    def run_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one already-prepared batch [1, H, W, 3]; returns float32 outputs without the batch dim."""
+        return self.dequantize(self.run_raw(batch))
 
     def __call__(self, image_uint8_hwc: np.ndarray) -> dict[str, np.ndarray]:
         return self.run_batch(self.prepare_input(image_uint8_hwc))
