@@ -57,31 +57,14 @@ import numpy as np
 from .errors import LitePoseError
 from .io_utils import atomic_path
 
-# Joint names (canonical lower_snake). CrowdPose order = the order of LitePose CrowdPose models.
-CROWDPOSE_JOINTS = (
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
-)
-COCO_JOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-# AI Challenger order, with head_top written as CrowdPose's `head` (AIC head top ~ CrowdPose head).
-AIC_JOINTS = (
-    "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head", "neck",
-)
+from .keypoints import AIC_JOINTS as _AIC_NAMES
+from .keypoints import COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_SIGMAS
 
-# OKS sigmas per joint: the COCO values, and CrowdPose's [.79 .79 .72 .72 .62 .62 1.07 1.07 .87 .87 .89 .89
-# .79 .79] / 10 for its 14 joints (the limb joints have the same value in both tables).
-OKS_SIGMAS = {
-    "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "left_ear": 0.035, "right_ear": 0.035,
-    "left_shoulder": 0.079, "right_shoulder": 0.079, "left_elbow": 0.072, "right_elbow": 0.072,
-    "left_wrist": 0.062, "right_wrist": 0.062, "left_hip": 0.107, "right_hip": 0.107,
-    "left_knee": 0.087, "right_knee": 0.087, "left_ankle": 0.089, "right_ankle": 0.089,
-    "head": 0.079, "neck": 0.079,
-}
+# AI Challenger order, with head_top written as CrowdPose's `head` (AIC head top ~ CrowdPose head).
+AIC_JOINTS = tuple("head" if n == "head_top" else n for n in _AIC_NAMES)
+
+# OKS sigmas per joint name: the COCO values and CrowdPose's (the limb joints agree in both tables).
+OKS_SIGMAS = {**dict(zip(COCO_JOINTS, COCO_SIGMAS)), **dict(zip(CROWDPOSE_JOINTS, CROWDPOSE_SIGMAS))}
 
 OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)       # .50:.05:.95 (linspace, as the reference tools)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
