@@ -301,7 +301,17 @@ def _test_image(input_hw, calib_images: str | None) -> tuple[np.ndarray, str]:
     return synthetic_images(input_hw, 1, seed=999)[0], "synthetic image"
 
 
-def compare_routes(variant: str = "XS", *, checkpoint: str | None = None, input_hw=None, runs: int = 10,
+def compare_routes(variant: str = "XS", **kwargs) -> dict:
+    """Native route (project export) vs ONNX -> onnx2tf for one LitePose variant; a failure anywhere
+    is reported in the result (`error`) rather than losing the rest of a long benchmark."""
+    try:
+        return _compare_routes(variant, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the report must say exactly what went wrong
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        return {"variant": variant, "error": f"{type(exc).__name__}: {lines[-1] if lines else ''}"}
+
+
+def _compare_routes(variant: str = "XS", *, checkpoint: str | None = None, input_hw=None, runs: int = 10,
                    calib_images: str | None = None, calib_count: int = 8, workdir: str | None = None,
                    precisions=("fp32", "int8"), log=print) -> dict:
     """Native route (project export) vs ONNX -> onnx2tf for one LitePose variant."""
@@ -397,6 +407,8 @@ def _randomise_bn(model, seed: int = 0) -> None:
 
 
 def markdown_section(rep: dict) -> str:
+    if rep.get("error"):
+        return f"## ONNX route vs native route (LitePose-{rep['variant']})\n\n**Failed:** {rep['error']}\n"
     lines = [f"## ONNX route vs native route (LitePose-{rep['variant']}, {rep['input_size']}, weights: {rep['weights']})", "",
              f"ONNX graph built with onnx.helper from the same weights ({sum(rep['onnx']['nodes'].values())} nodes, "
              f"{rep['onnx']['size_bytes'] / 1e6:.2f} MB); onnxruntime vs Keras max abs error: "
@@ -406,14 +418,15 @@ def markdown_section(rep: dict) -> str:
     if rep.get("onnx2tf_error"):
         lines += [f"**onnx2tf could not run here:** {rep['onnx2tf_error']}", ""]
     lines += ["| route / precision | size MB | ops | TRANSPOSE | infer ms (median, 1 thread) | "
-              "SQNR vs Keras float (heatmaps_s4 / tags_s4 / heatmaps_s2) | max abs error |",
-              "|---|---|---|---|---|---|---|"]
+              "SQNR vs Keras float (heatmaps_s4 / tags_s4 / heatmaps_s2) | max abs error | keeps the I/O contract |",
+              "|---|---|---|---|---|---|---|---|"]
     for key, e in rep["routes"].items():
         vs = e.get("vs_keras")
         sq = " / ".join(f"{vs[n]['sqnr_db']:.1f}" for n in OUTPUT_NAMES) if vs else "–"
         err = f"{max(vs[n]['max_abs_error'] for n in OUTPUT_NAMES):.1e}" if vs else "–"
         lines.append(f"| {key} | {e['size_bytes'] / 1e6:.2f} | {sum(e['ops'].values())} | {e['transposes']} | "
-                     f"{e['infer_ms_median']:.1f} | {sq} dB | {err} |")
+                     f"{e['infer_ms_median']:.1f} | {sq} dB | {err} | "
+                     f"{'yes' if e.get('contract') else 'no: ' + str(e.get('contract_error'))} |")
     lines += ["", "Op counts: " + "; ".join(f"{k}: " + ", ".join(f"{op} {n}" for op, n in e["ops"].items())
                                             for k, e in rep["routes"].items())]
     return "\n".join(lines) + "\n"
