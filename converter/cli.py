@@ -53,15 +53,17 @@ def main():
 @click.option("--calib-seed", type=int, default=0, show_default=True)
 @click.option("--input-dtype", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True)
 @click.option("--output-dtype", type=click.Choice(["float32", "int8"]), default="float32", show_default=True)
+@click.option("--graph", type=click.Choice(["deploy", "plain"]), default="deploy", show_default=True,
+              help="deploy: the exact rewrites of converter/rewrites.py (fast kernels, int8-friendly); plain: as built.")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
-            calib_count, calib_seed, input_dtype, output_dtype):
+            calib_count, calib_seed, input_dtype, output_dtype, graph):
     """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
     from .convert import run_convert
 
     run_convert(checkpoint=checkpoint, arch=arch, joints=int(joints) if joints else None, input_size=input_size,
                 precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,
                 calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
-                output_dtype=output_dtype, calib_seed=calib_seed)
+                output_dtype=output_dtype, calib_seed=calib_seed, graph=graph)
 
 
 from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)
@@ -79,6 +81,10 @@ main.add_command(bench_command)
 from python_ref.bench_decoder import bench_decoder_command  # noqa: E402  (numpy/SciPy/OpenCV only)
 
 main.add_command(bench_decoder_command)
+
+from .validate import validate_command  # noqa: E402  (TensorFlow only for a checkpoint reference)
+
+main.add_command(validate_command)
 
 
 @main.command("export-golden")

@@ -91,7 +91,11 @@ def _validation_image(input_hw, seed=0) -> np.ndarray:
 def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_size: str | None,
                 precision: str, output: str, keras_path: str | None = None, calib_images: str | None = None,
                 calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
-                output_dtype: str = "float32", calib_seed: int = 0) -> dict:
+                output_dtype: str = "float32", calib_seed: int = 0, graph: str = "deploy") -> dict:
+    """Checkpoint -> validated .tflite + model card + manifest entry.
+
+    `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
+    kernels, int8-friendly ranges); `"plain"` converts the Keras network as built (for comparisons)."""
     from .export import (PRECISIONS, check_io_contract, export_tflite, inspect_tflite, model_card,
                          write_model_and_card)
 
@@ -102,6 +106,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         check_output_path(keras_path, ".keras")
     if PRECISIONS[precision].needs_calibration and not calib_images:
         raise LitePoseError(f"--precision {precision} needs --calib-images DIR (representative images)")
+    if graph not in ("deploy", "plain"):
+        raise LitePoseError(f"--graph {graph}: use deploy or plain")
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
     input_hw = parse_input_size(input_size) if input_size else None
@@ -124,7 +130,23 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                                       seed=calib_seed, log=log)
         representative, calib_manifest = calib.images, calib.manifest
 
-    data = export_tflite(model, precision, representative_images=representative, input_dtype=input_dtype,
+    export_model, rewrites = model, None
+    if graph == "deploy":
+        from .rewrites import DeployOptions, build_deploy_model, measure_channel_ranges, verify_deploy_model
+
+        ranges = None
+        if representative is not None:
+            log(f"measuring per-channel activation ranges on {len(representative)} calibration images")
+            ranges = measure_channel_ranges(model, info["arch"], representative)
+        options = DeployOptions()
+        export_model = build_deploy_model(model, info["arch"], info["num_joints"], options, ranges=ranges)
+        check = verify_deploy_model(model, export_model, representative[0] if representative is not None
+                                    else _validation_image(input_hw))
+        log(f"deploy graph equals the float network: max |difference| {check['max_abs_error']:.2e}")
+        rewrites = {"options": options.__dict__ | {}, "ranges": "calibration images" if ranges else "batch-norm "
+                    "statistics", "float_check": check}
+
+    data = export_tflite(export_model, precision, representative_images=representative, input_dtype=input_dtype,
                          output_dtype=output_dtype, log=log)
     io = inspect_tflite(data)
     check_io_contract(io, precision, input_hw, info["num_joints"], input_dtype, output_dtype, source=str(out_path))
@@ -156,7 +178,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         extra={"validation_vs_keras": {"image": "calibration image 0" if representative is not None
                                        else "synthetic test image", "outputs": validation,
                                        "min_sqnr_db": worst},
-               "calibration": calib_manifest})
+               "graph": graph, "rewrites": rewrites, "calibration": calib_manifest})
     if keras_path:
         with atomic_path(keras_path) as tmp:
             tmp_keras = Path(str(tmp) + ".keras")

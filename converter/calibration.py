@@ -1,0 +1,170 @@
+"""The representative data set for INT8 calibration, pre-processed exactly like deployed inference.
+
+Sources: a folder of images (sorted by name), or CrowdPose/COCO-style annotations + that folder (only the
+annotated images, stratified by `crowdIndex` easy / medium / hard when the file has it). `count` images
+are drawn with `seed` (numpy PCG64), so the same inputs always give the same set in the same order.
+Each image is decoded like `python_ref.preprocess.load_image_rgb` and letterboxed to the model input
+(`python_ref.preprocess.letterbox`), the deployed-mode geometry. The manifest records every image used
+(file, image id, sha256 of the file bytes, original size, how it was decoded) and every file skipped
+with the reason; it goes into the model card so `litepose validate` can detect overlap.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from python_ref.errors import LitePoseError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MIN_SIDE = 32  # smaller images say nothing about the activations of a 448-pixel input
+MANIFEST_FORMAT = "litepose-calibration/1"
+
+
+@dataclass
+class CalibrationSet:
+    images: list[np.ndarray]            # letterboxed uint8 (H, W, 3) RGB, the model input
+    manifest: dict
+    skipped: list[dict] = field(default_factory=list)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_for_calibration(path: Path) -> tuple[np.ndarray, dict]:
+    """Decode one image file to uint8 RGB; return it and a note of what conversion was needed.
+
+    Grayscale is replicated to three channels, an alpha channel is dropped (composited on nothing, as the
+    deployed app's camera frames have none), 16-bit samples are reduced to 8 bits - the same decoding the
+    deployed pipeline and the official code use. Raises LitePoseError for unreadable or tiny images.
+    """
+    import cv2
+
+    from python_ref.preprocess import load_image_rgb
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LitePoseError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise LitePoseError(f"{path}: the file is empty, not an image")
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if raw is None or raw.size == 0:
+        raise LitePoseError(f"{path}: not an image OpenCV can read (corrupt, truncated or unsupported format)")
+    channels = 1 if raw.ndim == 2 else raw.shape[2]
+    notes = []
+    if channels == 1:
+        notes.append("grayscale -> RGB")
+    elif channels == 4:
+        notes.append("alpha dropped")
+    elif channels != 3:
+        raise LitePoseError(f"{path}: {channels} channels; expected gray, RGB or RGBA")
+    if raw.dtype != np.uint8:
+        notes.append(f"{raw.dtype.name} samples -> 8 bit")
+    h, w = raw.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise LitePoseError(f"{path}: {w}x{h} pixels is too small for calibration (shorter side < {MIN_SIDE})")
+    rgb = load_image_rgb(path)
+    return rgb, {"sha256": sha256_bytes(data), "width": int(w), "height": int(h),
+                 "decoded": ", ".join(notes) or "rgb8"}
+
+
+def _folder_candidates(images_dir: Path) -> list[dict]:
+    files = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [{"file": p.name, "image_id": None, "stratum": None} for p in files]
+
+
+def _annotation_candidates(images_dir: Path, annotations: str, log) -> list[dict]:
+    from python_ref.evaluate import load_annotations
+
+    ann = load_annotations(annotations)
+    out, missing = [], 0
+    for im in sorted(ann.images, key=lambda i: i.id):
+        name = os.path.basename(im.file_name.replace("\\", "/"))
+        if not (images_dir / name).is_file():
+            missing += 1
+            continue
+        out.append({"file": name, "image_id": int(im.id), "stratum": im.stratum})
+    if missing:
+        log(f"calibration: {missing} of {len(ann.images)} annotated images are not in {images_dir} (skipped)")
+    return out
+
+
+def _draw(candidates: list[dict], count: int, seed: int) -> list[dict]:
+    """`count` candidates: equal shares per crowdIndex stratum (round-robin over strata drawn in a seeded
+    order), or a seeded sample when there are no strata. Order of the result is deterministic."""
+    rng = np.random.default_rng(seed)
+    strata: dict[str, list[dict]] = {}
+    for c in candidates:
+        strata.setdefault(c["stratum"] or "all", []).append(c)
+    queues = {k: [v[i] for i in rng.permutation(len(v))] for k, v in sorted(strata.items())}
+    chosen = []
+    while len(chosen) < count and any(queues.values()):
+        for k in sorted(queues):
+            if queues[k] and len(chosen) < count:
+                chosen.append(queues[k].pop(0))
+    return chosen
+
+
+def build_calibration_set(images_dir, input_hw, annotations=None, count: int = 100, seed: int = 0,
+                          log=print) -> CalibrationSet:
+    """Select, decode and letterbox up to `count` representative images (see module docstring)."""
+    from python_ref.preprocess import letterbox
+
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise LitePoseError(f"{images_dir}: calibration image folder not found")
+    if count < 1:
+        raise LitePoseError(f"--calib-count {count}: must be at least 1")
+    candidates = (_annotation_candidates(images_dir, annotations, log) if annotations
+                  else _folder_candidates(images_dir))
+    if not candidates:
+        what = f"images listed in {annotations}" if annotations else f"image files ({', '.join(IMAGE_SUFFIXES)})"
+        raise LitePoseError(f"{images_dir}: no {what} found; the calibration set would be empty")
+    ordered = _draw(candidates, len(candidates), seed)  # full seeded order; take `count` readable ones
+    images, used, skipped = [], [], []
+    for c in ordered:
+        if len(images) >= count:
+            break
+        path = images_dir / c["file"]
+        try:
+            rgb, info = decode_for_calibration(path)
+        except LitePoseError as exc:
+            log(f"calibration: skipping {exc}")
+            skipped.append({"file": c["file"], "reason": str(exc).split(": ", 1)[-1]})
+            continue
+        boxed, _box = letterbox(rgb, tuple(input_hw))
+        images.append(boxed)
+        used.append({"file": c["file"], "image_id": c["image_id"], "stratum": c["stratum"], **info})
+        log(f"calibration image {len(images)}/{min(count, len(ordered))}: {c['file']}"
+            + (f" ({info['decoded']})" if info["decoded"] != "rgb8" else ""))
+    if not images:
+        raise LitePoseError(f"{images_dir}: none of the {len(candidates)} candidate images is usable; "
+                            "the calibration set would be empty")
+    if len(images) < count:
+        log(f"calibration: {len(images)} images available, fewer than --calib-count {count}")
+    strata = {}
+    for u in used:
+        if u["stratum"]:
+            strata[u["stratum"]] = strata.get(u["stratum"], 0) + 1
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "source": {"images_dir": images_dir.name, "annotations": os.path.basename(annotations) if annotations else None},
+        "count_requested": int(count), "count": len(images), "seed": int(seed),
+        "input_size": f"{input_hw[0]}x{input_hw[1]}", "preprocessing": "letterbox (deployed mode)",
+        "strata": strata or None,
+        "images": used, "skipped": skipped,
+    }
+    return CalibrationSet(images, manifest, skipped)
+
+
+def calibration_hashes(card: dict | None) -> set[str]:
+    """sha256 of every calibration image recorded in a model card (empty when none)."""
+    if not card:
+        return set()
+    manifest = card.get("calibration") or {}
+    return {im["sha256"] for im in manifest.get("images", []) if isinstance(im, dict) and im.get("sha256")}

@@ -1,0 +1,486 @@
+"""Exact graph rewrites: the float LitePose re-expressed with ops that LiteRT's XNNPACK path runs fast.
+
+`build_deploy_model(float_model, arch, num_joints)` walks the same architecture as `network.py` and
+builds a second Keras model from the float model's weights. Every rewrite keeps the function equal in
+float (tests/test_rewrites.py checks each one and the whole graph); what changes is which ops the
+converter emits (docs/int8.md has the measurements behind each choice):
+
+* BatchNorm folded into the convolution before it (conv kernels scaled, one bias), including the BN
+  after each deconvolution sum, folded into both deconvolutions.
+* ImageNet normalisation as a 1x1 depthwise convolution with bias (one op, per-channel int8 weights).
+* Stem 3x3/2 conv with PyTorch padding 1: a 4x4 'same' conv whose last row and column are zero
+  (TF 'same' stride 2 pads 1 before, 1 after for an even input and a 4-tap kernel), no PAD op.
+* 7x7 depthwise, stride 1 (`split_depthwise`): three depthwise convs of <= 25 taps summed with ADD,
+  all 'same', no pads, no crops: columns {-1,0,1} (7x3), {-2,+2} (7x2 dilated 4), {-3,+3} (7x2
+  dilated 6). XNNPACK's unipass kernels cover <= 25 taps; a 49-tap kernel falls to a ~30x slower path.
+* 7x7 depthwise, stride 2: one PAD (3 before, 2 after), then 7x3, 7x3 and 7x1 'valid' stride-2
+  depthwise convs on column crops starting at 0, 3 and 6, summed.
+* TRANSPOSE_CONV(4x4, stride 2, pad 1) -> 3x3 'same' conv to 4*C channels + DEPTH_TO_SPACE(2)
+  (sub-pixel form); the two deconvolutions of a fusion step are summed before DEPTH_TO_SPACE with the
+  ReLU fused into the ADD.
+* Cross-layer equalisation of the stem output (linear BN, no activation): channel c is divided by
+  s_c and the consumer's input channel c multiplied by s_c, which narrows the int8 range of that tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .archs import hidden_width
+
+OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
+MAX_EQUALISATION = 32.0
+
+# Deconvolution k=4, s=2, p=1 as a 3x3 kernel per output phase: for phase a (output row 2m + a) and
+# 3x3 offset index o (input row m - 1 + o), the deconvolution tap used, or None.
+_SUBPIXEL_TAPS = ((3, 1, None), (None, 2, 0))
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Which rewrites to apply (all on by default; switches exist to measure each one)."""
+    fold_bn: bool = True
+    split_depthwise: bool = True
+    subpixel_deconv: bool = True
+    stem_same_padding: bool = True
+    equalize_stem: bool = True
+    merge_stem_expand: bool = True
+    equalize_heads: bool = True
+    equalize_relu: bool = True      # deconvolution outputs (ReLU) equalised into their consumers
+    head_balance: bool = False      # heads: sqrt(activation / weight) balance instead of full equalisation
+    depthwise_axis: str = "cols"  # split 7x7 along columns (7xk pieces) or rows (kx7 pieces)
+
+
+# ---- weight helpers --------------------------------------------------------------------------------
+
+def _w(model, name) -> list[np.ndarray]:
+    return [np.asarray(v, np.float32) for v in model.get_layer(name).get_weights()]
+
+
+def bn_scale_shift(model, name) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNorm (inference) as y = x * scale + shift, in float64 for exact folding."""
+    layer = model.get_layer(name)
+    gamma, beta, mean, var = (np.asarray(v, np.float64) for v in layer.get_weights())
+    scale = gamma / np.sqrt(var + layer.epsilon)
+    return scale, beta - mean * scale
+
+
+def fold_conv_bn(kernel: np.ndarray, scale: np.ndarray, shift: np.ndarray, depthwise: bool = False):
+    """Conv (no bias) followed by BN -> one conv with bias. Kernel: Keras layout."""
+    k = kernel.astype(np.float64)
+    if depthwise:  # (kh, kw, C, 1)
+        k = k * scale[None, None, :, None]
+    else:          # (kh, kw, in, out)
+        k = k * scale[None, None, None, :]
+    return k.astype(np.float32), shift.astype(np.float32)
+
+
+def subpixel_kernel(deconv_kernel: np.ndarray) -> np.ndarray:
+    """Keras Conv2DTranspose(4, 2, 'same') kernel (4, 4, out, in) -> 3x3 conv kernel (3, 3, in, 4*out)
+    whose output, rearranged by DEPTH_TO_SPACE(2), equals the deconvolution. Channel (a*2+b)*out + c
+    holds output phase (row 2m+a, column 2n+b)."""
+    kh, kw, cout, cin = deconv_kernel.shape
+    if (kh, kw) != (4, 4):
+        raise ValueError(f"sub-pixel rewrite needs a 4x4 deconvolution kernel, got {kh}x{kw}")
+    out = np.zeros((3, 3, cin, 4 * cout), np.float64)
+    for a in range(2):
+        for b in range(2):
+            phase = (a * 2 + b) * cout
+            for oy in range(3):
+                ty = _SUBPIXEL_TAPS[a][oy]
+                for ox in range(3):
+                    tx = _SUBPIXEL_TAPS[b][ox]
+                    if ty is not None and tx is not None:
+                        out[oy, ox, :, phase:phase + cout] = deconv_kernel[ty, tx].T
+    return out
+
+
+def depthwise_pieces_stride1(kernel: np.ndarray, axis: str = "cols"):
+    """Split a (k, k, C, 1) depthwise kernel (k = 7) into 'same' pieces of <= 25 taps with no crops.
+
+    Returns [(piece_kernel, dilation_rate)], whose sum of 'same' convolutions equals the k x k one:
+    offsets {-1, 0, 1} (undilated k x 3), then each pair {-j, +j}, j >= 2 (k x 2, dilation 2j).
+    """
+    k = kernel.shape[0]
+    m = k // 2
+    if axis == "rows":
+        pieces = depthwise_pieces_stride1(kernel.transpose(1, 0, 2, 3), "cols")
+        return [(p.transpose(1, 0, 2, 3), (d[1], d[0])) for p, d in pieces]
+    pieces = [(kernel[:, m - 1:m + 2], (1, 1))]
+    for j in range(2, m + 1):
+        pieces.append((kernel[:, [m - j, m + j]], (1, 2 * j)))
+    return pieces
+
+
+# ---- the deploy graph ------------------------------------------------------------------------------
+
+class DepthToSpace:
+    """Factory for a Keras layer wrapping tf.nn.depth_to_space (TFLite DEPTH_TO_SPACE)."""
+
+    _cls = None
+
+    @classmethod
+    def make(cls, block_size: int, name: str):
+        if cls._cls is None:
+            import keras
+
+            class _DepthToSpace(keras.layers.Layer):
+                def __init__(self, block_size, **kwargs):
+                    super().__init__(**kwargs)
+                    self.block_size = int(block_size)
+
+                def call(self, x):
+                    import tensorflow as tf
+                    return tf.nn.depth_to_space(x, self.block_size)
+
+                def compute_output_shape(self, s):
+                    b = self.block_size
+                    return (s[0], s[1] * b, s[2] * b, s[3] // (b * b))
+
+                def get_config(self):
+                    return {**super().get_config(), "block_size": self.block_size}
+
+            cls._cls = _DepthToSpace
+        return cls._cls(block_size, name=name)
+
+
+class _Builder:
+    def __init__(self, src, opts: DeployOptions):
+        from keras import layers
+
+        self.src, self.opts, self.L = src, opts, layers
+        self.weights: dict[str, list[np.ndarray]] = {}
+
+    def _set(self, layer, weights):
+        self.weights[layer.name] = weights
+        return layer
+
+    # plain layers with given weights
+    def conv(self, x, kernel, bias, stride, padding, name, act=None):
+        kh, kw, _cin, cout = kernel.shape
+        layer = self.L.Conv2D(cout, (kh, kw), stride, padding=padding, use_bias=bias is not None,
+                              activation=act, name=name)
+        y = layer(x)
+        self._set(layer, [kernel] + ([bias] if bias is not None else []))
+        return y
+
+    def dwconv(self, x, kernel, bias, stride, padding, name, dilation=(1, 1), act=None):
+        kh, kw = kernel.shape[:2]
+        layer = self.L.DepthwiseConv2D((kh, kw), stride, padding=padding, dilation_rate=dilation,
+                                       use_bias=bias is not None, activation=act, name=name)
+        y = layer(x)
+        self._set(layer, [kernel] + ([bias] if bias is not None else []))
+        return y
+
+    def act(self, x, kind, name):
+        if kind is None:
+            return x
+        return self.L.ReLU(6.0 if kind == "relu6" else None, name=name)(x)
+
+    # folded conv + BN (+ activation)
+    def conv_bn(self, x, conv_name, bn_name, stride, act, name, depthwise=False, scale_in=None, scale_out=None):
+        (kernel,) = _w(self.src, conv_name)
+        if bn_name is not None and self.opts.fold_bn:
+            scale, shift = bn_scale_shift(self.src, bn_name)
+            kernel, bias = fold_conv_bn(kernel, scale, shift, depthwise)
+        else:
+            bias = None
+        if scale_in is not None:  # equalisation: multiply input channels
+            kernel = (kernel.astype(np.float64) * scale_in[None, None, :, None]).astype(np.float32)
+        if scale_out is not None:  # equalisation: divide output channels
+            div = scale_out[None, None, :, None] if depthwise else scale_out
+            kernel = (kernel.astype(np.float64) / div).astype(np.float32)
+            bias = (bias.astype(np.float64) / scale_out).astype(np.float32)
+        if depthwise:
+            y = self.depthwise(x, kernel, bias, stride, name)
+        else:
+            y = self._conv_padded(x, kernel, bias, stride, name)
+        if bn_name is not None and not self.opts.fold_bn:
+            y = self.L.BatchNormalization(epsilon=self.src.get_layer(bn_name).epsilon, name=f"{name}_bn")(y)
+            self._set(y._keras_history[0], _w(self.src, bn_name))
+        return self.act(y, act, f"{name}_{act}") if act else y
+
+    def _conv_padded(self, x, kernel, bias, stride, name):
+        k = kernel.shape[0]
+        if stride == 1:
+            return self.conv(x, kernel, bias, 1, "same", name)
+        if self.opts.stem_same_padding and k % 2 == 1:
+            # PyTorch pads k//2 on both sides; TF 'same' (stride 2, even input, k+1 taps) pads k//2 before
+            # and k//2 after, so a (k+1)-tap kernel with a zero last tap is the same function.
+            big = np.zeros((k + 1, k + 1) + kernel.shape[2:], np.float32)
+            big[:k, :k] = kernel
+            return self.conv(x, big, bias, stride, "same", name)
+        x = self.L.ZeroPadding2D(k // 2, name=f"{name}_pad")(x)
+        return self.conv(x, kernel, bias, stride, "valid", name)
+
+    def depthwise(self, x, kernel, bias, stride, name):
+        k = kernel.shape[0]
+        if stride == 1 and (not self.opts.split_depthwise or k * k <= 25 or k != 7):
+            return self.dwconv(x, kernel, bias, 1, "same", name)
+        if stride == 1:
+            parts = []
+            for i, (piece, dil) in enumerate(depthwise_pieces_stride1(kernel, self.opts.depthwise_axis)):
+                parts.append(self.dwconv(x, piece, bias if i == 0 else None, 1, "same", f"{name}_part{i}",
+                                         dilation=dil))
+            return self.L.Add(name=f"{name}_sum")(parts)
+        # stride 2
+        if self.opts.split_depthwise and k == 7:
+            x = self.L.ZeroPadding2D(((3, 2), (3, 2)), name=f"{name}_pad")(x)
+            parts = []
+            for i, (c0, kw) in enumerate(((0, 3), (3, 3), (6, 1))):
+                right = 7 - c0 - kw
+                view = self.L.Cropping2D(((0, 0), (c0, right)), name=f"{name}_view{i}")(x) if (c0 or right) else x
+                parts.append(self.dwconv(view, kernel[:, c0:c0 + kw], bias if i == 0 else None, 2, "valid",
+                                         f"{name}_part{i}"))
+            return self.L.Add(name=f"{name}_sum")(parts)
+        x = self.L.ZeroPadding2D(k // 2, name=f"{name}_pad")(x)
+        return self.dwconv(x, kernel, bias, stride, "valid", name)
+
+
+def equalised_layers(arch: dict) -> list[str]:
+    """Float-model layers whose per-channel output ranges drive the equalisation rewrites."""
+    names = ["first_3"] + [f"deconv_bnrelu_{i}_1" for i in range(3)]
+    names += [f"final_{p}_{h}_conv_2" for p in ("refined", "raw") for h in (0, 1)]
+    return names
+
+
+def measure_channel_ranges(src, arch: dict, images, batch: int = 1) -> dict[str, np.ndarray]:
+    """Per-channel max |activation| of `equalised_layers` on `images` (uint8 HxWx3, model input size),
+    computed with the float model: the data-driven input of the equalisation rewrites."""
+    import keras
+
+    names = equalised_layers(arch)
+    probe = keras.Model(src.input, {n: src.get_layer(n).output for n in names})
+    out = {n: None for n in names}
+    for i in range(0, len(images), batch):
+        x = np.stack([np.asarray(im, np.float32) for im in images[i:i + batch]])
+        for n, v in probe(x, training=False).items():
+            r = np.max(np.abs(np.asarray(v)), axis=(0, 1, 2)).astype(np.float64)
+            out[n] = r if out[n] is None else np.maximum(out[n], r)
+    return out
+
+
+def data_free_ranges(src, arch: dict) -> dict[str, np.ndarray]:
+    """Range estimates from BatchNorm statistics alone: a BN output is about beta +- 4|gamma| (its running
+    statistics standardise the input); after ReLU the upper end counts."""
+    out = {}
+    for n in equalised_layers(arch):
+        bn = {"first_3": "first_3"}.get(n) or n[:-2] + ("_0" if n.startswith("deconv") else "_1")
+        gamma, beta, *_ = (np.asarray(v, np.float64) for v in src.get_layer(bn).get_weights())
+        out[n] = np.abs(beta) + 4 * np.abs(gamma) if n == "first_3" else np.maximum(beta + 4 * np.abs(gamma), 0)
+    return out
+
+
+def equalisation_scales(r1: np.ndarray, r2: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel s_c > 0 for a tensor whose channel c is divided by s_c and whose consumers multiply
+    their input channel c by s_c (exact when the op between is linear or ReLU).
+
+    Without `r2`: s_c = r1_c / median(r1), every channel gets the same range (best for per-tensor int8
+    activations when the consumer has per-channel weights, i.e. depthwise). With `r2` (the consumer's
+    largest weight on channel c, relative to its output channel's largest): s_c = sqrt(r1_c / r2_c),
+    balancing activation and weight resolution (Nagel et al. 2019)."""
+    r1 = np.asarray(r1, np.float64)
+    floor = 1e-3 * max(float(np.median(r1)), 1e-12)
+    r1 = np.maximum(r1, floor)
+    if r2 is None:
+        s = r1 / np.median(r1)
+    else:
+        s = np.sqrt(r1 / np.maximum(np.asarray(r2, np.float64), 1e-4))
+        s = s / np.exp(np.mean(np.log(s)))
+    # Bounded: a near-dead channel amplified 1000x would give its producer's weights a quantisation scale
+    # that XNNPACK's int8 requantisation cannot take (input * filter / output scale must stay < 256).
+    return np.clip(s, 1.0 / MAX_EQUALISATION, MAX_EQUALISATION)
+
+
+def relative_weight_range(kernel_1x1: np.ndarray) -> np.ndarray:
+    """r2_c: largest |w| a 1x1 conv (1, 1, in, out) gives input channel c, relative to the largest
+    weight of the same output channel (what per-output-channel int8 resolves)."""
+    w = np.abs(kernel_1x1[0, 0].astype(np.float64))
+    return np.max(w / np.maximum(w.max(axis=0, keepdims=True), 1e-12), axis=1)
+
+
+def build_deploy_model(src, arch: dict, num_joints: int, options: DeployOptions | None = None,
+                       ranges: dict | None = None, name: str = "litepose_deploy"):
+    """The float LitePose `src` (network.build_litepose, weights loaded) rebuilt with the rewrites.
+
+    `ranges` (from `measure_channel_ranges` on calibration images) steer the equalisation; without them
+    BatchNorm statistics are used. Returns a Keras model with the same input `image` and outputs
+    `heatmaps_s4`, `tags_s4`, `heatmaps_s2`, equal in float to `src` (up to float32 rounding)."""
+    import keras
+
+    opts = options or DeployOptions()
+    b = _Builder(src, opts)
+    b.ranges = ranges if ranges is not None else data_free_ranges(src, arch)
+    L = b.L
+    h, w = src.input_shape[1:3]
+    image = keras.Input(shape=(h, w, 3), batch_size=1, name="image")
+
+    norm = src.get_layer("normalize")
+    mean = np.asarray(norm.mean, np.float64).reshape(-1)
+    std = np.sqrt(np.asarray(norm.variance, np.float64).reshape(-1))
+    x = b.dwconv(image, (1.0 / std).reshape(1, 1, 3, 1).astype(np.float32),
+                 (-mean / std).astype(np.float32), 1, "valid", "normalize")
+
+    x = b.conv_bn(x, "first_0_0", "first_0_1", 2, "relu6", "first_0")
+    x = b.conv_bn(x, "first_1_0", "first_1_1", 1, "relu6", "first_1", depthwise=True)
+    stem_input = x
+    stem_scale = None
+    if opts.equalize_stem and opts.fold_bn:
+        # With the merged expand conv the stem tensor's only consumer is a depthwise conv: equalise fully.
+        r2 = None if opts.merge_stem_expand else relative_weight_range(_w(src, "stage_0_0_inv_0")[0])
+        stem_scale = equalisation_scales(b.ranges["first_3"], r2)
+    x = b.conv_bn(x, "first_2", "first_3", 1, None, "first_2", scale_out=stem_scale)
+
+    features = [x]
+    for s, stage in enumerate(arch["backbone_setting"]):
+        for blk, (expansion, kernel) in enumerate(stage["block_setting"]):
+            stride = stage["stride"] if blk == 0 else 1
+            p = f"stage_{s}_{blk}"
+            inp = x.shape[-1]
+            if s == 0 and blk == 0 and opts.merge_stem_expand and opts.fold_bn:
+                y = _merged_stem_expand(b, stem_input, p)
+            else:
+                scale_in = stem_scale if (s == 0 and blk == 0) else None
+                y = b.conv_bn(x, f"{p}_inv_0", f"{p}_inv_1", 1, "relu6", f"{p}_inv", scale_in=scale_in)
+            y = b.conv_bn(y, f"{p}_depth_conv_0", f"{p}_depth_conv_1", stride, "relu6", f"{p}_depth_conv",
+                          depthwise=True)
+            y = b.conv_bn(y, f"{p}_point_conv_0", f"{p}_point_conv_1", 1, None, f"{p}_point_conv")
+            if stride == 1 and inp == stage["channel"]:
+                y = L.Add(name=f"{p}_add")([y, x])
+            x = y
+        features.append(x)
+
+    refined, raw = features[4], features[3]
+    outputs = {}
+    up_scale = None
+    for i, width in enumerate(arch["deconv_setting"]):
+        scale_in = up_scale
+        up_scale = (equalisation_scales(b.ranges[f"deconv_bnrelu_{i}_1"])
+                    if (opts.equalize_relu and opts.fold_bn) else None)
+        refined = _fusion_upsample(b, refined, raw, i, scale_in, up_scale)
+        raw = features[-i - 3]
+        if i == 1:
+            hm_ref, tag_ref = _head(b, refined, "final_refined_0", split=True, scale_in=up_scale)
+            hm_raw, tag_raw = _head(b, raw, "final_raw_0", split=True)
+            outputs["heatmaps_s4"] = L.Add(name="heatmaps_s4")([hm_ref, hm_raw])
+            outputs["tags_s4"] = L.Add(name="tags_s4")([tag_ref, tag_raw])
+        elif i == 2:
+            # raw is the stem output here: its second consumer, so it undoes the equalisation too.
+            outputs["heatmaps_s2"] = L.Add(name="heatmaps_s2")(
+                [_head(b, refined, "final_refined_1", scale_in=up_scale),
+                 _head(b, raw, "final_raw_1", scale_in=stem_scale)])
+    model = keras.Model(image, {k: outputs[k] for k in OUTPUT_NAMES}, name=name)
+    for layer_name, weights in b.weights.items():
+        model.get_layer(layer_name).set_weights(weights)
+    return model
+
+
+def _merged_stem_expand(b: _Builder, x, p: str):
+    """first_2 (1x1 + linear BN) followed by the first block's 1x1 expand (+ BN + ReLU6): two linear maps
+    with nothing between them, so one 1x1 conv computes both (W = W1 W2, b = b1 W2 + b2). The stem's
+    wide-range output tensor then only feeds the stride-2 head and one weight quantisation step is gone."""
+    src = b.src
+    (k1,) = _w(src, "first_2")
+    s1, t1 = bn_scale_shift(src, "first_3")
+    w1 = k1[0, 0].astype(np.float64) * s1[None, :]
+    (k2,) = _w(src, f"{p}_inv_0")
+    s2, t2 = bn_scale_shift(src, f"{p}_inv_1")
+    w2 = k2[0, 0].astype(np.float64) * s2[None, :]
+    kernel = (w1 @ w2)[None, None].astype(np.float32)
+    bias = (t1 @ w2 + t2).astype(np.float32)
+    y = b.conv(x, kernel, bias, 1, "same", f"{p}_inv")
+    return b.act(y, "relu6", f"{p}_inv_relu6")
+
+
+def _fusion_upsample(b: _Builder, refined, raw, i: int, scale_in=None, scale_out=None):
+    """deconv(refined) + deconv(raw) -> BN -> ReLU, as the deploy graph computes it.
+
+    `scale_in` (the previous step's equalisation) multiplies the refined input's channels; `scale_out`
+    divides this step's output channels (exact: BN is folded, ReLU and DEPTH_TO_SPACE commute with it)."""
+    L, src = b.L, b.src
+    (k_ref,) = _w(src, f"deconv_refined_{i}")   # Keras (kh, kw, out, in)
+    (k_raw,) = _w(src, f"deconv_raw_{i}")
+    k_ref, k_raw = k_ref.astype(np.float64), k_raw.astype(np.float64)
+    bn = f"deconv_bnrelu_{i}_0"
+    if b.opts.fold_bn:
+        scale, shift = bn_scale_shift(src, bn)
+        if scale_out is not None:
+            scale, shift = scale / scale_out, shift / scale_out
+        k_ref, k_raw = k_ref * scale[None, None, :, None], k_raw * scale[None, None, :, None]
+    else:
+        scale = shift = None
+    if scale_in is not None:
+        k_ref = k_ref * scale_in[None, None, None, :]
+    if b.opts.subpixel_deconv:
+        bias = None if shift is None else np.tile(shift, 4).astype(np.float32)
+        a = b.conv(refined, subpixel_kernel(k_ref).astype(np.float32), bias, 1, "same", f"deconv_refined_{i}")
+        c = b.conv(raw, subpixel_kernel(k_raw).astype(np.float32), None, 1, "same", f"deconv_raw_{i}")
+        y = L.Add(name=f"deconv_sum_{i}")([a, c])
+        if scale is None:
+            y = DepthToSpace.make(2, f"deconv_d2s_{i}")(y)
+            y = L.BatchNormalization(epsilon=src.get_layer(bn).epsilon, name=f"deconv_bnrelu_{i}_0")(y)
+            b._set(y._keras_history[0], _w(src, bn))
+            return L.ReLU(name=f"deconv_bnrelu_{i}_1")(y)
+        # ReLU before DEPTH_TO_SPACE: they commute, and the ReLU fuses into the ADD.
+        return DepthToSpace.make(2, f"deconv_d2s_{i}")(L.ReLU(name=f"deconv_bnrelu_{i}_1")(y))
+    # Keep TRANSPOSE_CONV (for measurements), BN still folded into both kernels.
+    cout = k_ref.shape[2]
+    made = []
+    for nm, k, inp, with_bias in ((f"deconv_refined_{i}", k_ref, refined, shift is not None),
+                                  (f"deconv_raw_{i}", k_raw, raw, False)):
+        layer = L.Conv2DTranspose(cout, 4, 2, padding="same", use_bias=with_bias, name=nm)
+        made.append(layer(inp))
+        b._set(layer, [k.astype(np.float32)] + ([shift.astype(np.float32)] if with_bias else []))
+    y = L.Add(name=f"deconv_sum_{i}")(made)
+    if scale is None:
+        y = L.BatchNormalization(epsilon=src.get_layer(bn).epsilon, name=f"deconv_bnrelu_{i}_0")(y)
+        b._set(y._keras_history[0], _w(src, bn))
+    return L.ReLU(name=f"deconv_bnrelu_{i}_1")(y)
+
+
+def _head(b: _Builder, x, name: str, split: bool = False, scale_in=None):
+    """SepConv2d head: depthwise 5x5 + BN + ReLU (folded), then 1x1 (two 1x1s when split).
+
+    `scale_in` multiplies the depthwise input channels (undoing the producer's equalisation). With
+    `equalize_heads`, each 1x1 gets its own copy of the depthwise conv whose output channel c is divided by
+    s_c (exact through ReLU, s_c > 0) while the 1x1 multiplies its input channel c by s_c; heatmaps (0..1)
+    and tags (tens) weigh the channels differently, so each gets its own scales."""
+    parts = ("",) if not split else ("_heatmaps", "_tags")
+    kernels = [_w(b.src, f"{name}_conv_3{part}")[0] for part in parts]
+    equalize = b.opts.equalize_heads and b.opts.fold_bn
+    r1 = b.ranges[f"{name}_conv_2"]
+    outs = []
+    shared = None
+    for part, k in zip(parts, kernels):
+        if equalize:
+            s = equalisation_scales(r1, relative_weight_range(k) if b.opts.head_balance else None)
+            y = b.conv_bn(x, f"{name}_conv_0", f"{name}_conv_1", 1, "relu", f"{name}_conv_0{part}",
+                          depthwise=True, scale_in=scale_in, scale_out=s)
+            k = (k.astype(np.float64) * s[None, None, :, None]).astype(np.float32)
+        else:
+            if shared is None:
+                shared = b.conv_bn(x, f"{name}_conv_0", f"{name}_conv_1", 1, "relu", f"{name}_conv_0",
+                                   depthwise=True, scale_in=scale_in)
+            y = shared
+        outs.append(b.conv(y, k, None, 1, "same", f"{name}_conv_3{part}"))
+    return tuple(outs) if split else outs[0]
+
+
+def verify_deploy_model(src, deploy, image, tolerance: float = 1e-3) -> dict:
+    """Run both graphs on one image; the rewrites must not change the function (float32 rounding only).
+    Raises LitePoseError when any output differs by more than `tolerance` x max(1, |reference|)."""
+    from python_ref.errors import LitePoseError
+
+    x = np.asarray(image, np.float32)[None]
+    ref = {k: np.asarray(v) for k, v in src(x, training=False).items()}
+    out = {k: np.asarray(v) for k, v in deploy(x, training=False).items()}
+    worst, per_output = 0.0, {}
+    for k in OUTPUT_NAMES:
+        err = float(np.max(np.abs(ref[k] - out[k])))
+        per_output[k] = err
+        if err > tolerance * max(1.0, float(np.max(np.abs(ref[k])))):
+            raise LitePoseError(f"deploy graph: output {k} differs from the float network by {err:.2e}; "
+                                "a rewrite is wrong (please report)")
+        worst = max(worst, err)
+    return {"max_abs_error": worst, "per_output": per_output}

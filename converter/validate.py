@@ -1,0 +1,505 @@
+"""`litepose validate`: is a deployed model (typically INT8) as good as its float reference?
+
+Both models see the same deployed-mode input (letterbox to the model's size) and their outputs are
+decoded the same way. The report (JSON for machines, markdown + PNG overlays for people) holds:
+per-output SQNR and max error, per-joint keypoint error of matched people, person-count agreement,
+OKS-AP of the model's poses scored against the reference's poses (score > 0.1, CrowdPose sigmas, area
+0.53 x keypoint box), AP of both against annotations when given, and latency at each thread count.
+Thresholds make the command exit 1 (after writing the report) when the model is worse than allowed.
+Calibration images (model card manifest, by sha256) that reappear among the evaluation images are
+reported and, with `exclude_calibration`, left out.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from python_ref.errors import LitePoseError
+
+REPORT_FORMAT = "litepose-validate/1"
+OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
+PERSON_SCORE = 0.1
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def log(msg: str) -> None:
+    print(f"[litepose] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- references ------------------------------------------------------------------------------------
+
+class _KerasReference:
+    """The float network from a checkpoint, built at the deployed model's input size (needs TensorFlow)."""
+
+    def __init__(self, path: str, input_hw):
+        from .checkpoint import build_keras_from_checkpoint
+
+        self.model, self.info = build_keras_from_checkpoint(path, input_hw=tuple(input_hw))
+        self.description = f"{Path(path).name} (float Keras network, {self.info['arch_name']})"
+
+    def __call__(self, image_uint8):
+        out = self.model(np.asarray(image_uint8, np.float32)[None], training=False)
+        return {k: np.asarray(out[k])[0] for k in OUTPUT_NAMES}
+
+
+class _TFLiteReference:
+    def __init__(self, path: str, input_hw):
+        from python_ref.runner import TFLiteRunner
+
+        self.runner = TFLiteRunner(path)
+        if tuple(self.runner.input_hw) != tuple(input_hw):
+            raise LitePoseError(f"{path}: reference input is {self.runner.input_hw}, the model's is {tuple(input_hw)}")
+        self.description = f"{Path(path).name} ({self.runner.input_dtype.name} input TFLite)"
+
+    def __call__(self, image_uint8):
+        return self.runner(image_uint8)
+
+
+def load_reference(path: str, input_hw):
+    p = Path(path)
+    if not p.exists():
+        raise LitePoseError(f"{path}: reference not found (a checkpoint or a float .tflite)")
+    if p.suffix.lower() == ".tflite":
+        return _TFLiteReference(path, input_hw)
+    return _KerasReference(path, input_hw)
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Energy:
+    signal: float = 0.0
+    noise: float = 0.0
+    max_abs_error: float = 0.0
+
+    def add(self, ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+        r, t = ref.astype(np.float64), test.astype(np.float64)
+        s, n = float(np.sum(r * r)), float(np.sum((r - t) ** 2))
+        err = float(np.max(np.abs(r - t))) if r.size else 0.0
+        self.signal += s
+        self.noise += n
+        self.max_abs_error = max(self.max_abs_error, err)
+        return sqnr_from(s, n), err
+
+
+def sqnr_from(signal: float, noise: float) -> float:
+    if noise == 0:
+        return math.inf
+    return 10.0 * math.log10(max(signal, 1e-30) / noise)
+
+
+def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE):
+    keep = scores > threshold
+    return poses[keep], scores[keep]
+
+
+def match_people(ref: np.ndarray, test: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (ref index, test index) minimising the mean distance over joints both detected."""
+    from scipy.optimize import linear_sum_assignment
+
+    if len(ref) == 0 or len(test) == 0:
+        return []
+    both = (ref[:, None, :, 2] > 0) & (test[None, :, :, 2] > 0)
+    dist = np.linalg.norm(ref[:, None, :, :2] - test[None, :, :, :2], axis=-1)
+    cost = np.where(both.any(-1), np.sum(dist * both, -1) / np.maximum(both.sum(-1), 1), 1e9)
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < 1e9]
+
+
+def _keypoint_box(pose: np.ndarray) -> list[float]:
+    vis = pose[:, 2] > 0
+    if not vis.any():
+        return [0.0, 0.0, 0.0, 0.0]
+    x0, y0 = pose[vis, 0].min(), pose[vis, 1].min()
+    return [float(x0), float(y0), float(pose[vis, 0].max() - x0), float(pose[vis, 1].max() - y0)]
+
+
+def oks_ap_against_reference(ref_poses: list, test_poses: list, test_scores: list, num_joints: int) -> dict:
+    """COCO-style AP of the test poses with the reference's people (score > 0.1) as ground truth.
+
+    CrowdPose rules (14 joints) or COCO sigmas (17) with OKS area = 0.53 x the keypoint box."""
+    from python_ref.evaluate import Annotations, ImageInfo, Results, evaluate_keypoints
+    from python_ref.keypoints import dataset_for_joints
+
+    names = dataset_for_joints(num_joints).joints
+    images, ids, kps, boxes, nkp = [], [], [], [], []
+    for i, ref in enumerate(ref_poses):
+        images.append(ImageInfo(id=i + 1, file_name=f"{i + 1}.jpg", width=None, height=None))
+        for p in ref:
+            ids.append(i + 1)
+            kps.append(np.concatenate([p[:, :2], np.where(p[:, 2:3] > 0, 2.0, 0.0)], 1))
+            boxes.append(_keypoint_box(p))
+            nkp.append(int(np.count_nonzero(p[:, 2] > 0)))
+    n = len(ids)
+    box = np.asarray(boxes, float).reshape(n, 4)
+    ann = Annotations(path="reference poses", images=images, joint_names=tuple(names),
+                      dataset="crowdpose" if num_joints == 14 else "coco", category_id=1,
+                      image_id=np.asarray(ids, np.int64), annotation_id=np.arange(1, n + 1),
+                      keypoints=np.asarray(kps, float).reshape(n, num_joints, 3), bbox=box,
+                      area=0.53 * box[:, 2] * box[:, 3], iscrowd=np.zeros(n, bool),
+                      num_keypoints=np.asarray(nkp, np.int64),
+                      _by_id={im.id: im for im in images}, _by_name={im.file_name: im for im in images})
+    rid, rkp, rsc = [], [], []
+    for i, (poses, scores) in enumerate(zip(test_poses, test_scores)):
+        for p, s in zip(poses, scores):
+            rid.append(i + 1)
+            rkp.append(p)
+            rsc.append(float(s))
+    res = Results(path="model poses", image_id=np.asarray(rid, np.int64),
+                  keypoints=np.asarray(rkp, float).reshape(len(rid), num_joints, 3), score=np.asarray(rsc))
+    if n == 0:
+        return {"AP": None, "note": "the reference finds nobody (score > 0.1) on these images"}
+    report = evaluate_keypoints(ann, res, joint_map="none")
+    return {k: report[k] for k in ("AP", "AP50", "AP75", "AR")} | {"num_reference_people": n}
+
+
+def latency(model_path: str, image_uint8: np.ndarray, threads: int, runs: int) -> dict:
+    from python_ref.runner import TFLiteRunner
+
+    runner = TFLiteRunner(model_path, num_threads=threads)
+    batch = runner.prepare_input(image_uint8)
+    for _ in range(2):
+        runner.run_batch(batch)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runner.run_batch(batch)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return {"threads": threads, "runs": runs, "median_ms": float(np.median(times)), "min_ms": float(np.min(times)),
+            "p90_ms": float(np.percentile(times, 90))}
+
+
+# ---- the command -----------------------------------------------------------------------------------
+
+def _list_images(images_dir: Path) -> list[Path]:
+    if not images_dir.is_dir():
+        raise LitePoseError(f"{images_dir}: image folder not found")
+    files = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise LitePoseError(f"{images_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) to validate on")
+    return files
+
+
+def _decode(outputs: dict, mode: str):
+    from python_ref import decoder
+
+    d = decoder.decode_official(outputs) if mode == "official" else decoder.decode_fast(outputs)
+    return np.asarray(d.poses, np.float32), np.asarray(d.scores, np.float32)
+
+
+def _to_image(poses: np.ndarray, box) -> np.ndarray:
+    out = box.to_image(poses).astype(np.float32) if len(poses) else poses.copy()
+    if len(out):
+        out[out[..., 2] <= 0, :2] = 0.0
+    return out
+
+
+def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label, model_label) -> bytes:
+    import cv2
+
+    from python_ref.draw import draw_poses
+    from python_ref.keypoints import dataset_for_joints
+
+    skeleton = dataset_for_joints(num_joints).skeleton
+    left = draw_poses(image, ref_poses, ref_scores, skeleton, PERSON_SCORE)
+    right = draw_poses(image, poses, scores, skeleton, PERSON_SCORE)
+    panel = np.concatenate([left, np.full((image.shape[0], 8, 3), 255, np.uint8), right], 1)
+    scale = 640.0 / panel.shape[1] if panel.shape[1] > 1280 else 1.0
+    if scale != 1.0:
+        panel = cv2.resize(panel, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    for x, text in ((6, ref_label), (panel.shape[1] // 2 + 6, model_label)):
+        cv2.putText(panel, text, (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(panel, text, (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+    return png.tobytes()
+
+
+def run_validate(*, model: str, reference: str, images: str, report: str, annotations: str | None = None,
+                 min_sqnr: float | None = None, min_oks_ap: float | None = None, max_ap_drop: float | None = None,
+                 threads=(1, 2), runs: int = 10, mode: str = "fast", joint_map: str = "auto",
+                 exclude_calibration: bool = False, max_overlays: int = 12) -> dict:
+    """Validate `model` against `reference`; write the report; return it. Raises LitePoseError for user
+    errors; sets report['passed'] (the CLI exits 1 when False)."""
+    from python_ref.io_utils import write_bytes_atomic, write_text_atomic
+    from python_ref.preprocess import letterbox, load_image_rgb
+    from python_ref.runner import TFLiteRunner
+
+    from .calibration import calibration_hashes
+    from .export import card_path_for
+
+    report_dir = Path(report)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise LitePoseError(f"{report}: exists and is not a folder")
+    if not report_dir.parent.is_dir():
+        raise LitePoseError(f"{report}: the folder {report_dir.parent} does not exist")
+    if mode not in ("fast", "official"):
+        raise LitePoseError(f"--mode {mode}: use fast or official")
+    files = _list_images(Path(images))
+    runner = TFLiteRunner(model)
+    input_hw, num_joints = runner.input_hw, runner.num_joints
+    ref = load_reference(reference, input_hw)
+    log(f"model {Path(model).name} ({input_hw[0]}x{input_hw[1]} {runner.input_dtype.name}), reference {ref.description}")
+
+    card_path = card_path_for(model)
+    card = None
+    if card_path.is_file():
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            log(f"warning: {card_path}: unreadable model card; calibration overlap not checked")
+    calib = calibration_hashes(card)
+    ann = None
+    if annotations:
+        from python_ref.evaluate import load_annotations
+
+        ann = load_annotations(annotations)
+
+    energies = {k: _Energy() for k in OUTPUT_NAMES}
+    per_image, overlap = [], []
+    ref_people, model_people, model_all, model_all_scores = [], [], [], []
+    results = {"reference": [], "model": []}
+    joint_err = [[] for _ in range(num_joints)]
+    count_agree = 0
+    overlays = []
+    first_image = None
+    evaluated = 0
+    for n, path in enumerate(files):
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        in_calib = sha in calib
+        if in_calib:
+            overlap.append(path.name)
+            log(f"warning: {path.name} was used for calibration (same sha256)"
+                + ("; left out" if exclude_calibration else "; its numbers are optimistic"))
+            if exclude_calibration:
+                continue
+        rgb = load_image_rgb(path)
+        boxed, box = letterbox(rgb, input_hw)
+        first_image = boxed if first_image is None else first_image
+        out_ref, out_model = ref(boxed), runner(boxed)
+        row = {"image": path.name, "sha256": sha, "calibration_image": in_calib, "outputs": {}}
+        for k in OUTPUT_NAMES:
+            s, e = energies[k].add(out_ref[k], out_model[k])
+            row["outputs"][k] = {"sqnr_db": s, "max_abs_error": e}
+        rp, rs = _decode(out_ref, mode)
+        mp, ms = _decode(out_model, mode)
+        rp, mp = _to_image(rp, box), _to_image(mp, box)
+        rp_keep, rs_keep = _people(rp, rs)
+        mp_keep, ms_keep = _people(mp, ms)
+        ref_people.append(rp_keep)
+        model_people.append(mp_keep)
+        model_all.append(mp)
+        model_all_scores.append(ms)
+        count_agree += int(len(rp_keep) == len(mp_keep))
+        for a, b in match_people(rp_keep, mp_keep):
+            both = (rp_keep[a, :, 2] > 0) & (mp_keep[b, :, 2] > 0)
+            d = np.linalg.norm(rp_keep[a, :, :2] - mp_keep[b, :, :2], axis=-1)
+            for j in np.flatnonzero(both):
+                joint_err[j].append(float(d[j]))
+        row.update({"reference_people": len(rp_keep), "model_people": len(mp_keep)})
+        per_image.append(row)
+        evaluated += 1
+        if ann is not None:
+            info = ann.find_image(path.name)
+            if info is not None:
+                for key, poses, scores in (("reference", rp, rs), ("model", mp, ms)):
+                    for p, s in zip(poses, scores):
+                        results[key].append({"image_id": info.id, "keypoints": p.reshape(-1).tolist(),
+                                             "score": float(s)})
+        if len(overlays) < max_overlays:
+            overlays.append((path.stem + ".png", _overlay(rgb, rp, rs, mp, ms, num_joints,
+                                                           "reference", Path(model).name)))
+        log(f"validated {n + 1}/{len(files)}: {path.name}: " + ", ".join(
+            f"{k} {row['outputs'][k]['sqnr_db']:.1f} dB" for k in OUTPUT_NAMES)
+            + f", people {len(rp_keep)}/{len(mp_keep)}")
+    if evaluated == 0:
+        raise LitePoseError(f"{images}: every image was a calibration image; nothing left to validate on")
+
+    oks = oks_ap_against_reference(ref_people, model_all, model_all_scores, num_joints)
+    joints = __import__("python_ref.keypoints", fromlist=["x"]).dataset_for_joints(num_joints).joints
+    per_joint = {joints[j]: {"count": len(e), "mean_px": float(np.mean(e)) if e else None,
+                             "median_px": float(np.median(e)) if e else None,
+                             "max_px": float(np.max(e)) if e else None} for j, e in enumerate(joint_err)}
+    ap = None
+    if ann is not None:
+        ap = _annotation_ap(ann, results, joint_map, num_joints)
+    timings = [latency(model, first_image, t, runs) for t in threads]
+    for t in timings:
+        log(f"latency {t['threads']} thread(s): median {t['median_ms']:.1f} ms over {t['runs']} runs")
+
+    outputs = {k: {"sqnr_db": sqnr_from(e.signal, e.noise), "max_abs_error": e.max_abs_error} for k, e in
+               energies.items()}
+    checks = []
+    if min_sqnr is not None:
+        for k, v in outputs.items():
+            checks.append({"check": f"{k} SQNR >= {min_sqnr} dB", "value": v["sqnr_db"],
+                           "passed": v["sqnr_db"] >= min_sqnr})
+    if min_oks_ap is not None:
+        val = oks["AP"]
+        checks.append({"check": f"OKS-AP vs reference >= {min_oks_ap}", "value": val,
+                       "passed": val is not None and val >= min_oks_ap})
+    if max_ap_drop is not None:
+        if ap is None or ap.get("drop") is None:
+            checks.append({"check": f"AP drop <= {max_ap_drop}", "value": None, "passed": False,
+                           "note": "needs --annotations with annotated images"})
+        else:
+            checks.append({"check": f"AP drop <= {max_ap_drop}", "value": ap["drop"],
+                           "passed": ap["drop"] <= max_ap_drop})
+    result = {
+        "format": REPORT_FORMAT,
+        "model": {"file": Path(model).name, "sha256": hashlib.sha256(Path(model).read_bytes()).hexdigest(),
+                  "input_size": f"{input_hw[0]}x{input_hw[1]}", "input_dtype": runner.input_dtype.name,
+                  "precision": (card or {}).get("precision")},
+        "reference": {"file": Path(reference).name, "description": ref.description},
+        "decoder": mode, "person_score_threshold": PERSON_SCORE,
+        "images": {"folder": Path(images).name, "evaluated": evaluated, "calibration_overlap": overlap,
+                   "calibration_images_excluded": bool(exclude_calibration and overlap)},
+        "outputs": outputs,
+        "person_count_agreement": {"images_with_equal_counts": count_agree, "images": evaluated,
+                                   "reference_people": int(sum(len(p) for p in ref_people)),
+                                   "model_people": int(sum(len(p) for p in model_people))},
+        "oks_ap_vs_reference": oks,
+        "per_joint_error_px": per_joint,
+        "annotations": ap,
+        "latency": timings,
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+        "per_image": per_image,
+    }
+    report_dir.mkdir(exist_ok=True)
+    write_text_atomic(report_dir / "report.json", json.dumps(result, indent=2, default=_json_default) + "\n")
+    write_text_atomic(report_dir / "report.md", format_markdown(result))
+    for name, png in overlays:
+        write_bytes_atomic(report_dir / f"overlay_{name}", png)
+    log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays")
+    return result
+
+
+def _json_default(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    raise TypeError(type(v).__name__)
+
+
+def _annotation_ap(ann, results: dict, joint_map: str, num_joints: int) -> dict:
+    from python_ref.evaluate import Results, evaluate_keypoints
+
+    out = {"file": Path(ann.path).name}
+    for key in ("reference", "model"):
+        rows = results[key]
+        res = Results(path=f"{key} poses", image_id=np.asarray([r["image_id"] for r in rows], np.int64),
+                      keypoints=np.asarray([r["keypoints"] for r in rows], float).reshape(len(rows), num_joints, 3),
+                      score=np.asarray([r["score"] for r in rows], float))
+        rep = evaluate_keypoints(ann, res, joint_map=joint_map)
+        out[key] = {k: rep[k] for k in ("AP", "AP50", "AP75", "AR")}
+        out["protocol"], out["joint_map"], out["num_people"] = rep["protocol"], rep["joint_map"], rep["num_people"]
+    r, m = out["reference"]["AP"], out["model"]["AP"]
+    out["drop"] = None if r is None or m is None else 100.0 * (r - m)   # AP points
+    return out
+
+
+def _fmt(v, digits=1, unit=""):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v:.{digits}f}{unit}"
+
+
+def format_markdown(r: dict) -> str:
+    lines = [f"# litepose validate: {r['model']['file']} vs {r['reference']['file']}", "",
+             f"Input {r['model']['input_size']} ({r['model']['input_dtype']}), decoder {r['decoder']}, "
+             f"{r['images']['evaluated']} images from `{r['images']['folder']}`.", ""]
+    if r["images"]["calibration_overlap"]:
+        lines += [f"**Warning:** {len(r['images']['calibration_overlap'])} evaluation image(s) were calibration "
+                  f"images: {', '.join(r['images']['calibration_overlap'])}"
+                  + (" (left out)." if r["images"]["calibration_images_excluded"] else
+                     " (included; their numbers are optimistic)."), ""]
+    lines += ["## Outputs", "", "| output | SQNR (dB) | max abs error |", "|---|---|---|"]
+    for k, v in r["outputs"].items():
+        lines.append(f"| {k} | {_fmt(v['sqnr_db'])} | {_fmt(v['max_abs_error'], 4)} |")
+    pc, oks = r["person_count_agreement"], r["oks_ap_vs_reference"]
+    lines += ["", "## Poses", "",
+              f"- OKS-AP of the model's poses against the reference's (score > {r['person_score_threshold']}): "
+              f"**{_fmt(oks.get('AP'), 3)}** (AP50 {_fmt(oks.get('AP50'), 3)}, AP75 {_fmt(oks.get('AP75'), 3)})",
+              f"- person counts equal on {pc['images_with_equal_counts']}/{pc['images']} images "
+              f"(reference {pc['reference_people']} people, model {pc['model_people']})"]
+    a = r["annotations"]
+    if a:
+        lines.append(f"- AP against `{a['file']}` ({a['protocol']}, joint map {a['joint_map']}, {a['num_people']} "
+                     f"people): reference {_fmt(a['reference']['AP'], 3)}, model {_fmt(a['model']['AP'], 3)}, "
+                     f"drop {_fmt(a['drop'], 2)} points")
+    lines += ["", "| joint | matched | mean px | median px | max px |", "|---|---|---|---|---|"]
+    for j, v in r["per_joint_error_px"].items():
+        lines.append(f"| {j} | {v['count']} | {_fmt(v['mean_px'], 2)} | {_fmt(v['median_px'], 2)} | "
+                     f"{_fmt(v['max_px'], 2)} |")
+    lines += ["", "## Latency (LiteRT default CPU path)", "", "| threads | median ms | min ms | p90 ms |",
+              "|---|---|---|---|"]
+    for t in r["latency"]:
+        lines.append(f"| {t['threads']} | {_fmt(t['median_ms'])} | {_fmt(t['min_ms'])} | {_fmt(t['p90_ms'])} |")
+    if r["checks"]:
+        lines += ["", "## Checks", ""]
+        for c in r["checks"]:
+            val = c["value"]
+            lines.append(f"- {'PASS' if c['passed'] else 'FAIL'}: {c['check']} (got "
+                         f"{_fmt(val, 3) if isinstance(val, float) else val})")
+    lines += ["", "## Per image", "", "| image | " + " | ".join(OUTPUT_NAMES) + " | people ref/model |",
+              "|---|" + "---|" * (len(OUTPUT_NAMES) + 1)]
+    for row in r["per_image"]:
+        lines.append(f"| {row['image']}{' (calib)' if row['calibration_image'] else ''} | "
+                     + " | ".join(_fmt(row["outputs"][k]["sqnr_db"]) for k in OUTPUT_NAMES)
+                     + f" | {row['reference_people']}/{row['model_people']} |")
+    lines += ["", "Overlays: `overlay_<image>.png` (left reference, right model).", ""]
+    return "\n".join(lines)
+
+
+def _threads(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise LitePoseError(f"--threads {text}: expected thread counts like 1,2")
+    return values
+
+
+def _command():
+    import click
+
+    @click.command("validate")
+    @click.argument("model")
+    @click.option("--reference", required=True, help="The float reference: a checkpoint or a float .tflite.")
+    @click.option("--images", required=True, help="Folder of evaluation images.")
+    @click.option("--annotations", default=None, help="CrowdPose/COCO/AIC annotation JSON for these images (AP).")
+    @click.option("--report", required=True, help="Report folder (report.md, report.json, overlay_*.png).")
+    @click.option("--min-sqnr", type=float, default=None, help="Fail when any output's SQNR (dB) is lower.")
+    @click.option("--min-oks-ap", type=float, default=None, help="Fail when OKS-AP vs the reference is lower.")
+    @click.option("--max-ap-drop", type=float, default=None, help="Fail when AP vs annotations drops more (points).")
+    @click.option("--threads", default="1,2", show_default=True, help="Thread counts to time.")
+    @click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="Timed runs each.")
+    @click.option("--mode", type=click.Choice(["fast", "official"]), default="fast", show_default=True,
+                  help="Decoder for both models.")
+    @click.option("--joint-map", type=click.Choice(["auto", "none", "coco", "aic"]), default="auto", show_default=True)
+    @click.option("--exclude-calibration-images", is_flag=True,
+                  help="Leave out images the model card lists as calibration images.")
+    def validate_command(model, reference, images, annotations, report, min_sqnr, min_oks_ap, max_ap_drop, threads,
+                         runs, mode, joint_map, exclude_calibration_images):
+        """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
+        result = run_validate(model=model, reference=reference, images=images, annotations=annotations,
+                              report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
+                              threads=_threads(threads), runs=runs, mode=mode, joint_map=joint_map,
+                              exclude_calibration=exclude_calibration_images)
+        failed = [c["check"] for c in result["checks"] if not c["passed"]]
+        if failed:
+            raise LitePoseError(f"{model}: below the thresholds: {'; '.join(failed)} (report in {report})")
+
+    return validate_command
+
+
+validate_command = _command()
