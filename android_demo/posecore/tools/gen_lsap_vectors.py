@@ -2,7 +2,9 @@
 
 The Kotlin decoder must resolve exact cost ties the way SciPy does, so the cases are tie-heavy:
 small integer costs, constant matrices, decoder-like costs (rounded tag distance * 100 - quantised
-value) padded with 1e10 columns, plus plain random floats and a few rows > cols (transposed) cases.
+value) padded with 1e10 columns, plain random floats, large offsets with small steps (float64 rounding
+near ties: catches an implementation that shifts costs by their minimum, as SciPy < 1.6 did) and a few
+rows > cols (transposed) cases.
 
     python android_demo/posecore/tools/gen_lsap_vectors.py [--out PATH] [--seed N]
 """
@@ -48,6 +50,12 @@ def make_cases(seed: int) -> list[np.ndarray]:
         r = int(rng.integers(1, 10))
         c = int(rng.integers(r, 14))
         mats.append(rng.normal(0, 10, (r, c)))
+    for _ in range(60):  # float64 rounding: a large offset plus small steps (shifting by the min would differ)
+        r = int(rng.integers(2, 7))
+        c = int(rng.integers(r, 8))
+        base = float(rng.choice([1e8, -1e8, 1e15, 0.1, 3.3]))
+        step = float(rng.choice([0.1, 1 / 3, 0.7, 1e-9]))
+        mats.append(base + rng.integers(0, 4, (r, c)) * step)
     for _ in range(15):  # rows > cols: SciPy solves the transpose
         c = int(rng.integers(1, 6))
         r = int(rng.integers(c + 1, 9))

@@ -3,20 +3,21 @@ package dev.litepose.posecore
 /**
  * Parameters of the fast decoder; defaults are those of docs/fast-decoder.md (python_ref `FastDecoderParams`).
  *
- * @property detectionThreshold a peak is a candidate iff `value > detectionThreshold` (strict).
+ * @property detectionThreshold a peak is a candidate iff `value > detectionThreshold` (strict, compared in float64
+ *   like python_ref: a det of exactly 0.1f = 0.100000001 passes the default).
  * @property tagThreshold a candidate joins a person iff `|tag - personTag| < tagThreshold` (strict).
  * @property topK peaks per joint kept after NMS.
  * @property maxNumPeople only the first N persons (creation order) take part in matching.
- * @property nmsKernel max-pool window at half input resolution.
+ * @property nmsKernel max-pool window at half input resolution (5: chosen by measurement, docs/fast-decoder.md).
  * @property adjust quarter-cell shift towards the larger neighbour.
  * @property refine fill undetected joints from the peaks of that joint.
  */
 data class DecoderParams(
-    val detectionThreshold: Float = 0.1f,
-    val tagThreshold: Float = 1.0f,
+    val detectionThreshold: Double = 0.1,
+    val tagThreshold: Double = 1.0,
     val topK: Int = 30,
     val maxNumPeople: Int = 30,
-    val nmsKernel: Int = 3,
+    val nmsKernel: Int = 5,
     val adjust: Boolean = true,
     val refine: Boolean = true,
 ) {

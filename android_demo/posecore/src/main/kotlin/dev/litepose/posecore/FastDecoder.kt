@@ -57,7 +57,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         w4: Int,
         joints: Int,
     ): List<Person> {
-        require(h4 > 0 && w4 > 0 && joints > 0) { "empty output shape h4=$h4 w4=$w4 joints=$joints" }
+        require(h4 >= 0 && w4 >= 0 && joints >= 0) { "negative output shape h4=$h4 w4=$w4 joints=$joints" }
         val h2 = 2 * h4
         val w2 = 2 * w4
         require(heatmapsS4.size == h4 * w4 * joints) {
@@ -67,6 +67,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         require(heatmapsS2.size == h2 * w2 * joints) {
             "heatmaps_s2 has ${heatmapsS2.size} values, expected $h2*$w2*$joints"
         }
+        if (h4 == 0 || w4 == 0 || joints == 0) return emptyList() // a zero dimension: no persons
 
         aggregate(heatmapsS4, heatmapsS2, h4, w4, joints)
         val peaks = Array(joints) { j -> jointPeaks(j, h2, w2, tagsS4, h4, w4, joints) }
@@ -92,7 +93,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         return people
     }
 
-    /** det[j][y, x] = 0.5f * (up2(heatmaps_s4) + heatmaps_s2), planar per joint, non-finite -> 0. */
+    /** det[j][y, x] = 0.5f * (up2(heatmaps_s4) + heatmaps_s2), planar per joint, inputs sanitised. */
     private fun aggregate(hm4: FloatArray, hm2: FloatArray, h4: Int, w4: Int, joints: Int) {
         val h2 = 2 * h4
         val w2 = 2 * w4
@@ -110,12 +111,11 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
             val out = j * plane
             for (oy in 0 until h2) {
                 val iy = oy shr 1
-                val even = (oy and 1) == 0
-                val other = if (even) max(iy - 1, 0) else min(iy + 1, h4 - 1)
+                val other = if ((oy and 1) == 0) max(iy - 1, 0) else min(iy + 1, h4 - 1)
                 val rowA = iy * w2
                 val rowB = other * w2
                 for (ox in 0 until w2) {
-                    val up = blend(even, rows[rowB + ox], rows[rowA + ox])
+                    val up = blend(oy, rows[rowB + ox], rows[rowA + ox])
                     val s2 = finite(hm2[(oy * w2 + ox) * joints + j])
                     det[out + oy * w2 + ox] = 0.5f * (up + s2)
                 }
@@ -124,46 +124,34 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
     }
 
     /**
-     * The NMS peaks of joint j, by value descending then flat index ascending (step 4 order):
-     * `candidates` = those with det > detection_threshold, `refine` = those with det > 0, each cut to top_k.
-     * Both are prefixes of one sorted list. Each peak carries the upsampled tag at its cell.
+     * The NMS peaks of joint j with det > 0, by value descending then flat index ascending (step 4
+     * order), cut to top_k: refine's list. The matching candidates are its prefix with
+     * `det > detection_threshold` (compared in float64, as python_ref). Each peak carries the upsampled
+     * tag at its cell.
      */
     private fun jointPeaks(j: Int, h2: Int, w2: Int, tags: FloatArray, h4: Int, w4: Int, joints: Int): JointPeaks {
         val plane = h2 * w2
         val base = j * plane
         val pooled = maxPool(base, h2, w2)
-        val threshold = params.detectionThreshold
-        val floor = min(threshold, 0f)
         var keys = LongArray(64)
         var count = 0
         for (p in 0 until plane) {
             val value = det[base + p]
-            if (value > floor && value == pooled[p]) {
+            if (value > 0f && value == pooled[p]) {
                 if (count == keys.size) keys = keys.copyOf(count * 2)
                 keys[count++] = sortKey(value, p)
             }
         }
         keys.sort(0, count)
-        val peaks = ArrayList<Peak>(min(count, params.topK + 1))
-        fun peakAt(k: Int): Peak {
-            if (k < peaks.size) return peaks[k]
+        val refine = List(min(count, params.topK)) { k ->
             val p = (keys[k] and 0x7fffffffL).toInt()
             val x = p % w2
             val y = p / w2
-            return Peak(x, y, det[base + p], upsampledAt(tags, h4, w4, joints, j, x, y)).also { peaks.add(it) }
+            Peak(x, y, det[base + p], upsampledAt(tags, h4, w4, joints, j, x, y))
         }
-        fun prefix(limit: Float): List<Peak> {
-            val out = ArrayList<Peak>()
-            var k = 0
-            while (k < count && out.size < params.topK) {
-                val peak = peakAt(k)
-                if (!(peak.value > limit)) break
-                out.add(peak)
-                k++
-            }
-            return out
-        }
-        return JointPeaks(prefix(threshold), prefix(0f))
+        var n = 0
+        while (n < refine.size && refine[n].value.toDouble() > params.detectionThreshold) n++
+        return JointPeaks(refine.subList(0, n), refine)
     }
 
     /** nms_kernel × nms_kernel max-pool of one det plane (stride 1, -inf padding); separable, so exact. */
@@ -284,39 +272,43 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
             else -> IntArray(joints) { it }
         }
 
-        private fun finite(v: Float): Float = if (v.isFinite()) v else 0f
+        private const val LIMIT = 1e6f
 
-        /** 1-D ×2 bilinear weights: even o -> 0.25*v[i-1] + 0.75*v[i]; odd o -> 0.75*v[i] + 0.25*v[i+1]. */
-        private fun blend(even: Boolean, neighbour: Float, centre: Float): Float =
-            if (even) 0.25f * neighbour + 0.75f * centre else 0.75f * centre + 0.25f * neighbour
+        /** Sanitising: NaN/±inf -> 0, then clamp to [-1e6, 1e6] (real outputs stay within ±100). */
+        private fun finite(v: Float): Float = if (v.isFinite()) v.coerceIn(-LIMIT, LIMIT) else 0f
+
+        /**
+         * 1-D ×2 bilinear rule for output index o: o = 0 -> v[0] (torch's clamped tap, as python_ref;
+         * equal to the 0.25/0.75 sum in every float32 tried, kept literal anyway); other even o -> 0.25f*v[i-1] + 0.75f*v[i];
+         * odd o -> 0.75f*v[i] + 0.25f*v[min(i+1, n-1)]. Float32 products, one float32 add.
+         */
+        private fun blend(o: Int, neighbour: Float, centre: Float): Float = when {
+            o == 0 -> centre
+            (o and 1) == 0 -> 0.25f * neighbour + 0.75f * centre
+            else -> 0.75f * centre + 0.25f * neighbour
+        }
 
         /** Horizontal pass at output column ox of one input row (row base = iy * w4). */
         private fun upsampleX(src: FloatArray, rowBase: Int, w4: Int, joints: Int, j: Int, ox: Int): Float {
             val ix = ox shr 1
-            val even = (ox and 1) == 0
-            val other = if (even) max(ix - 1, 0) else min(ix + 1, w4 - 1)
-            return blend(even, finite(src[(rowBase + other) * joints + j]), finite(src[(rowBase + ix) * joints + j]))
+            val other = if ((ox and 1) == 0) max(ix - 1, 0) else min(ix + 1, w4 - 1)
+            return blend(ox, finite(src[(rowBase + other) * joints + j]), finite(src[(rowBase + ix) * joints + j]))
         }
 
         /** up2(src)[oy, ox, j], bit-identical to the full two-pass upsampling. */
         internal fun upsampledAt(src: FloatArray, h4: Int, w4: Int, joints: Int, j: Int, ox: Int, oy: Int): Float {
             val iy = oy shr 1
-            val even = (oy and 1) == 0
-            val other = if (even) max(iy - 1, 0) else min(iy + 1, h4 - 1)
+            val other = if ((oy and 1) == 0) max(iy - 1, 0) else min(iy + 1, h4 - 1)
             val centre = upsampleX(src, iy * w4, w4, joints, j, ox)
             val neighbour = upsampleX(src, other * w4, w4, joints, j, ox)
-            return blend(even, neighbour, centre)
+            return blend(oy, neighbour, centre)
         }
 
         /**
-         * Sort key: value descending, then flat index ascending, as one ascending long.
-         * The float's bits are mapped to a monotone int (-0 folded onto +0).
+         * Sort key of a positive value: value descending, then flat index ascending, as one ascending
+         * long (the bits of a positive float are ordered like the float).
          */
-        private fun sortKey(value: Float, flatIndex: Int): Long {
-            val bits = (value + 0f).toRawBits()
-            val monotone = bits xor ((bits shr 31) and 0x7fffffff)
-            val descending = Int.MAX_VALUE.toLong() - monotone.toLong() // 0 .. 2^32-1
-            return (descending shl 31) or flatIndex.toLong()
-        }
+        private fun sortKey(value: Float, flatIndex: Int): Long =
+            ((Int.MAX_VALUE - value.toRawBits()).toLong() shl 31) or flatIndex.toLong()
     }
 }

@@ -5,8 +5,8 @@ package dev.litepose.posecore
  * choices of SciPy's `linear_sum_assignment` so that ties resolve the same way (the decoder's costs
  * are rounded tag distances ×100 minus INT8-quantised values: exact ties are common).
  *
- * The SciPy choices reproduced here: the cost matrix is first shifted by its global minimum; rows are
- * augmented in order 0..nr-1; each Dijkstra scan walks the not-yet-scanned columns in a list that
+ * The SciPy (>= 1.6, checked against 1.17) choices reproduced here: the costs are used as given (no shift
+ * by the minimum, which older SciPy did and which changes float64 rounding); rows are augmented in order 0..nr-1; each Dijkstra scan walks the not-yet-scanned columns in a list that
  * starts as (nc-1, ..., 1, 0) and loses its scanned entry by swap-with-last; in a scan the first column
  * with a strictly smaller path cost wins, and at an equal cost an unassigned column replaces the current
  * choice. With more rows than columns the problem is solved on the transpose.
@@ -35,15 +35,8 @@ object LinearSumAssignment {
     }
 
     /** rows <= cols: every row gets a distinct column. */
-    private fun solveWide(input: DoubleArray, nr: Int, nc: Int): IntArray {
-        var minCost = Double.POSITIVE_INFINITY
-        for (v in input) if (v < minCost) minCost = v
-        val cost = DoubleArray(input.size)
-        for (k in input.indices) {
-            val shifted = input[k] - minCost
-            require(!shifted.isNaN() && shifted != Double.NEGATIVE_INFINITY) { "cost matrix has NaN or -inf entries" }
-            cost[k] = shifted
-        }
+    private fun solveWide(cost: DoubleArray, nr: Int, nc: Int): IntArray {
+        for (c in cost) require(!c.isNaN() && c != Double.NEGATIVE_INFINITY) { "cost matrix has NaN or -inf entries" }
 
         val u = DoubleArray(nr)
         val v = DoubleArray(nc)
@@ -71,7 +64,7 @@ object LinearSumAssignment {
                 scannedRow[i] = true
                 for (k in 0 until numRemaining) {
                     val j = remaining[k]
-                    val reduced = minVal + cost[i * nc + j] - u[i] - v[j]
+                    val reduced = minVal + cost[i * nc + j] - u[i] - v[j] // ((minVal + C) - u) - v, float64
                     if (reduced < pathCost[j]) {
                         path[j] = i
                         pathCost[j] = reduced

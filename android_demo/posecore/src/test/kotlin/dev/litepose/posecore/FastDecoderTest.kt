@@ -110,12 +110,17 @@ class FastDecoderTest {
     }
 
     @Test
-    fun `detection threshold is strict`() {
+    fun `detection threshold is strict and compared in float64`() {
         val o = Outputs(4, 4, 1)
+        o.det(0, 1, 1, 0.5f)
+        assertEquals(0, o.decode(DecoderParams(detectionThreshold = 0.5)).size, "0.5 is not > 0.5")
+        o.det(0, 1, 1, Math.nextUp(0.5f))
+        assertEquals(1, o.decode(DecoderParams(detectionThreshold = 0.5)).size)
+        // 0.1f = 0.100000001490116 > 0.1 (float64), as in python_ref; the float below 0.1f is < 0.1.
         o.det(0, 1, 1, 0.1f)
+        assertEquals(1, o.decode().size, "0.1f passes the default 0.1")
+        o.det(0, 1, 1, Math.nextDown(0.1f))
         assertEquals(0, o.decode().size)
-        o.det(0, 1, 1, Math.nextUp(0.1f))
-        assertEquals(1, o.decode().size)
     }
 
     @Test
@@ -161,6 +166,31 @@ class FastDecoderTest {
     @Test
     fun `no peaks gives no people`() {
         assertEquals(0, Outputs(8, 8, 14).decode().size)
+        assertEquals(0, FastDecoder().decode(FloatArray(0), FloatArray(0), FloatArray(0), 0, 5, 14).size, "zero height")
+    }
+
+    @Test
+    fun `defaults are the spec table`() {
+        assertEquals(DecoderParams(0.1, 1.0, 30, 30, 5, adjust = true, refine = true), DecoderParams())
+    }
+
+    @Test
+    fun `huge values are clamped to 1e6`() {
+        val o = Outputs(4, 4, 2)
+        o.tag(0, 1f); o.tag(1, 1f)
+        o.det(0, 6, 6, 0.9f)
+        o.det(1, 5, 5, 0.9f)
+        val clamped = Outputs(4, 4, 2)
+        o.tags.copyInto(clamped.tags); o.hm2.copyInto(clamped.hm2)
+        // A garbage tag of 1e30 on joint 1's cell: clamped to 1e6 it is still far -> a second person, no overflow.
+        o.tags[(2 * 4 + 2) * 2 + 1] = 1e30f
+        clamped.tags[(2 * 4 + 2) * 2 + 1] = 1e6f
+        o.hm2[(0 * 8 + 0) * 2 + 0] = 3e38f
+        clamped.hm2[(0 * 8 + 0) * 2 + 0] = 1e6f
+        val people = o.decode()
+        assertEquals(clamped.decode(), people)
+        assertEquals(3, people.size, "the clamped 5e5 peak of joint 0, then the 0.9 one, then joint 1 alone")
+        assertEquals(5e5f, people[0].keypoints[0].score)
     }
 
     @Test
