@@ -37,6 +37,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
 
     private var det = FloatArray(0)
     private var rowScratch = FloatArray(0)
+    private var planar4 = FloatArray(0)
     private var poolScratch = FloatArray(0)
     private var pooledScratch = FloatArray(0)
 
@@ -98,27 +99,46 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         val h2 = 2 * h4
         val w2 = 2 * w4
         val plane = h2 * w2
+        val plane4 = h4 * w4
         if (det.size < joints * plane) det = FloatArray(joints * plane)
         if (rowScratch.size < h4 * w2) rowScratch = FloatArray(h4 * w2)
+        if (planar4.size < joints * plane4) planar4 = FloatArray(joints * plane4)
+        // Sanitise heatmaps_s4 into planar (per-joint contiguous) order: one sequential read.
+        val src = planar4
+        for (p in 0 until plane4) {
+            val at = p * joints
+            for (j in 0 until joints) src[j * plane4 + p] = finite(hm4[at + j])
+        }
         val rows = rowScratch
         for (j in 0 until joints) {
+            val plane4Base = j * plane4
             // Pass 1: along x for every input row.
             for (iy in 0 until h4) {
-                val base = iy * w4
-                for (ox in 0 until w2) rows[iy * w2 + ox] = upsampleX(hm4, base, w4, joints, j, ox)
+                val rowIn = plane4Base + iy * w4
+                val rowOut = iy * w2
+                for (ox in 0 until w2) {
+                    val ix = ox shr 1
+                    val other = if ((ox and 1) == 0) max(ix - 1, 0) else min(ix + 1, w4 - 1)
+                    rows[rowOut + ox] = blend(ox, src[rowIn + other], src[rowIn + ix])
+                }
             }
-            // Pass 2: along y on those rows, then average with the stride-2 map.
+            // Pass 2: along y on those rows -> up(heatmaps_s4) in det.
             val out = j * plane
             for (oy in 0 until h2) {
                 val iy = oy shr 1
                 val other = if ((oy and 1) == 0) max(iy - 1, 0) else min(iy + 1, h4 - 1)
                 val rowA = iy * w2
                 val rowB = other * w2
-                for (ox in 0 until w2) {
-                    val up = blend(oy, rows[rowB + ox], rows[rowA + ox])
-                    val s2 = finite(hm2[(oy * w2 + ox) * joints + j])
-                    det[out + oy * w2 + ox] = 0.5f * (up + s2)
-                }
+                val rowOut = out + oy * w2
+                for (ox in 0 until w2) det[rowOut + ox] = blend(oy, rows[rowB + ox], rows[rowA + ox])
+            }
+        }
+        // Average with heatmaps_s2 (read sequentially in its NHWC order).
+        for (p in 0 until plane) {
+            val at = p * joints
+            for (j in 0 until joints) {
+                val k = j * plane + p
+                det[k] = 0.5f * (det[k] + finite(hm2[at + j]))
             }
         }
     }
@@ -160,21 +180,29 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         if (poolScratch.size < plane) poolScratch = FloatArray(plane)
         if (pooledScratch.size < plane) pooledScratch = FloatArray(plane)
         val pad = params.nmsKernel / 2
+        val d = det
         val horizontal = poolScratch
+        val pooled = pooledScratch
+        // Separable max of finite values as shifted-row maxima (simple loops the JIT vectorises; a
+        // per-cell window loop with branches was 3x slower on noisy maps).
         for (y in 0 until h2) {
             val row = base + y * w2
-            for (x in 0 until w2) {
-                var m = Float.NEGATIVE_INFINITY
-                for (xx in max(x - pad, 0)..min(x + pad, w2 - 1)) m = max(m, det[row + xx])
-                horizontal[y * w2 + x] = m
+            val out = y * w2
+            System.arraycopy(d, row, horizontal, out, w2)
+            for (shift in 1..pad) {
+                if (shift >= w2) break
+                for (x in 0 until w2 - shift) horizontal[out + x] = Math.max(horizontal[out + x], d[row + x + shift])
+                for (x in shift until w2) horizontal[out + x] = Math.max(horizontal[out + x], d[row + x - shift])
             }
         }
-        val pooled = pooledScratch
         for (y in 0 until h2) {
-            for (x in 0 until w2) {
-                var m = Float.NEGATIVE_INFINITY
-                for (yy in max(y - pad, 0)..min(y + pad, h2 - 1)) m = max(m, horizontal[yy * w2 + x])
-                pooled[y * w2 + x] = m
+            val lo = if (y - pad < 0) 0 else y - pad
+            val hi = if (y + pad > h2 - 1) h2 - 1 else y + pad
+            val out = y * w2
+            System.arraycopy(horizontal, lo * w2, pooled, out, w2)
+            for (yy in lo + 1..hi) {
+                val src = yy * w2
+                for (x in 0 until w2) pooled[out + x] = Math.max(pooled[out + x], horizontal[src + x])
             }
         }
         return pooled

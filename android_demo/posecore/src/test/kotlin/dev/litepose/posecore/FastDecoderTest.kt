@@ -136,6 +136,15 @@ class FastDecoderTest {
     }
 
     @Test
+    fun `nms window - peaks two cells apart survive a 3x3 pool but not the default 5x5`() {
+        val o = Outputs(4, 4, 1)
+        o.det(0, 2, 2, 0.9f); o.det(0, 4, 2, 0.5f) // two cells apart on a row
+        o.det(0, 0, 7, 0.3f) // border cell: the window is cut, not wrapped
+        assertEquals(listOf(0.9f, 0.3f), o.decode().map { it.keypoints[0].score })
+        assertEquals(listOf(0.9f, 0.5f, 0.3f), o.decode(DecoderParams(nmsKernel = 3)).map { it.keypoints[0].score })
+    }
+
+    @Test
     fun `only the first maxNumPeople persons take part in matching`() {
         val o = Outputs(4, 12, 2)
         // s4 columns 4k..4k+3 carry tag 1 + 4k -> half-res column 8k+3 reads exactly that tag.
