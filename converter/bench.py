@@ -102,27 +102,30 @@ def calibration_images(input_hw, calib_images: str | None, count: int) -> tuple[
     return synthetic_images(input_hw, count), f"{count} synthetic images"
 
 
-def litepose_to_tflite(model, arch: dict, num_joints: int, precision: str, representative=None) -> tuple[bytes, str]:
-    """The deployed graph as `litepose convert` builds it: the exact rewrites when the project has them
-    (converter.rewrites.build_deploy_model), then converter.export.export_tflite."""
+def litepose_to_tflite(model, arch: dict, num_joints: int, precision: str, representative=None,
+                       graph: str = "deploy") -> tuple[bytes, str]:
+    """The graph `litepose convert --graph deploy|plain` converts, by the same steps as
+    converter.convert.run_convert: for "deploy", per-channel ranges measured on the calibration images
+    (int8), the rewritten graph of converter.rewrites with default options, checked equal in float;
+    then converter.export.export_tflite."""
     from .export import export_tflite
 
-    graph = "keras (no rewrites)"
-    try:
-        from .rewrites import build_deploy_model
-    except ImportError:
-        build_deploy_model = None
-    if build_deploy_model is not None and _convert_uses_rewrites():
-        model = build_deploy_model(model, arch, num_joints)
-        graph = "rewrites.build_deploy_model (default options)"
-    data = export_tflite(model, precision, representative_images=representative, log=lambda m: None)
-    return data, graph
+    export_model, note = model, "plain Keras graph"
+    if graph == "deploy":
+        from .rewrites import DeployOptions, build_deploy_model, measure_channel_ranges, verify_deploy_model
 
-
-def _convert_uses_rewrites() -> bool:
-    """Follow `litepose convert`: apply the rewrites exactly when convert.py applies them."""
-    src = (Path(__file__).parent / "convert.py").read_text()
-    return "build_deploy_model" in src
+        ranges = measure_channel_ranges(model, arch, representative) if representative is not None else None
+        export_model = build_deploy_model(model, arch, num_joints, DeployOptions(), ranges=ranges)
+        h, w = model.input_shape[1:3]
+        check = verify_deploy_model(model, export_model, representative[0] if representative is not None
+                                    else synthetic_images((h, w), 1, seed=2)[0])
+        note = (f"deploy graph (converter.rewrites, default options, ranges from "
+                f"{'calibration images' if ranges else 'batch-norm statistics'}; float max |diff| "
+                f"{check['max_abs_error']:.1e})")
+    elif graph != "plain":
+        raise LitePoseError(f"--graph {graph}: use deploy or plain")
+    data = export_tflite(export_model, precision, representative_images=representative, log=lambda m: None)
+    return data, note
 
 
 def _build_litepose(variant: str, checkpoint: str | None):
@@ -331,7 +334,7 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
               checkpoints=(), json_out: str, markdown_out: str | None = None, plot_out: str | None = None,
               runs: int = 10, calib_images: str | None = None, calib_count: int = 8, input_size: str | None = None,
               people=PEOPLE_COUNTS, onnx_variant: str | None = None, keep_models: str | None = None,
-              command: str | None = None) -> dict:
+              graph: str = "deploy", command: str | None = None) -> dict:
     from .baselines import BASELINES
     from .export import PRECISIONS
 
@@ -352,6 +355,8 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
             raise LitePoseError(f"--threads {t}: must be at least 1")
     if runs < 1:
         raise LitePoseError(f"--runs {runs}: must be at least 1")
+    if graph not in ("deploy", "plain"):
+        raise LitePoseError(f"--graph {graph}: use deploy or plain")
     for peer in peers:
         _check_peer(peer)
     override_hw = None
@@ -408,22 +413,27 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
                 t0 = time.perf_counter()
                 log(f"  converting {label} to {precision}" + (f" (calibration: {calib_note})" if calib_note else ""))
                 if kind == "litepose":
-                    data, graph = litepose_to_tflite(model, arch, joints, precision, representative)
+                    data, graph_note = litepose_to_tflite(model, arch, joints, precision, representative, graph)
                 else:
                     from .export import export_tflite
                     data = export_tflite(model, precision, representative_images=representative, log=lambda m: None)
-                    graph = "keras (no rewrites: LitePose-specific)"
+                    graph_note = "plain Keras graph (the rewrites are LitePose-specific)"
                 path = workdir / f"{label}-{hw[0]}x{hw[1]}-{precision}.tflite"
                 path.write_bytes(data)
-                log(f"  converted in {time.perf_counter() - t0:.0f} s, {len(data) / 1e6:.2f} MB ({graph})")
+                log(f"  converted in {time.perf_counter() - t0:.0f} s, {len(data) / 1e6:.2f} MB ({graph_note})")
                 for t in threads:
-                    res = run_worker({"path": str(path), "threads": t, "runs": runs, "contract": True})
-                    rec = _record(label, precision, t, hw, len(data), weights, cost, res, kind=kind, graph=graph,
-                                  calibration=calib_note)
+                    try:
+                        res = run_worker({"path": str(path), "threads": t, "runs": runs, "contract": True})
+                    except LitePoseError as exc:  # e.g. LiteRT cannot prepare this graph: report, go on
+                        res = {"error": str(exc).split(": ", 1)[-1]}
+                        log(f"  {label} {precision} {t} thread(s): FAILED {res['error']}")
+                    rec = _record(label, precision, t, hw, len(data), weights, cost, res, kind=kind,
+                                  graph=graph_note, calibration=calib_note)
                     records.append(rec)
-                    log(f"  {label} {precision} {t} thread(s): infer {rec['infer_ms_median']:.1f} ms "
-                        f"(p90 {rec['infer_ms_p90']:.1f}), pre {rec['pre_ms_median']:.2f} ms, "
-                        f"decode {rec['decode_ms_median']:.1f} ms, peak RSS {rec['peak_rss_mb']:.0f} MB")
+                    if rec["error"] is None:
+                        log(f"  {label} {precision} {t} thread(s): infer {rec['infer_ms_median']:.1f} ms "
+                            f"(p90 {rec['infer_ms_p90']:.1f}), pre {rec['pre_ms_median']:.2f} ms, "
+                            f"decode {rec['decode_ms_median']:.1f} ms, peak RSS {rec['peak_rss_mb']:.0f} MB")
             del model
         for peer in peers:
             size = Path(peer).stat().st_size
@@ -440,7 +450,7 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
         if onnx_variant:
             from .onnx_route import compare_routes
             log(f"ONNX route for LitePose-{onnx_variant}")
-            onnx = compare_routes(onnx_variant, checkpoint=ckpt_by_variant.get(onnx_variant), runs=runs,
+            onnx = compare_routes(onnx_variant, checkpoint=ckpt_by_variant.get(onnx_variant), runs=runs, input_hw=override_hw,
                                   calib_images=calib_images, calib_count=calib_count, log=log)
     finally:
         if workdir_ctx is not None:
@@ -483,12 +493,13 @@ def _record(label, precision, threads, hw, size, weights, cost, res, *, kind, gr
     return {
         "model": label, "kind": kind, "precision": precision, "threads": int(threads),
         "input_size": f"{hw[0]}x{hw[1]}" if hw else None, "size_bytes": int(size),
-        "infer_ms_median": res["infer_ms_median"], "infer_ms_p90": res["infer_ms_p90"],
+        "infer_ms_median": res.get("infer_ms_median"), "infer_ms_p90": res.get("infer_ms_p90"),
         "infer_ms_min": res.get("infer_ms_min"),
-        "pre_ms_median": res["pre_ms_median"], "pre_ms_p90": res.get("pre_ms_p90"),
-        "decode_ms_median": res["decode_ms_median"], "decode_ms_p90": res.get("decode_ms_p90"),
+        "pre_ms_median": res.get("pre_ms_median"), "pre_ms_p90": res.get("pre_ms_p90"),
+        "decode_ms_median": res.get("decode_ms_median"), "decode_ms_p90": res.get("decode_ms_p90"),
         "decoded_people": res.get("decoded_people"),
-        "peak_rss_mb": res["peak_rss_mb"], "rss_before_load_mb": res.get("rss_before_load_mb"),
+        "peak_rss_mb": res.get("peak_rss_mb"), "rss_before_load_mb": res.get("rss_before_load_mb"),
+        "error": res.get("error"),
         "weights": weights,
         "params": cost.params if cost else None,
         "macs_paper_convention": cost.macs_paper_convention if cost else None,
@@ -514,8 +525,8 @@ def headline_ratios(records: list[dict], models: dict) -> list[dict]:
             if r["model"] != ours:
                 continue
             match = [x for x in records if x["model"] == ref and x["precision"] == r["precision"]
-                     and x["threads"] == r["threads"]]
-            if match:
+                     and x["threads"] == r["threads"] and x["infer_ms_median"] is not None]
+            if match and r["infer_ms_median"] is not None:
                 row["latency_ratio"][f"{r['precision']}/{r['threads']}t"] = match[0]["infer_ms_median"] / r["infer_ms_median"]
         out.append(row)
     return out
@@ -546,7 +557,7 @@ def markdown_report(report: dict) -> str:
         lines.append(f"| {r['model']} | {r['input_size'] or '–'} | {r['weights']} | {r['precision']} | {r['threads']} | "
                      f"{r['size_bytes'] / 1e6:.2f} | {_f(r['pre_ms_median'], '{:.2f}')} | "
                      f"{_f(r['infer_ms_median'])} / {_f(r['infer_ms_p90'])} | {_f(r['decode_ms_median'])} | "
-                     f"{_f(r['peak_rss_mb'], '{:.0f}')} |")
+                     f"{_f(r['peak_rss_mb'], '{:.0f}')} |" + (f" failed: {r['error']}" if r.get("error") else ""))
     lines += ["", "## Cost: ours vs the paper", "",
               "MACs in two conventions (spec §2.6): *paper* = ptflops 0.6.x, transposed convolutions counted at "
               "their output resolution (the paper's numbers); *correct* = counted at their input resolution.", "",
@@ -597,7 +608,8 @@ def plot_accuracy_vs_latency(report: dict, out: str) -> None:
             pts = []
             for r in report["records"]:
                 ap = (PAPER.get(r["model"]) or {}).get("ap")
-                if r["kind"] == kind and r["precision"] == precision and r["threads"] == threads and ap:
+                if (r["kind"] == kind and r["precision"] == precision and r["threads"] == threads and ap
+                        and r["infer_ms_median"] is not None):
                     pts.append((r["infer_ms_median"], ap, r["model"]))
             if not pts:
                 continue
@@ -646,8 +658,10 @@ def _ints(text: str, what: str) -> list[int]:
 @click.option("--onnx-route", "onnx_variant", default=None, type=click.Choice(list(LITEPOSE_VARIANTS)),
               help="Also compare the ONNX -> onnx2tf route with the native route for this variant.")
 @click.option("--keep-models", default=None, help="Keep the converted .tflite files in this folder.")
+@click.option("--graph", type=click.Choice(["deploy", "plain"]), default="deploy", show_default=True,
+              help="LitePose graph to convert, as `litepose convert --graph`.")
 def bench_command(variants, precisions, threads, peers, baselines, checkpoints, json_out, markdown_out, plot_out,
-                  runs, calib_images, calib_count, input_size, people, onnx_variant, keep_models):
+                  runs, calib_images, calib_count, input_size, people, onnx_variant, keep_models, graph):
     """Benchmark LitePose variants, paper baselines and peer .tflite models (latency, size, memory, MACs)."""
     from .baselines import BASELINE_NAMES
 
@@ -656,7 +670,7 @@ def bench_command(variants, precisions, threads, peers, baselines, checkpoints, 
               peers=list(peers), baselines=base, checkpoints=list(checkpoints), json_out=json_out,
               markdown_out=markdown_out, plot_out=plot_out, runs=runs, calib_images=calib_images,
               calib_count=calib_count, input_size=input_size, people=_ints(people, "people"),
-              onnx_variant=onnx_variant, keep_models=keep_models,
+              onnx_variant=onnx_variant, keep_models=keep_models, graph=graph,
               command="litepose " + " ".join(sys.argv[1:]) if sys.argv and "bench" in sys.argv else None)
 
 

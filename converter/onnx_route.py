@@ -352,13 +352,17 @@ def _compare_routes(variant: str = "XS", *, checkpoint: str | None = None, input
             calib, calib_note = calibration_images(hw, calib_images, calib_count)
             report["calibration"] = calib_note
 
-        files: dict[str, dict[str, Path]] = {"native": {}, "onnx2tf": {}}
-        for p in precisions:
-            data, graph = litepose_to_tflite(model, arch, joints, p, calib if p == "int8" else None)
-            path = tmp / f"native-{p}.tflite"
-            path.write_bytes(data)
-            files["native"][p] = path
-            report.setdefault("native_graph", graph)
+        # The ONNX graph is the plain network, so the like-for-like comparison is the native plain graph;
+        # the native deploy graph (what `litepose convert` ships) is listed too.
+        files: dict[str, dict[str, Path]] = {"native-plain": {}, "native-deploy": {}, "onnx2tf": {}}
+        report["native_graph"] = {}
+        for graph in ("plain", "deploy"):
+            for p in precisions:
+                data, note = litepose_to_tflite(model, arch, joints, p, calib if p == "int8" else None, graph)
+                path = tmp / f"native-{graph}-{p}.tflite"
+                path.write_bytes(data)
+                files[f"native-{graph}"][p] = path
+                report["native_graph"][graph] = note
         reason = onnx2tf_available()
         if reason is None:
             try:
@@ -384,13 +388,18 @@ def _compare_routes(variant: str = "XS", *, checkpoint: str | None = None, input
                 out, how = run_any_tflite(path, test_image)
                 entry["outputs_read_by"] = how
                 entry["vs_keras"] = compare_outputs(keras_out, out)
-                res = run_worker({"path": str(path), "threads": 1, "runs": runs, "contract": entry["contract"],
-                                  "decode": False})
-                entry.update(infer_ms_median=res["infer_ms_median"], infer_ms_p90=res["infer_ms_p90"],
-                             peak_rss_mb=res["peak_rss_mb"], input_dtype=res.get("input_dtype"))
+                try:
+                    res = run_worker({"path": str(path), "threads": 1, "runs": runs, "contract": entry["contract"],
+                                      "decode": False})
+                except LitePoseError as exc:
+                    res = {"error": str(exc).split(": ", 1)[-1]}
+                entry.update(infer_ms_median=res.get("infer_ms_median"), infer_ms_p90=res.get("infer_ms_p90"),
+                             peak_rss_mb=res.get("peak_rss_mb"), input_dtype=res.get("input_dtype"),
+                             error=res.get("error"))
                 report["routes"][f"{route}/{p}"] = entry
                 log(f"{route} {p}: {entry['size_bytes'] / 1e6:.2f} MB, {sum(entry['ops'].values())} ops "
-                    f"({entry['transposes']} TRANSPOSE), {entry['infer_ms_median']:.1f} ms"
+                    f"({entry['transposes']} TRANSPOSE), "
+                    + (f"{entry['infer_ms_median']:.1f} ms" if entry["error"] is None else f"FAILED {entry['error']}")
                     + (f", min SQNR vs Keras {min(v['sqnr_db'] for v in entry['vs_keras'].values()):.1f} dB"
                        if entry.get("vs_keras") else ""))
     return report
@@ -413,8 +422,8 @@ def markdown_section(rep: dict) -> str:
              f"ONNX graph built with onnx.helper from the same weights ({sum(rep['onnx']['nodes'].values())} nodes, "
              f"{rep['onnx']['size_bytes'] / 1e6:.2f} MB); onnxruntime vs Keras max abs error: "
              + ", ".join(f"{k} {v['max_abs_error']:.1e}" for k, v in rep["onnx"]["onnxruntime_vs_keras"].items())
-             + f". Test image: {rep['test_image']}; calibration: {rep.get('calibration', '–')}; "
-             f"native graph: {rep.get('native_graph')}.", ""]
+             + f". Test image: {rep['test_image']}; calibration: {rep.get('calibration', '–')}. Native graphs: "
+             + "; ".join(f"{k}: {v}" for k, v in (rep.get("native_graph") or {}).items()) + ".", ""]
     if rep.get("onnx2tf_error"):
         lines += [f"**onnx2tf could not run here:** {rep['onnx2tf_error']}", ""]
     lines += ["| route / precision | size MB | ops | TRANSPOSE | infer ms (median, 1 thread) | "
@@ -425,7 +434,7 @@ def markdown_section(rep: dict) -> str:
         sq = " / ".join(f"{vs[n]['sqnr_db']:.1f}" for n in OUTPUT_NAMES) if vs else "–"
         err = f"{max(vs[n]['max_abs_error'] for n in OUTPUT_NAMES):.1e}" if vs else "–"
         lines.append(f"| {key} | {e['size_bytes'] / 1e6:.2f} | {sum(e['ops'].values())} | {e['transposes']} | "
-                     f"{e['infer_ms_median']:.1f} | {sq} dB | {err} | "
+                     f"{'failed: ' + e['error'] if e.get('error') else format(e['infer_ms_median'], '.1f')} | {sq} dB | {err} | "
                      f"{'yes' if e.get('contract') else 'no: ' + str(e.get('contract_error'))} |")
     lines += ["", "Op counts: " + "; ".join(f"{k}: " + ", ".join(f"{op} {n}" for op, n in e["ops"].items())
                                             for k, e in rep["routes"].items())]
