@@ -112,25 +112,29 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         val rows = rowScratch
         for (j in 0 until joints) {
             val plane4Base = j * plane4
-            // Pass 1: along x for every input row.
+            // Pass 1: along x for every input row (the blend rule, two outputs per input cell).
             for (iy in 0 until h4) {
                 val rowIn = plane4Base + iy * w4
                 val rowOut = iy * w2
-                for (ox in 0 until w2) {
-                    val ix = ox shr 1
-                    val other = if ((ox and 1) == 0) max(ix - 1, 0) else min(ix + 1, w4 - 1)
-                    rows[rowOut + ox] = blend(ox, src[rowIn + other], src[rowIn + ix])
-                }
+                rows[rowOut] = src[rowIn] // o = 0: v[0]
+                for (ix in 1 until w4) rows[rowOut + 2 * ix] = 0.25f * src[rowIn + ix - 1] + 0.75f * src[rowIn + ix]
+                for (ix in 0 until w4 - 1) rows[rowOut + 2 * ix + 1] = 0.75f * src[rowIn + ix] + 0.25f * src[rowIn + ix + 1]
+                rows[rowOut + w2 - 1] = 0.75f * src[rowIn + w4 - 1] + 0.25f * src[rowIn + w4 - 1]
             }
-            // Pass 2: along y on those rows -> up(heatmaps_s4) in det.
+            // Pass 2: along y on those rows -> up(heatmaps_s4) in det, whole rows at a time.
             val out = j * plane
-            for (oy in 0 until h2) {
+            System.arraycopy(rows, 0, det, out, w2) // oy = 0: row 0
+            for (oy in 1 until h2) {
                 val iy = oy shr 1
-                val other = if ((oy and 1) == 0) max(iy - 1, 0) else min(iy + 1, h4 - 1)
-                val rowA = iy * w2
-                val rowB = other * w2
                 val rowOut = out + oy * w2
-                for (ox in 0 until w2) det[rowOut + ox] = blend(oy, rows[rowB + ox], rows[rowA + ox])
+                val cur = iy * w2
+                if ((oy and 1) == 0) {
+                    val prev = (iy - 1) * w2
+                    for (x in 0 until w2) det[rowOut + x] = 0.25f * rows[prev + x] + 0.75f * rows[cur + x]
+                } else {
+                    val next = min(iy + 1, h4 - 1) * w2
+                    for (x in 0 until w2) det[rowOut + x] = 0.75f * rows[cur + x] + 0.25f * rows[next + x]
+                }
             }
         }
         // Average with heatmaps_s2 (read sequentially in its NHWC order).
