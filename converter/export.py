@@ -6,6 +6,7 @@ back with LiteRT and `check_io_contract` fails loudly when the file does not kee
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -58,9 +59,11 @@ def _saved_model(model, workdir: Path) -> Path:
 
 
 def export_tflite(model, precision: str, representative_images=None, input_dtype: str = "uint8",
-                  output_dtype: str = "float32", log=print) -> bytes:
+                  output_dtype: str = "float32", log=print, recalibrate: bool = True,
+                  range_method: str = "minmax") -> bytes:
     """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
-    (already letterboxed to the model input) for int8 calibration."""
+    (already letterboxed to the model input) for int8 calibration. `recalibrate` replaces the converter's
+    activation ranges by ranges measured op by op (see `_exact_activation_ranges`)."""
     import tensorflow as tf
 
     if precision not in PRECISIONS:
@@ -91,11 +94,105 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
             conv.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[input_dtype]
             conv.inference_output_type = {"int8": tf.int8, "float32": tf.float32}[output_dtype]
         log(f"converting to TFLite ({precision})")
-        data = conv.convert()
+        if precision == "int8" and recalibrate:
+            with _exact_activation_ranges(images, log, range_method):
+                data = conv.convert()
+        else:
+            data = conv.convert()
         log(f"converted in {time.perf_counter() - t0:.1f} s, {len(data) / 1e6:.2f} MB")
     if precision == "int8" and input_dtype in ("uint8", "int8"):
         data = _set_image_input_scale(data, input_dtype)
     return data
+
+
+@contextlib.contextmanager
+def _exact_activation_ranges(images, log, range_method="minmax"):
+    """Measure every activation range of the calibrated float model ourselves, op by op.
+
+    Why: TFLite's calibrator reads tensors after the graph ran, and an ADD that works in place (the
+    residual sums of every inverted bottleneck) overwrites its input buffer, so a point-wise conv's output
+    gets the residual sum's (8x wider) range. Running with every tensor preserved and no delegate gives the
+    true min/max of each tensor over the calibration images; those replace the recorded ones before the
+    quantiser runs. Deterministic (same images, same order, same float kernels)."""
+    from tensorflow.lite.python.optimize import calibrator as _calibrator
+
+    original = _calibrator.Calibrator.calibrate
+
+    def calibrate(self, dataset_gen):
+        calibrated = original(self, dataset_gen)
+        return measured_ranges_model(bytes(calibrated), images, log, method=range_method)
+
+    _calibrator.Calibrator.calibrate = calibrate
+    try:
+        yield
+    finally:
+        _calibrator.Calibrator.calibrate = original
+
+
+MSE_SAMPLES = 20000
+
+
+def mse_range(values: np.ndarray, lo: float, hi: float, levels: int = 256) -> tuple[float, float]:
+    """The clipping range [a*lo, a*hi] (a in 0.3..1) whose 8-bit quantisation of `values` has the least
+    mean squared error; a = 1 is plain min/max."""
+    best, best_err = (lo, hi), np.inf
+    v = values.astype(np.float64)
+    for a in np.linspace(1.0, 0.3, 15):
+        l, h = lo * a, hi * a
+        if h - l <= 0:
+            continue
+        step = (h - l) / (levels - 1)
+        q = np.clip(np.round((v - l) / step), 0, levels - 1) * step + l
+        err = float(np.mean((q - v) ** 2))
+        if err < best_err * (1 - 1e-9):
+            best, best_err = (l, h), err
+    return best
+
+
+def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "minmax") -> bytes:
+    """A copy of a calibrated (float, min/max-annotated) model whose activation min/max are measured
+    by running it on `images` with every intermediate tensor kept."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = model.subgraphs[0].tensors
+    stats = [i for i, t in enumerate(tensors)
+             if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1]
+    interp = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    lo = np.full(len(stats), np.inf)
+    hi = np.full(len(stats), -np.inf)
+    samples = [[] for _ in stats]
+    rng = np.random.default_rng(0)
+    for n, img in enumerate(images):
+        interp.set_tensor(inp, np.asarray(img, np.float32)[None])
+        interp.invoke()
+        for k, i in enumerate(stats):
+            v = interp.get_tensor(i)
+            lo[k] = min(lo[k], float(v.min()))
+            hi[k] = max(hi[k], float(v.max()))
+            if method == "mse":
+                flat = v.reshape(-1)
+                samples[k].append(flat[rng.integers(0, flat.size, min(flat.size, MSE_SAMPLES))])
+        log(f"measuring activation ranges {n + 1}/{len(images)}")
+    if method == "mse":
+        outputs = {d["index"] for d in interp.get_output_details()}
+        for k, i in enumerate(stats):
+            if i not in outputs and np.isfinite(lo[k]):
+                lo[k], hi[k] = mse_range(np.concatenate(samples[k]), lo[k], hi[k])
+    changed = 0
+    for k, i in enumerate(stats):
+        q = tensors[i].quantization
+        if not (np.isfinite(lo[k]) and np.isfinite(hi[k])):
+            continue
+        if abs(q.min[0] - lo[k]) > 1e-6 * max(1.0, abs(lo[k])) or abs(q.max[0] - hi[k]) > 1e-6 * max(1.0, abs(hi[k])):
+            changed += 1
+        q.min, q.max = [float(lo[k])], [float(hi[k])]
+    log(f"activation ranges: {changed} of {len(stats)} differed from the converter's calibration")
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _set_image_input_scale(data: bytes, input_dtype: str) -> bytes:

@@ -49,6 +49,9 @@ class DeployOptions:
     equalize_heads: bool = True
     equalize_relu: bool = True      # deconvolution outputs (ReLU) equalised into their consumers
     head_balance: bool = False      # heads: sqrt(activation / weight) balance instead of full equalisation
+    # Layers whose int8 weights cost the most accuracy (measured, docs/int8.md): each becomes two convs,
+    # the kernel rounded to its int8 grid plus the remainder, summed (~15-bit weights, same function).
+    precise_layers: tuple = ("first_1", "final_refined_0_conv_3_heatmaps")
     depthwise_axis: str = "cols"  # split 7x7 along columns (7xk pieces) or rows (kx7 pieces)
 
 
@@ -74,6 +77,16 @@ def fold_conv_bn(kernel: np.ndarray, scale: np.ndarray, shift: np.ndarray, depth
     else:          # (kh, kw, in, out)
         k = k * scale[None, None, None, :]
     return k.astype(np.float32), shift.astype(np.float32)
+
+
+def int8_grid(kernel: np.ndarray, channel_axis: int) -> np.ndarray:
+    """The kernel rounded the way TFLite quantises weights: symmetric per channel, scale max|w| / 127.
+    Values on this grid convert to int8 exactly (the converter finds the same scale)."""
+    k = kernel.astype(np.float64)
+    axes = tuple(i for i in range(k.ndim) if i != channel_axis)
+    amax = np.max(np.abs(k), axis=axes, keepdims=True)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    return (np.clip(np.round(k / scale), -127, 127) * scale).astype(np.float32)
 
 
 def subpixel_kernel(deconv_kernel: np.ndarray) -> np.ndarray:
@@ -158,6 +171,9 @@ class _Builder:
 
     # plain layers with given weights
     def conv(self, x, kernel, bias, stride, padding, name, act=None):
+        if name in self.opts.precise_layers:
+            return self._two_term(x, kernel, bias, name, lambda k, b_, n: self.conv(x, k, b_, stride, padding, n),
+                                  channel_axis=3)
         kh, kw, _cin, cout = kernel.shape
         layer = self.L.Conv2D(cout, (kh, kw), stride, padding=padding, use_bias=bias is not None,
                               activation=act, name=name)
@@ -165,7 +181,15 @@ class _Builder:
         self._set(layer, [kernel] + ([bias] if bias is not None else []))
         return y
 
+    def _two_term(self, x, kernel, bias, name, make, channel_axis):
+        hi = int8_grid(kernel, channel_axis)
+        lo = (kernel.astype(np.float64) - hi.astype(np.float64)).astype(np.float32)
+        return self.L.Add(name=f"{name}_sum")([make(hi, bias, f"{name}_int8"), make(lo, None, f"{name}_rest")])
+
     def dwconv(self, x, kernel, bias, stride, padding, name, dilation=(1, 1), act=None):
+        if name in self.opts.precise_layers:
+            return self._two_term(x, kernel, bias, name,
+                                  lambda k, b_, n: self.dwconv(x, k, b_, stride, padding, n, dilation), channel_axis=2)
         kh, kw = kernel.shape[:2]
         layer = self.L.DepthwiseConv2D((kh, kw), stride, padding=padding, dilation_rate=dilation,
                                        use_bias=bias is not None, activation=act, name=name)

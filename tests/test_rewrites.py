@@ -1,0 +1,138 @@
+"""Every deploy-graph rewrite keeps the float function (converter/rewrites.py), checked one by one."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from converter.rewrites import (DeployOptions, build_deploy_model, depthwise_pieces_stride1,  # noqa: E402
+                                equalisation_scales, int8_grid, measure_channel_ranges, subpixel_kernel)
+
+HW = (128, 192)  # non-square, so a swapped axis shows
+
+
+@pytest.fixture(scope="session")
+def xs_float(shared_dir):
+    from converter.checkpoint import build_keras_from_checkpoint
+
+    model, info = build_keras_from_checkpoint(shared_dir / "checkpoints" / "litepose-xs-crowdpose-random.pth",
+                                              input_hw=HW)
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, HW + (3,)).astype(np.float32)
+    image[:20] = 0  # a black letterbox band, as deployed
+    ref = {k: np.asarray(v)[0] for k, v in model(image[None]).items()}
+    return model, info, image, ref
+
+
+ALL_OFF = DeployOptions(fold_bn=False, split_depthwise=False, subpixel_deconv=False, stem_same_padding=False,
+                        equalize_stem=False, merge_stem_expand=False, equalize_heads=False, equalize_relu=False,
+                        precise_layers=())
+SINGLE = {
+    "none": {},
+    "fold_bn": {"fold_bn": True},
+    "split_depthwise": {"split_depthwise": True},
+    "split_depthwise_rows": {"split_depthwise": True, "depthwise_axis": "rows"},
+    "subpixel_deconv": {"subpixel_deconv": True},
+    "stem_same_padding": {"stem_same_padding": True},
+    "equalize_stem": {"fold_bn": True, "equalize_stem": True, "merge_stem_expand": False},
+    "merge_stem_expand": {"fold_bn": True, "merge_stem_expand": True},
+    "equalize_heads": {"fold_bn": True, "equalize_heads": True},
+    "equalize_heads_balanced": {"fold_bn": True, "equalize_heads": True, "head_balance": True},
+    "equalize_relu": {"fold_bn": True, "equalize_relu": True},
+    "precise_layers": {"precise_layers": ("first_1", "final_refined_0_conv_3_heatmaps", "stage_0_0_point_conv")},
+    "all (default)": None,
+}
+
+
+@pytest.mark.needs_shared
+@pytest.mark.parametrize("name", list(SINGLE))
+def test_each_rewrite_is_exact_in_float(xs_float, name):
+    model, info, image, ref = xs_float
+    opts = DeployOptions() if SINGLE[name] is None else dataclasses.replace(ALL_OFF, **SINGLE[name])
+    ranges = measure_channel_ranges(model, info["arch"], [image]) if name.startswith(("equal", "all")) else None
+    deploy = build_deploy_model(model, info["arch"], info["num_joints"], opts, ranges=ranges)
+    out = {k: np.asarray(v)[0] for k, v in deploy(image[None]).items()}
+    for k in ref:
+        err = np.max(np.abs(out[k] - ref[k]))
+        assert err <= 2e-5 * max(1.0, np.max(np.abs(ref[k]))), f"{name}: {k} differs by {err}"
+
+
+def test_subpixel_kernel_equals_transpose_conv():
+    rng = np.random.default_rng(0)
+    cin, cout = 5, 3
+    kernel = rng.normal(size=(4, 4, cout, cin)).astype(np.float32)      # Keras Conv2DTranspose layout
+    x = rng.normal(size=(1, 6, 7, cin)).astype(np.float32)
+    deconv = tf.nn.conv2d_transpose(x, kernel, (1, 12, 14, cout), 2, padding="SAME").numpy()
+    y = tf.nn.conv2d(x, subpixel_kernel(kernel.astype(np.float64)).astype(np.float32), 1, "SAME")
+    np.testing.assert_allclose(tf.nn.depth_to_space(y, 2).numpy(), deconv, atol=1e-5)
+
+
+def test_depthwise_pieces_cover_the_kernel_once():
+    """Placing every piece's taps at its offsets (dilation) rebuilds the 7x7 kernel exactly."""
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(size=(7, 7, 4, 1))
+    for axis in ("cols", "rows"):
+        pieces = depthwise_pieces_stride1(kernel, axis)
+        rebuilt = np.zeros_like(kernel)
+        for piece, (dy, dx) in pieces:
+            kh, kw = piece.shape[:2]
+            assert kh * kw <= 25                       # XNNPACK's fast unipass depthwise kernels
+            for i in range(kh):
+                for j in range(kw):
+                    y = 3 + (i - (kh - 1) / 2) * dy
+                    x = 3 + (j - (kw - 1) / 2) * dx
+                    assert y == int(y) and x == int(x)
+                    assert not rebuilt[int(y), int(x)].any(), "tap covered twice"
+                    rebuilt[int(y), int(x)] = piece[i, j]
+        np.testing.assert_array_equal(rebuilt, kernel)
+
+
+def test_int8_grid_is_what_tflite_stores():
+    rng = np.random.default_rng(2)
+    k = rng.normal(size=(3, 3, 8, 5)).astype(np.float32)
+    g = int8_grid(k, channel_axis=3)
+    scale = np.max(np.abs(k), axis=(0, 1, 2)) / 127
+    q = g / scale
+    np.testing.assert_allclose(q, np.round(q), atol=1e-4)                  # on the grid
+    np.testing.assert_allclose(np.max(np.abs(q), axis=(0, 1, 2)), 127, atol=1e-4)  # same scale found again
+    assert np.max(np.abs(g - k) / scale) <= 0.5 + 1e-4
+
+
+def test_equalisation_scales_equalise_and_stay_bounded():
+    r = np.array([0.0, 1e-9, 1.0, 2.0, 8.0])
+    s = equalisation_scales(r)
+    assert np.all(s > 0) and np.all(s <= 32) and np.all(s >= 1 / 32)
+    np.testing.assert_allclose((r / s)[2:], 1.0)      # live channels all end at the median range (1)
+    np.testing.assert_allclose(s[:2], 1 / 32)        # dead channels: amplification capped
+
+
+@pytest.mark.needs_shared
+def test_deploy_graph_ops_are_on_the_fast_path(xs_float, tmp_path):
+    """fp32 TFLite of the deploy graph: no TRANSPOSE_CONV / MUL / runtime shapes, depthwise <= 25 taps,
+    PAD only before the three stride-2 7x7 depthwise convs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converter.export import export_tflite, inspect_tflite
+
+    model, info, image, ref = xs_float
+    deploy = build_deploy_model(model, info["arch"], info["num_joints"])
+    data = export_tflite(deploy, "fp32", log=lambda m: None)
+    ops = inspect_tflite(data)["ops"]
+    assert "TRANSPOSE_CONV" not in ops and "MUL" not in ops and "SHAPE" not in ops
+    assert ops.get("PAD", 0) == 3 and ops["DEPTH_TO_SPACE"] == 3
+    interp = Interpreter(model_content=data)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    for op in interp._get_ops_details():
+        if op["op_name"] == "DEPTHWISE_CONV_2D":
+            kh, kw = tensors[op["inputs"][1]]["shape"][1:3]
+            assert kh * kw <= 25, (kh, kw)
+    path = tmp_path / "deploy.tflite"
+    path.write_bytes(data)
+    from python_ref.runner import TFLiteRunner
+
+    out = TFLiteRunner(path)(image.astype(np.uint8))
+    for k in ref:
+        assert np.max(np.abs(out[k] - ref[k])) <= 1e-4 * max(1.0, np.max(np.abs(ref[k])))
