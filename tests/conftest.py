@@ -38,3 +38,29 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def converted_model(shared_dir, tmp_path_factory):
+    """Factory: convert a shared checkpoint once per session and return the .tflite path.
+
+    `converted_model("litepose-xs-crowdpose-random.pth", "256x256", "int8")`; int8 calibrates on the
+    shared COCO images.
+    """
+    cache: dict[tuple, Path] = {}
+    root = tmp_path_factory.mktemp("converted")
+
+    def convert(checkpoint: str, input_size: str, precision: str = "fp32", **kwargs) -> Path:
+        key = (checkpoint, input_size, precision, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            from converter.convert import run_convert
+
+            out = root / f"{Path(checkpoint).stem}-{input_size}-{precision}-{len(cache)}.tflite"
+            calib = str(shared_dir / "data" / "coco" / "images") if precision == "int8" else None
+            run_convert(checkpoint=str(shared_dir / "checkpoints" / checkpoint), arch=None, joints=None,
+                        input_size=input_size, precision=precision, output=str(out), calib_images=calib,
+                        **kwargs)
+            cache[key] = out
+        return cache[key]
+
+    return convert
