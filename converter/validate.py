@@ -26,6 +26,7 @@ from python_ref.errors import LitePoseError
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 PERSON_SCORE = 0.1
+MAX_DETECTIONS = 20   # python_ref.evaluate scores the best 20 detections per image (COCO maxDets)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -95,8 +96,11 @@ def sqnr_from(signal: float, noise: float) -> float:
     return 10.0 * math.log10(max(signal, 1e-30) / noise)
 
 
-def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE):
-    keep = scores > threshold
+def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE, limit: int | None = None):
+    """People above the score threshold, best first; at most `limit` (COCO evaluation scores at most 20
+    detections per image, so a reference with more people could never be matched in full)."""
+    keep = np.flatnonzero(scores > threshold)
+    keep = keep[np.argsort(-scores[keep], kind="mergesort")][:limit]
     return poses[keep], scores[keep]
 
 
@@ -290,8 +294,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         rp, rs = _decode(out_ref, mode)
         mp, ms = _decode(out_model, mode)
         rp, mp = _to_image(rp, box), _to_image(mp, box)
-        rp_keep, rs_keep = _people(rp, rs)
-        mp_keep, ms_keep = _people(mp, ms)
+        rp_keep, rs_keep = _people(rp, rs, limit=MAX_DETECTIONS)
+        mp_keep, ms_keep = _people(mp, ms, limit=MAX_DETECTIONS)
         ref_people.append(rp_keep)
         model_people.append(mp_keep)
         model_all.append(mp)
