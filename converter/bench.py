@@ -372,6 +372,7 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
     from .macs import count_cost
 
     t_start = time.perf_counter()
+    commit = git_commit()  # at the start: the code that gets imported is the code measured
     records: list[dict] = []
     models_meta: dict[str, dict] = {}
     workdir_ctx = tempfile.TemporaryDirectory(prefix="litepose-bench-") if not keep_models else None
@@ -459,7 +460,7 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
     report = {
         "format": FORMAT,
         "command": command,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": _machine(),
         "weights_note": ("latency, size and memory do not depend on the weights; models marked 'random' have "
                          "random weights, so their decode_ms is decoding garbage outputs (usually the "
