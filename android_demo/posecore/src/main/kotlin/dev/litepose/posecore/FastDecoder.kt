@@ -9,8 +9,9 @@ import kotlin.math.min
  * input resolution, NMS, top-k, match by tag (Hungarian), adjust, score, refine.
  *
  * Arithmetic follows the spec's float32/float64 rules literally so that INT8 outputs, full of exact
- * ties, decode to the same people as the Python reference. An instance reuses scratch buffers between
- * calls: use one decoder per thread.
+ * ties, decode to the same people as the Python reference. The per-pixel steps 1-4 are [PeakDetector]
+ * (a streaming, vectorisable pass); the rest works on at most J × top_k peaks. An instance reuses
+ * scratch buffers between calls: use one decoder per thread.
  */
 class FastDecoder(val params: DecoderParams = DecoderParams()) {
 
@@ -35,11 +36,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         }
     }
 
-    private var det = FloatArray(0)
-    private var rowScratch = FloatArray(0)
-    private var planar4 = FloatArray(0)
-    private var poolScratch = FloatArray(0)
-    private var pooledScratch = FloatArray(0)
+    private val detector = PeakDetector(params.nmsKernel, params.topK) // steps 1-4, reuses its buffers
 
     /**
      * Decodes one image.
@@ -70,10 +67,9 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         }
         if (h4 == 0 || w4 == 0 || joints == 0) return emptyList() // a zero dimension: no persons
 
-        aggregate(heatmapsS4, heatmapsS2, h4, w4, joints)
-        val peaks = Array(joints) { j -> jointPeaks(j, h2, w2, tagsS4, h4, w4, joints) }
+        detector.run(heatmapsS4, heatmapsS2, h4, w4, joints)
+        val peaks = Array(joints) { j -> jointPeaks(j, w2, tagsS4, h4, w4, joints) }
         val groups = matchByTag(Array(joints) { peaks[it].candidates }, joints)
-        val plane = h2 * w2
 
         val people = ArrayList<Person>(groups.size)
         for (group in groups) {
@@ -83,7 +79,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
             val score = (sum / joints).toFloat()
 
             val keypoints = Array(joints) { j ->
-                if (group.value[j] > 0f) adjusted(group.cellX[j], group.cellY[j], group.value[j], j * plane, h2, w2)
+                if (group.value[j] > 0f) adjusted(group.cellX[j], group.cellY[j], group.value[j], j, h2, w2)
                 else UNDETECTED
             }
             if (params.refine && group.tagCount > 0) {
@@ -94,122 +90,22 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         return people
     }
 
-    /** det[j][y, x] = 0.5f * (up2(heatmaps_s4) + heatmaps_s2), planar per joint, inputs sanitised. */
-    private fun aggregate(hm4: FloatArray, hm2: FloatArray, h4: Int, w4: Int, joints: Int) {
-        val h2 = 2 * h4
-        val w2 = 2 * w4
-        val plane = h2 * w2
-        val plane4 = h4 * w4
-        if (det.size < joints * plane) det = FloatArray(joints * plane)
-        if (rowScratch.size < h4 * w2) rowScratch = FloatArray(h4 * w2)
-        if (planar4.size < joints * plane4) planar4 = FloatArray(joints * plane4)
-        // Sanitise heatmaps_s4 into planar (per-joint contiguous) order: one sequential read.
-        val src = planar4
-        for (p in 0 until plane4) {
-            val at = p * joints
-            for (j in 0 until joints) src[j * plane4 + p] = finite(hm4[at + j])
-        }
-        val rows = rowScratch
-        for (j in 0 until joints) {
-            val plane4Base = j * plane4
-            // Pass 1: along x for every input row (the blend rule, two outputs per input cell).
-            for (iy in 0 until h4) {
-                val rowIn = plane4Base + iy * w4
-                val rowOut = iy * w2
-                rows[rowOut] = src[rowIn] // o = 0: v[0]
-                for (ix in 1 until w4) rows[rowOut + 2 * ix] = 0.25f * src[rowIn + ix - 1] + 0.75f * src[rowIn + ix]
-                for (ix in 0 until w4 - 1) rows[rowOut + 2 * ix + 1] = 0.75f * src[rowIn + ix] + 0.25f * src[rowIn + ix + 1]
-                rows[rowOut + w2 - 1] = 0.75f * src[rowIn + w4 - 1] + 0.25f * src[rowIn + w4 - 1]
-            }
-            // Pass 2: along y on those rows -> up(heatmaps_s4) in det, whole rows at a time.
-            val out = j * plane
-            System.arraycopy(rows, 0, det, out, w2) // oy = 0: row 0
-            for (oy in 1 until h2) {
-                val iy = oy shr 1
-                val rowOut = out + oy * w2
-                val cur = iy * w2
-                if ((oy and 1) == 0) {
-                    val prev = (iy - 1) * w2
-                    for (x in 0 until w2) det[rowOut + x] = 0.25f * rows[prev + x] + 0.75f * rows[cur + x]
-                } else {
-                    val next = min(iy + 1, h4 - 1) * w2
-                    for (x in 0 until w2) det[rowOut + x] = 0.75f * rows[cur + x] + 0.25f * rows[next + x]
-                }
-            }
-        }
-        // Average with heatmaps_s2 (read sequentially in its NHWC order).
-        for (p in 0 until plane) {
-            val at = p * joints
-            for (j in 0 until joints) {
-                val k = j * plane + p
-                det[k] = 0.5f * (det[k] + finite(hm2[at + j]))
-            }
-        }
-    }
-
     /**
      * The NMS peaks of joint j with det > 0, by value descending then flat index ascending (step 4
      * order), cut to top_k: refine's list. The matching candidates are its prefix with
      * `det > detection_threshold` (compared in float64, as python_ref). Each peak carries the upsampled
      * tag at its cell.
      */
-    private fun jointPeaks(j: Int, h2: Int, w2: Int, tags: FloatArray, h4: Int, w4: Int, joints: Int): JointPeaks {
-        val plane = h2 * w2
-        val base = j * plane
-        val pooled = maxPool(base, h2, w2)
-        var keys = LongArray(64)
-        var count = 0
-        for (p in 0 until plane) {
-            val value = det[base + p]
-            if (value > 0f && value == pooled[p]) {
-                if (count == keys.size) keys = keys.copyOf(count * 2)
-                keys[count++] = sortKey(value, p)
-            }
-        }
-        keys.sort(0, count)
-        val refine = List(min(count, params.topK)) { k ->
-            val p = (keys[k] and 0x7fffffffL).toInt()
+    private fun jointPeaks(j: Int, w2: Int, tags: FloatArray, h4: Int, w4: Int, joints: Int): JointPeaks {
+        val refine = List(detector.peakCount(j)) { k ->
+            val p = detector.peakIndex(j, k)
             val x = p % w2
             val y = p / w2
-            Peak(x, y, det[base + p], upsampledAt(tags, h4, w4, joints, j, x, y))
+            Peak(x, y, detector.det(x, y, j), upsampledAt(tags, h4, w4, joints, j, x, y))
         }
         var n = 0
         while (n < refine.size && refine[n].value.toDouble() > params.detectionThreshold) n++
         return JointPeaks(refine.subList(0, n), refine)
-    }
-
-    /** nms_kernel × nms_kernel max-pool of one det plane (stride 1, -inf padding); separable, so exact. */
-    private fun maxPool(base: Int, h2: Int, w2: Int): FloatArray {
-        val plane = h2 * w2
-        if (poolScratch.size < plane) poolScratch = FloatArray(plane)
-        if (pooledScratch.size < plane) pooledScratch = FloatArray(plane)
-        val pad = params.nmsKernel / 2
-        val d = det
-        val horizontal = poolScratch
-        val pooled = pooledScratch
-        // Separable max of finite values as shifted-row maxima (simple loops the JIT vectorises; a
-        // per-cell window loop with branches was 3x slower on noisy maps).
-        for (y in 0 until h2) {
-            val row = base + y * w2
-            val out = y * w2
-            System.arraycopy(d, row, horizontal, out, w2)
-            for (shift in 1..pad) {
-                if (shift >= w2) break
-                for (x in 0 until w2 - shift) horizontal[out + x] = Math.max(horizontal[out + x], d[row + x + shift])
-                for (x in shift until w2) horizontal[out + x] = Math.max(horizontal[out + x], d[row + x - shift])
-            }
-        }
-        for (y in 0 until h2) {
-            val lo = if (y - pad < 0) 0 else y - pad
-            val hi = if (y + pad > h2 - 1) h2 - 1 else y + pad
-            val out = y * w2
-            System.arraycopy(horizontal, lo * w2, pooled, out, w2)
-            for (yy in lo + 1..hi) {
-                val src = yy * w2
-                for (x in 0 until w2) pooled[out + x] = Math.max(pooled[out + x], horizontal[src + x])
-            }
-        }
-        return pooled
     }
 
     /** Step 5: greedy joint-by-joint grouping with a min-cost assignment per joint. */
@@ -276,17 +172,18 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
                     bestScore = s
                 }
             }
-            if (best != null) keypoints[j] = adjusted(best.x, best.y, best.value, j * h2 * w2, h2, w2)
+            if (best != null) keypoints[j] = adjusted(best.x, best.y, best.value, j, h2, w2)
         }
     }
 
     /** Steps 6 and 8: position in model-input pixels, shifted a quarter cell towards the larger neighbour. */
-    private fun adjusted(x: Int, y: Int, value: Float, base: Int, h2: Int, w2: Int): Keypoint {
+    private fun adjusted(x: Int, y: Int, value: Float, j: Int, h2: Int, w2: Int): Keypoint {
         var dx = 0f
         var dy = 0f
         if (params.adjust) {
-            dx = if (det[base + y * w2 + min(x + 1, w2 - 1)] > det[base + y * w2 + max(x - 1, 0)]) 0.25f else -0.25f
-            dy = if (det[base + min(y + 1, h2 - 1) * w2 + x] > det[base + max(y - 1, 0) * w2 + x]) 0.25f else -0.25f
+            val d = detector
+            dx = if (d.det(min(x + 1, w2 - 1), y, j) > d.det(max(x - 1, 0), y, j)) 0.25f else -0.25f
+            dy = if (d.det(x, min(y + 1, h2 - 1), j) > d.det(x, max(y - 1, 0), j)) 0.25f else -0.25f
         }
         return Keypoint(2f * (x.toFloat() + 0.5f + dx), 2f * (y.toFloat() + 0.5f + dy), value)
     }
@@ -335,12 +232,5 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
             val neighbour = upsampleX(src, other * w4, w4, joints, j, ox)
             return blend(oy, neighbour, centre)
         }
-
-        /**
-         * Sort key of a positive value: value descending, then flat index ascending, as one ascending
-         * long (the bits of a positive float are ordered like the float).
-         */
-        private fun sortKey(value: Float, flatIndex: Int): Long =
-            ((Int.MAX_VALUE - value.toRawBits()).toLong() shl 31) or flatIndex.toLong()
     }
 }
