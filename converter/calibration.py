@@ -1,6 +1,6 @@
 """The representative data set for INT8 calibration, pre-processed exactly like deployed inference.
 
-Sources: a folder of images (sorted by name), or CrowdPose/COCO-style annotations + that folder (only the
+Sources: a folder of images (searched recursively, sorted by relative path), or CrowdPose/COCO-style annotations + that folder (only the
 annotated images, stratified by `crowdIndex` easy / medium / hard when the file has it). `count` images
 are drawn with `seed` (numpy PCG64), so the same inputs always give the same set in the same order.
 Each image is decoded like `python_ref.preprocess.load_image_rgb` and letterboxed to the model input
@@ -74,8 +74,10 @@ def decode_for_calibration(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def _folder_candidates(images_dir: Path) -> list[dict]:
-    files = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    return [{"file": p.name, "image_id": None, "stratum": None} for p in files]
+    """Every image file under the folder (sub-folders too, e.g. ../shared/data), by relative path."""
+    files = sorted((p.relative_to(images_dir).as_posix() for p in images_dir.rglob("*")
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+    return [{"file": f, "image_id": None, "stratum": None} for f in files]
 
 
 def _annotation_candidates(images_dir: Path, annotations: str, log) -> list[dict]:

@@ -382,7 +382,36 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     for name, png in overlays:
         write_bytes_atomic(report_dir / f"overlay_{name}", png)
     log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays")
+    _update_manifest(Path(model), card, result)
     return result
+
+
+def _update_manifest(model_path: Path, card: dict | None, result: dict) -> None:
+    """Record accuracy and latency in the manifest entry of this model, when it has one (tflite_models/)."""
+    manifest = model_path.parent / "manifest.json"
+    if card is None or not manifest.is_file():
+        return
+    try:
+        entries = json.loads(manifest.read_text()).get("models", [])
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return
+    entry = next((m for m in entries if m.get("file") == model_path.name), None)
+    if entry is None or entry.get("sha256") != result["model"]["sha256"]:
+        return
+    from .convert import update_manifest
+
+    accuracy = {"reference": result["reference"]["file"], "images": result["images"]["folder"],
+                "evaluated": result["images"]["evaluated"],
+                "sqnr_db": {k: round(v["sqnr_db"], 2) for k, v in result["outputs"].items()},
+                "oks_ap_vs_reference": result["oks_ap_vs_reference"].get("AP")}
+    if result["annotations"]:
+        accuracy["ap"] = {"annotations": result["annotations"]["file"],
+                          "reference": result["annotations"]["reference"]["AP"],
+                          "model": result["annotations"]["model"]["AP"], "drop_points": result["annotations"]["drop"]}
+    latency_ms = {str(t["threads"]): round(t["median_ms"], 1) for t in result["latency"]}
+    update_manifest(model_path, {**card, "accuracy": accuracy, "latency": {"median_ms_by_threads": latency_ms}},
+                    extra={"graph": card.get("graph")})
+    log(f"updated {manifest} ({model_path.name}: accuracy, latency)")
 
 
 def _json_default(v):

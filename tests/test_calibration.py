@@ -87,6 +87,15 @@ def test_count_and_seed_are_deterministic(tmp_path):
     assert [x["file"] for x in a] != [x["file"] for x in c]
 
 
+def test_plain_folders_are_searched_recursively(tmp_path):
+    for sub in ("a", "b/c"):
+        (tmp_path / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / sub / "x.png"), _rgb(40, 40, len(sub)))
+    m = build_calibration_set(tmp_path, HW, count=10, log=_quiet).manifest
+    assert sorted(im["file"] for im in m["images"]) == ["a/x.png", "b/c/x.png"]
+    assert m["images"][0]["sha256"] != m["images"][1]["sha256"]
+
+
 def test_annotations_stratify_by_crowd_index(tmp_path):
     d = tmp_path / "crowd"
     d.mkdir()

@@ -1,0 +1,71 @@
+"""Single-op depthwise-convolution timings on LiteRT's default CPU path (XNNPACK), fp32 and int8:
+which kernel shapes stay on the fast path (docs/int8.md). One DepthwiseConv2D on 1x112x112x144, 'same'.
+
+    nice python scripts/bench_depthwise.py --out depthwise.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+VARIANTS = {
+    "3x3": {"kernel_size": (3, 3)}, "5x5": {"kernel_size": (5, 5)}, "7x7": {"kernel_size": (7, 7)},
+    "7x3": {"kernel_size": (7, 3)}, "3x7": {"kernel_size": (3, 7)}, "7x1": {"kernel_size": (7, 1)},
+    "7x2 dilation 6": {"kernel_size": (7, 2), "dilation_rate": (1, 6)},
+    "7x4": {"kernel_size": (7, 4)}, "5x6": {"kernel_size": (5, 6)},
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    h = w = 112
+    c = 144
+    rng = np.random.default_rng(0)
+
+    def convert(model, int8):
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        if int8:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = lambda: ({"x": rng.normal(size=(1, h, w, c)).astype(np.float32)}
+                                                   for _ in range(3))
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return conv.convert()
+
+    def bench(data):
+        it = Interpreter(model_content=data, num_threads=1)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        it.invoke()
+        times = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            it.invoke()
+            times.append((time.perf_counter() - t0) * 1000)
+        return round(float(np.median(times)), 2)
+
+    out = {}
+    for name, kw in VARIANTS.items():
+        x = keras.Input((h, w, c), batch_size=1, name="x")
+        model = keras.Model(x, keras.layers.DepthwiseConv2D(padding="same", **kw)(x))
+        out[name] = {"fp32_ms": bench(convert(model, False)), "int8_ms": bench(convert(model, True))}
+        print(name, out[name], file=sys.stderr, flush=True)
+    with open(args.out, "w") as f:
+        json.dump({"command": " ".join(sys.argv), "shape": [1, h, w, c], "threads": 1, "results": out}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
