@@ -43,6 +43,8 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
     private var shifted = emptyArray<FloatArray>() // det row moved by ±s cells along x (edge: the cell itself)
     private var ring = emptyArray<FloatArray>() // horizontal window max of the last 2*pad+1 rows; slot = row % (2*pad+1)
     private var pooled = FloatArray(0) // full window max minus det of the row being finished
+    private var floor = FloatArray(0) // per row position: the least det that can still enter its joint's top-k
+    private var floorStale = true
     private var jointOf = IntArray(0) // row position -> joint
     private var cellOf = IntArray(0) // row position -> x
     private var clean4 = FloatArray(0) // sanitised copies, only for inputs that need sanitising
@@ -92,6 +94,7 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
             shifted = Array(4) { FloatArray(rowLen) }
             ring = Array(ringRows) { FloatArray(rowLen) }
             pooled = FloatArray(rowLen)
+            floor = FloatArray(rowLen)
             jointOf = IntArray(rowLen) { it % joints }
             cellOf = IntArray(rowLen) { it / joints }
             topKeys = LongArray(joints * topK)
@@ -104,6 +107,7 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
         absMax2.fill(0f)
         absMax4.fill(0f)
         topCount.fill(0)
+        floorStale = true
         var upRowsReady = -1 // input rows 0..upRowsReady have been upsampled along x (the last two are kept)
         for (r in 0 until h2) {
             val iy = r shr 1
@@ -218,9 +222,12 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
      * window max; a cell is a peak iff det == max, and it is kept iff det > 0 and it ranks among the
      * top_k of its joint so far (value descending, flat index ascending).
      *
-     * The test runs on gap = max - det, which is >= 0 and exactly 0 at peaks (finite floats: x - y == 0
-     * iff x == y). Most cells are not peaks, so the row is folded into quarters with min (exact), and
-     * only quarters-columns whose min is 0 are searched cell by cell.
+     * The test runs on gap = max(max - det, floor - det), which is exactly 0 at peaks with det >= floor
+     * and > 0 elsewhere (finite floats: x - y == 0 iff x == y, x - y > 0 iff x > y). floor[i] is the
+     * smallest positive float while the joint's top-k is not full, then its worst value: a lower det
+     * can neither be > 0 nor enter, so skipping it changes nothing. Most cells are not offered, so the
+     * row is folded into quarters with min (exact) and only quarter-columns whose min is 0 are
+     * searched cell by cell.
      */
     private fun finishRow(y: Int) {
         val len = rowLen
@@ -228,6 +235,8 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
         val hi = min(h2 - 1, y + pad)
         val d = detRows[y]
         val gap = pooled
+        if (floorStale) updateFloor()
+        val f = floor
         if (hi - lo == 4) {
             val r0 = ring[lo % ringRows]
             val r1 = ring[(lo + 1) % ringRows]
@@ -243,6 +252,7 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
             }
             for (i in 0 until len) gap[i] = gap[i] - d[i]
         }
+        for (i in 0 until len) gap[i] = max(gap[i], f[i] - d[i])
         val rowBase = y * w2
         val q = len shr 2
         val (q1, q2, q3, folded) = shifted // free until the next row's horizontalMax
@@ -262,6 +272,22 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
         for (i in 4 * q until len) if (gap[i] == 0f) offerPeak(i, d[i], rowBase)
     }
 
+    /** floor = each joint's entry value (smallest positive float until its top-k is full), J-periodic. */
+    private fun updateFloor() {
+        val joints = joints
+        val f = floor
+        for (j in 0 until joints) {
+            f[j] = if (topCount[j] < topK) Float.MIN_VALUE else Float.fromBits(Int.MAX_VALUE - (topKeys[j * topK + topK - 1] ushr 31).toInt())
+        }
+        var filled = joints
+        while (filled < rowLen) {
+            val n = min(filled, rowLen - filled)
+            System.arraycopy(f, 0, f, filled, n)
+            filled += n
+        }
+        floorStale = false
+    }
+
     /** A peak at row position i: kept among the top_k smallest sort keys of its joint if det > 0. */
     private fun offerPeak(i: Int, value: Float, rowBase: Int) {
         if (!(value > 0f)) return
@@ -276,6 +302,7 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
         } else {
             topCount[j] = n + 1
         }
+        if (n == topK - 1) floorStale = true // the entry value rises (or the list just filled)
         var at = first + n
         while (at > first && keys[at - 1] > key) {
             keys[at] = keys[at - 1]
