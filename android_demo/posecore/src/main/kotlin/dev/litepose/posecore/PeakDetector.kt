@@ -41,6 +41,8 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
     private var absMax2 = FloatArray(0) // running max of |heatmaps_s2| per row position (NaN sticks)
     private var absMax4 = FloatArray(0) // running max of |heatmaps_s4| per row position
     private var shifted = emptyArray<FloatArray>() // det row moved by ±s cells along x (edge: the cell itself)
+    private var fold = emptyArray<FloatArray>() // 3 quarters of the gap row, their min with the first quarter
+    private var fold2 = emptyArray<FloatArray>() // the same, one level down (quarters of that min)
     private var ring = emptyArray<FloatArray>() // horizontal window max of the last 2*pad+1 rows; slot = row % (2*pad+1)
     private var pooled = FloatArray(0) // full window max minus det of the row being finished
     private var floor = FloatArray(0) // per row position: the least det that can still enter its joint's top-k
@@ -92,6 +94,8 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
             absMax2 = FloatArray(rowLen)
             absMax4 = FloatArray(w4 * joints)
             shifted = Array(4) { FloatArray(rowLen) }
+            fold = Array(4) { FloatArray(rowLen / 4) }
+            fold2 = Array(4) { FloatArray(rowLen / 16) }
             ring = Array(ringRows) { FloatArray(rowLen) }
             pooled = FloatArray(rowLen)
             floor = FloatArray(rowLen)
@@ -226,8 +230,7 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
      * and > 0 elsewhere (finite floats: x - y == 0 iff x == y, x - y > 0 iff x > y). floor[i] is the
      * smallest positive float while the joint's top-k is not full, then its worst value: a lower det
      * can neither be > 0 nor enter, so skipping it changes nothing. Most cells are not offered, so the
-     * row is folded into quarters with min (exact) and only quarter-columns whose min is 0 are
-     * searched cell by cell.
+     * row is folded (below) and only the columns whose min is 0 are searched cell by cell.
      */
     private fun finishRow(y: Int) {
         val len = rowLen
@@ -253,23 +256,42 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
             for (i in 0 until len) gap[i] = gap[i] - d[i]
         }
         for (i in 0 until len) gap[i] = max(gap[i], f[i] - d[i])
-        val rowBase = y * w2
+        // Fold the row twice into quarters (min is exact): a zero in the 16-fold row marks the
+        // columns worth a look. Everything stays at index i (vectorised); the search is scalar.
         val q = len shr 2
-        val (q1, q2, q3, folded) = shifted // free until the next row's horizontalMax
-        System.arraycopy(gap, q, q1, 0, q)
-        System.arraycopy(gap, 2 * q, q2, 0, q)
-        System.arraycopy(gap, 3 * q, q3, 0, q)
-        for (i in 0 until q) folded[i] = min(min(gap[i], q1[i]), min(q2[i], q3[i]))
-        for (k in 0 until q) {
-            if (folded[k] == 0f) {
-                var i = k
-                while (i < 4 * q) {
-                    if (gap[i] == 0f) offerPeak(i, d[i], rowBase)
-                    i += q
+        val qq = q shr 2
+        val (a1, a2, a3, once) = fold
+        val (b1, b2, b3, twice) = fold2
+        System.arraycopy(gap, q, a1, 0, q)
+        System.arraycopy(gap, 2 * q, a2, 0, q)
+        System.arraycopy(gap, 3 * q, a3, 0, q)
+        for (i in 0 until q) once[i] = min(min(gap[i], a1[i]), min(a2[i], a3[i]))
+        System.arraycopy(once, qq, b1, 0, qq)
+        System.arraycopy(once, 2 * qq, b2, 0, qq)
+        System.arraycopy(once, 3 * qq, b3, 0, qq)
+        for (i in 0 until qq) twice[i] = min(min(once[i], b1[i]), min(b2[i], b3[i]))
+        val rowBase = y * w2
+        for (k in 0 until qq) {
+            if (twice[k] == 0f) {
+                var kk = k
+                while (kk < 4 * qq) {
+                    if (once[kk] == 0f) searchColumn(kk, q, d, rowBase)
+                    kk += qq
                 }
             }
         }
+        for (kk in 4 * qq until q) if (once[kk] == 0f) searchColumn(kk, q, d, rowBase)
         for (i in 4 * q until len) if (gap[i] == 0f) offerPeak(i, d[i], rowBase)
+    }
+
+    /** Offers the cells k, k + q, k + 2q, k + 3q of the gap row that are 0. */
+    private fun searchColumn(k: Int, q: Int, d: FloatArray, rowBase: Int) {
+        val gap = pooled
+        var i = k
+        while (i < 4 * q) {
+            if (gap[i] == 0f) offerPeak(i, d[i], rowBase)
+            i += q
+        }
     }
 
     /** floor = each joint's entry value (smallest positive float until its top-k is full), J-periodic. */
