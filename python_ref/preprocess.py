@@ -178,9 +178,15 @@ def official_resize(image_rgb: np.ndarray, input_size: int) -> tuple[np.ndarray,
 # Deployed mode
 # --------------------------------------------------------------------------------------------------
 
+# The letterbox border: the ImageNet mean colour, i.e. 0 after the in-graph normalisation - what the
+# network's own zero padding means. A black border (-2 after normalisation) makes the float network
+# answer the band edge with strong false heatmap peaks and widens every int8 range (docs/int8.md).
+LETTERBOX_FILL_RGB = (124, 116, 104)
+
+
 @dataclass(frozen=True)
 class Letterbox:
-    """Aspect-preserving fit of an image (w x h) into a fixed model input (W x H), centred on black.
+    """Aspect-preserving fit of an image (w x h) into a fixed model input (W x H), centred on the mean colour.
 
     Continuous corner-convention coordinates: pixel (u, v) covers [u, u+1) x [v, v+1).
     `forward`: X = ox + x * nw / w; `to_image`: x = (X - ox) * w / nw (y likewise).
@@ -224,12 +230,13 @@ class Letterbox:
         return pts
 
     def apply(self, image_rgb: np.ndarray) -> np.ndarray:
-        """Resize (cv2.INTER_LINEAR, half-pixel centres) and paste on a black canvas of the input size."""
+        """Resize (cv2.INTER_LINEAR, half-pixel centres) and paste on a mean-colour canvas of the input size."""
         if tuple(image_rgb.shape[:2]) != self.image_hw:
             raise ValueError(f"image is {image_rgb.shape[:2]}, this letterbox was fitted to {self.image_hw}")
         (nh, nw), (ox, oy) = self.resized_hw, self.offset_xy
         H, W = self.input_hw
-        canvas = np.zeros((H, W) + image_rgb.shape[2:], image_rgb.dtype)
+        canvas = np.empty((H, W) + image_rgb.shape[2:], image_rgb.dtype)
+        canvas[...] = LETTERBOX_FILL_RGB if image_rgb.ndim == 3 and image_rgb.shape[2] == 3 else 0
         if (nh, nw) == self.image_hw:
             resized = image_rgb
         else:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from python_ref.errors import LitePoseError
-from python_ref.preprocess import (Letterbox, letterbox, load_image_rgb, normalize_imagenet, official_input_size,
+from python_ref.preprocess import (LETTERBOX_FILL_RGB, Letterbox, letterbox, load_image_rgb, normalize_imagenet, official_input_size,
                                    official_resize)
 
 PARITY = ["litepose-auto-m-crowdpose-448", "litepose-l-coco-random", "litepose-s-crowdpose-random",
@@ -181,10 +181,12 @@ def test_letterbox_hand_cases(image_wh, input_hw, resized_wh, offset):
     out, box = letterbox(img, input_hw)
     assert out.shape == tuple(input_hw) + (3,) and out.dtype == np.uint8
     assert box.resized_hw == (resized_wh[1], resized_wh[0]) and box.offset_xy == offset
-    ys, xs = np.nonzero(out[..., 0])
+    ys, xs = np.nonzero(out[..., 0] == 200)
     ox, oy = offset
     assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (ox, ox + resized_wh[0], oy, oy + resized_wh[1])
-    assert (out[ys, xs] == 200).all()
+    border = np.ones(out.shape[:2], bool)
+    border[oy:oy + resized_wh[1], ox:ox + resized_wh[0]] = False
+    assert (out[border] == LETTERBOX_FILL_RGB).all()  # the ImageNet mean colour, 0 after normalisation
     # the image corners land on the pasted rectangle's corners
     np.testing.assert_allclose(box.forward(np.array([[0, 0], [w, h]], float)),
                                [[ox, oy], [ox + resized_wh[0], oy + resized_wh[1]]])

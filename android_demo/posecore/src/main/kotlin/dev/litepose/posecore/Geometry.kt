@@ -35,6 +35,14 @@ class Letterbox(val srcW: Int, val srcH: Int, val dstW: Int, val dstH: Int) {
     val offsetX: Int = (dstW - resizedW) / 2
     val offsetY: Int = (dstH - resizedH) / 2
 
+    companion object {
+        /**
+         * Border colour: the ImageNet mean (0 after the model's normalisation), as python_ref's letterbox.
+         * A black border makes the network see false peaks at the band edge (docs/int8.md).
+         */
+        val FILL_RGB: IntArray = intArrayOf(124, 116, 104)
+    }
+
     /** Image pixels -> model-input pixels: `X = ox + x * nw / w`. */
     fun toModelX(x: Double): Double = offsetX + x * (resizedW.toDouble() / srcW)
     fun toModelY(y: Double): Double = offsetY + y * (resizedH.toDouble() / srcH)

@@ -8,7 +8,7 @@ import kotlin.math.min
 /**
  * Fills a model input buffer from an ARGB camera frame in one pass: rotate to upright
  * ([CameraTransform]), resize with bilinear half-pixel-centre sampling (edge clamp, like
- * `cv2.INTER_LINEAR`, no antialiasing) into the letterbox rectangle, black elsewhere.
+ * `cv2.INTER_LINEAR`, no antialiasing) into the letterbox rectangle, [Letterbox.FILL_RGB] elsewhere.
  *
  * Not bit-identical to OpenCV's fixed-point uint8 resize (±1 grey level); the golden tests therefore start
  * from the model outputs, not from images.
@@ -55,7 +55,7 @@ class InputWriter(val camera: CameraTransform, val letterbox: Letterbox, val inp
             for (x in 0 until lb.dstW) {
                 val rx = x - lb.offsetX
                 if (ry < 0 || ry >= lb.resizedH || rx < 0 || rx >= lb.resizedW) {
-                    put(out, 0f, 0f, 0f)
+                    put(out, FILL_R, FILL_G, FILL_B)
                     continue
                 }
                 val p00 = frame[camera.framePixelIndex(col0[rx], row0[ry])]
@@ -84,6 +84,10 @@ class InputWriter(val camera: CameraTransform, val letterbox: Letterbox, val inp
     }
 
     companion object {
+        private val FILL_R = Letterbox.FILL_RGB[0].toFloat()
+        private val FILL_G = Letterbox.FILL_RGB[1].toFloat()
+        private val FILL_B = Letterbox.FILL_RGB[2].toFloat()
+
         /** Half-pixel-centre source taps for resizing `src` samples to `dst`: src = (d + 0.5) * src/dst - 0.5, clamped. */
         internal fun taps(src: Int, dst: Int, i0: IntArray, i1: IntArray, w1: FloatArray) {
             val ratio = src.toDouble() / dst

@@ -31,8 +31,8 @@ class InputWriterTest {
     }
 
     @Test
-    fun `letterbox bars are black and a 2x downscale averages pixel pairs`() {
-        // Frame 4x2 into 2x2: s = 0.5, 2x1 image at oy 0 (rows: (2 - 1) // 2 = 0), second row black.
+    fun `letterbox bars have the mean colour and a 2x downscale averages pixel pairs`() {
+        // Frame 4x2 into 2x2: s = 0.5, 2x1 image at oy 0 (rows: (2 - 1) // 2 = 0), second row mean colour.
         val frame = intArrayOf(argb(0, 0, 0), argb(100, 0, 0), argb(10, 0, 0), argb(30, 0, 0),
             argb(200, 0, 0), argb(200, 0, 0), argb(50, 0, 0), argb(50, 0, 0))
         val lb = Letterbox(4, 2, 2, 2)
@@ -42,7 +42,8 @@ class InputWriterTest {
         w.write(frame, buf)
         // Source x = (d + 0.5) * 2 - 0.5 = 0.5, 2.5; source y = (0 + 0.5) * 2 - 0.5 = 0.5.
         // Red: mean of 0,100,200,200 = 125; mean of 10,30,50,50 = 35.
-        assertEquals(listOf(125, 35, 0, 0), bytes(buf).chunked(3).map { it[0] })
+        assertEquals(listOf(125, 35, 124, 124), bytes(buf).chunked(3).map { it[0] })
+        assertEquals(listOf(116, 104), bytes(buf).drop(10).take(2))
     }
 
     @Test
