@@ -37,6 +37,9 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
     private var detRows = emptyArray<FloatArray>()
     private var hm2Row = FloatArray(0) // the current heatmaps_s2 row, copied to index 0
     private var hm4Row = FloatArray(0) // the current heatmaps_s4 row, copied to index 0
+    private var hm4Next = FloatArray(0) // the same row moved one column left (last column: itself)
+    private var oddX = FloatArray(0) // 0.75f * column + 0.25f * next column
+    private var evenX = FloatArray(0) // 0.25f * column + 0.75f * next column
     private var upX = emptyArray<FloatArray>() // heatmaps_s4 rows upsampled along x; slot = input row parity
     private var absMax2 = FloatArray(0) // running max of |heatmaps_s2| per row position (NaN sticks)
     private var absMax4 = FloatArray(0) // running max of |heatmaps_s4| per row position
@@ -90,6 +93,9 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
             detRows = Array(h2) { FloatArray(rowLen) }
             hm2Row = FloatArray(rowLen)
             hm4Row = FloatArray(w4 * joints)
+            hm4Next = FloatArray(w4 * joints)
+            oddX = FloatArray(w4 * joints)
+            evenX = FloatArray(w4 * joints)
             upX = Array(2) { FloatArray(rowLen) }
             absMax2 = FloatArray(rowLen)
             absMax4 = FloatArray(w4 * joints)
@@ -130,9 +136,9 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
 
     /**
      * Step 1, pass along x of input row iy into upX[iy & 1] (J values per cell): output column 0
-     * copies input column 0; for ix >= 1, input columns ix-1 (a) and ix (b) give the adjacent outputs
-     * 2ix-1 = 0.75f*a + 0.25f*b and 2ix = 0.25f*a + 0.75f*b; the last output column is
-     * 0.75f*v + 0.25f*v of the last input column.
+     * copies input column 0; input columns ix (a) and ix+1 (b) give the odd output 2ix+1 =
+     * 0.75f*a + 0.25f*b and the even output 2ix+2 = 0.25f*a + 0.75f*b; the last output column is
+     * 0.75f*v + 0.25f*v of the last input column (b = a).
      */
     private fun upsampleRowX(hm4: FloatArray, iy: Int) {
         val joints = joints
@@ -141,22 +147,25 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
         System.arraycopy(hm4, iy * len, src, 0, len)
         val seen = absMax4
         for (i in 0 until len) seen[i] = max(seen[i], abs(src[i]))
+        // Both blends for every input column ix, with its right neighbour (the last column: itself),
+        // vectorised at index i; then interleaved: out column 2ix+1 = odd(ix), 2ix+2 = even(ix).
+        val next = hm4Next
+        val odd = oddX
+        val even = evenX
+        System.arraycopy(src, joints, next, 0, len - joints)
+        System.arraycopy(src, len - joints, next, len - joints, joints)
+        for (i in 0 until len) odd[i] = 0.75f * src[i] + 0.25f * next[i]
+        for (i in 0 until len) even[i] = 0.25f * src[i] + 0.75f * next[i]
         val out = upX[iy and 1]
-        for (j in 0 until joints) out[j] = src[j]
-        for (ix in 1 until w4) {
-            val a = (ix - 1) * joints
-            val odd = (2 * ix - 1) * joints
-            val even = odd + joints
-            for (j in 0 until joints) {
-                val va = src[a + j]
-                val vb = src[a + joints + j]
-                out[odd + j] = 0.75f * va + 0.25f * vb
-                out[even + j] = 0.25f * va + 0.75f * vb
-            }
+        for (j in 0 until joints) out[j] = src[j] // column 0: copied
+        for (ix in 0 until w4 - 1) {
+            val at = ix * joints
+            val o = (2 * ix + 1) * joints
+            for (j in 0 until joints) out[o + j] = odd[at + j]
+            for (j in 0 until joints) out[o + joints + j] = even[at + j]
         }
-        val last = (w4 - 1) * joints
-        val lastOut = (2 * w4 - 1) * joints
-        for (j in 0 until joints) out[lastOut + j] = 0.75f * src[last + j] + 0.25f * src[last + j]
+        val at = (w4 - 1) * joints
+        for (j in 0 until joints) out[at + at + joints + j] = odd[at + j] // column 2*w4 - 1
     }
 
     /** Steps 1 (pass along y) and 2 for output row r: det = 0.5f * (up(heatmaps_s4) + heatmaps_s2). */
