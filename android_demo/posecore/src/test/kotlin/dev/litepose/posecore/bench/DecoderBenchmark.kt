@@ -1,6 +1,8 @@
 package dev.litepose.posecore.bench
 
 import dev.litepose.posecore.FastDecoder
+import dev.litepose.posecore.Person
+import dev.litepose.posecore.ReferenceDecoder
 import java.io.File
 import kotlin.math.exp
 import kotlin.random.Random
@@ -12,38 +14,57 @@ import kotlin.random.Random
  *
  *     mvn -q -f android_demo/posecore/pom.xml -Pbench test-compile exec:java [-Dbench.out=FILE]
  *
- * Writes JSON (min / median / p90 / mean ms per size; on a shared machine the min is the stable one) to the first argument and prints it.
+ * Each size is decoded `warmup` times first (enough for HotSpot's C2 to compile the hot loops, as in a
+ * running app), then timed `runs` times. The previous, plain implementation ([ReferenceDecoder], the
+ * test oracle) is timed the same way in the same run for comparison, and both must return bit-identical
+ * people on every input. Writes JSON (min / median / p90 / mean ms per decoder and size; on a shared
+ * machine the min is the stable one) to the first argument and prints it.
  */
 fun main(args: Array<String>) {
     val out = File(args.getOrNull(0) ?: "decoder-bench.json")
     val inputH = 448
     val inputW = 448
     val joints = 14
-    val warmup = 30
-    val runs = 100
-    val decoder = FastDecoder()
+    val warmup = 300
+    val runs = 200
     val rows = ArrayList<String>()
+    val decoders = listOf<Pair<String, (SyntheticOutputs) -> List<Person>>>(
+        FastDecoder().let { d -> "FastDecoder" to { o -> d.decode(o.hm4, o.tags, o.hm2, o.h4, o.w4, joints) } },
+        ReferenceDecoder().let { d ->
+            "ReferenceDecoder (previous implementation)" to { o -> d.decode(o.hm4, o.tags, o.hm2, o.h4, o.w4, joints) }
+        },
+    )
     for (people in listOf(1, 10, 30)) {
         val o = SyntheticOutputs(inputH, inputW, joints, people, Random(1000 + people))
-        var found = 0
-        repeat(warmup) { found = decoder.decode(o.hm4, o.tags, o.hm2, o.h4, o.w4, joints).count { it.score > 0.1f } }
-        val times = DoubleArray(runs)
-        for (r in 0 until runs) {
-            val t0 = System.nanoTime()
-            decoder.decode(o.hm4, o.tags, o.hm2, o.h4, o.w4, joints)
-            times[r] = (System.nanoTime() - t0) / 1e6
+        val results = decoders.map { (_, decode) -> decode(o) }
+        check(results.all { samePeople(it, results[0]) }) { "decoders disagree on $people people" }
+        for ((name, decode) in decoders) {
+            var found = 0
+            var decoded = 0
+            repeat(warmup) {
+                val persons = decode(o)
+                decoded = persons.size
+                found = persons.count { it.score > 0.1f }
+            }
+            val times = DoubleArray(runs)
+            for (r in 0 until runs) {
+                val t0 = System.nanoTime()
+                decode(o)
+                times[r] = (System.nanoTime() - t0) / 1e6
+            }
+            times.sort()
+            val median = times[runs / 2]
+            val p90 = times[(runs * 9) / 10]
+            val mean = times.average()
+            val fastest = times[0]
+            System.err.println(
+                "$name people=$people found(score>0.1)=$found decoded=$decoded " +
+                    "min=%.3f median=%.3f p90=%.3f mean=%.3f ms".format(fastest, median, p90, mean),
+            )
+            rows += """{"decoder": "$name", "people": $people, "found_score_gt_0.1": $found, "decoded": $decoded, """ +
+                """"min_ms": ${"%.4f".format(fastest)}, "median_ms": ${"%.4f".format(median)}, """ +
+                """"p90_ms": ${"%.4f".format(p90)}, "mean_ms": ${"%.4f".format(mean)}, "runs": $runs, "warmup": $warmup}"""
         }
-        times.sort()
-        val median = times[runs / 2]
-        val p90 = times[(runs * 9) / 10]
-        val mean = times.average()
-        val fastest = times[0]
-        System.err.println(
-            "people=$people found(score>0.1)=$found min=%.3f median=%.3f p90=%.3f mean=%.3f ms".format(fastest, median, p90, mean),
-        )
-        rows += """{"people": $people, "found_score_gt_0.1": $found, "min_ms": ${"%.4f".format(fastest)}, """ +
-            """"median_ms": ${"%.4f".format(median)}, """ +
-            """"p90_ms": ${"%.4f".format(p90)}, "mean_ms": ${"%.4f".format(mean)}, "runs": $runs, "warmup": $warmup}"""
     }
     val json = buildString {
         append("{\n  \"benchmark\": \"FastDecoder.decode\",\n")
@@ -58,6 +79,18 @@ fun main(args: Array<String>) {
     out.writeText(json)
     print(json)
 }
+
+/** Same people, every keypoint and score bit for bit. */
+private fun samePeople(a: List<Person>, b: List<Person>): Boolean =
+    a.size == b.size && a.indices.all { p ->
+        a[p].score.toRawBits() == b[p].score.toRawBits() && a[p].keypoints.size == b[p].keypoints.size &&
+            a[p].keypoints.indices.all { j ->
+                val k = a[p].keypoints[j]
+                val l = b[p].keypoints[j]
+                k.x.toRawBits() == l.x.toRawBits() && k.y.toRawBits() == l.y.toRawBits() &&
+                    k.score.toRawBits() == l.score.toRawBits()
+            }
+    }
 
 /** Outputs with `people` persons spread over the image, each joint a Gaussian blob, tags per person. */
 private class SyntheticOutputs(inputH: Int, inputW: Int, val joints: Int, people: Int, rnd: Random) {
