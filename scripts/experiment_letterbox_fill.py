@@ -1,10 +1,11 @@
-"""Convert + validate with the proposed mean-colour letterbox (docs/int8.md, "The letterbox band").
+"""Convert + validate with a different letterbox border (docs/int8.md section 1, "The letterbox band").
 
-The model I/O contract letterboxes on black; this script patches python_ref.preprocess.letterbox to fill the
-border with the ImageNet mean (124, 116, 104) for both calibration and validation, then runs the normal
-`litepose convert` and `litepose validate` code paths. Arguments after `--` go to validate.
+The contract now fills the border with the ImageNet mean colour; `--fill black` patches
+python_ref.preprocess.letterbox back to the earlier black border for both calibration and validation, then
+runs the normal `litepose convert` and `litepose validate` code paths, to reproduce the black-border numbers.
+Arguments after `--` go to validate.
 
-    python scripts/experiment_letterbox_fill.py --checkpoint CKPT --calib-images DIR --output M.tflite \
+    python scripts/experiment_letterbox_fill.py --fill black --checkpoint CKPT --calib-images DIR --output M.tflite \
         -- --images DIR --annotations JSON --report DIR
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_int8 import mean_fill_letterbox  # noqa: E402
+from bench_int8 import fill_letterbox  # noqa: E402
 
 
 def main():
@@ -27,8 +28,9 @@ def main():
     ap.add_argument("--calib-images", required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--input-size", default="448x448")
+    ap.add_argument("--fill", choices=("black", "mean"), default="black")
     args = ap.parse_args(argv)
-    mean_fill_letterbox()
+    fill_letterbox(args.fill)
     from converter.convert import run_convert
 
     run_convert(checkpoint=args.checkpoint, arch=None, joints=None, input_size=args.input_size, precision="int8",

@@ -64,14 +64,19 @@ def test_images_are_letterboxed_like_deployed_inference(odd_folder):
     by_file = dict(zip([im["file"] for im in calib.manifest["images"]], calib.images))
     for img in calib.images:
         assert img.shape == HW + (3,) and img.dtype == np.uint8
-    # 80x40 (2:1) into 96x64 (3:2): width-limited, 96x48, centred -> 8 black rows above and below.
+    # 80x40 (2:1) into 96x64 (3:2): width-limited, 96x48, centred -> 8 border rows above and below, in the
+    # contract's border colour (ImageNet mean, docs/design.md).
+    from python_ref.preprocess import LETTERBOX_FILL_RGB
+
     wide = by_file["a_rgb.png"]
-    assert not wide[:8].any() and not wide[-8:].any() and wide[8:56].any()
+    border = np.asarray(LETTERBOX_FILL_RGB, np.uint8)
+    assert (wide[:8] == border).all() and (wide[-8:] == border).all()
     src = cv2.cvtColor(cv2.imread(str(odd_folder / "a_rgb.png")), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(wide[8:56], cv2.resize(src, (96, 48), interpolation=cv2.INTER_LINEAR))
     # grayscale replicated to three equal channels
-    gray = by_file["b_gray.png"]
+    gray = by_file["b_gray.png"][:, 16:80]          # 50x50 -> 64x64 at x offset 16
     np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
 
 
 def test_count_and_seed_are_deterministic(tmp_path):
