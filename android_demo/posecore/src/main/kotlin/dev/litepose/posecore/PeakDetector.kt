@@ -11,9 +11,9 @@ import kotlin.math.min
  * One streaming pass over the rows of the half-resolution maps in the inputs' own NHWC order (joint
  * fastest): aggregate row r, take its horizontal window max into a ring of rows, and once rows
  * r - pad .. r + pad exist, finish row r - pad (vertical max, peak test, top-k). Why this shape:
- * HotSpot's C2 (JDK 17) vectorises a loop only when every array in it is indexed by the loop
- * variable itself; `a[off + i]` or two offsets into one array keep it scalar (measured 5-20×
- * slower). So every hot loop here works on whole rows held in their own arrays, and neighbours along
+ * in micro-benchmarks here, HotSpot's C2 (JDK 17) vectorised a loop only when every array in it was
+ * indexed by the loop variable itself; `a[off + i]` or two offsets into one array kept it scalar
+ * (5-20× slower). So every hot loop here works on whole rows held in their own arrays, and neighbours along
  * x (±J, ±2J values away) are brought to index i by System.arraycopy into shifted rows.
  *
  * Exactness: each det value is computed with the spec's float32 operations in the spec's order (x
@@ -46,7 +46,7 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
     private var shifted = emptyArray<FloatArray>() // det row moved by ±s cells along x (edge: the cell itself)
     private var fold = emptyArray<FloatArray>() // 3 quarters of the gap row, their min with the first quarter
     private var fold2 = emptyArray<FloatArray>() // the same, one level down (quarters of that min)
-    private var ring = emptyArray<FloatArray>() // horizontal window max of the last 2*pad+1 rows; slot = row % (2*pad+1)
+    private var ring = emptyArray<FloatArray>() // horizontal window max of the last 2*pad+1 rows (slot = row % that)
     private var pooled = FloatArray(0) // full window max minus det of the row being finished
     private var floor = FloatArray(0) // per row position: the least det that can still enter its joint's top-k
     private var floorStale = true
@@ -308,7 +308,8 @@ internal class PeakDetector(nmsKernel: Int, private val topK: Int) {
         val joints = joints
         val f = floor
         for (j in 0 until joints) {
-            f[j] = if (topCount[j] < topK) Float.MIN_VALUE else Float.fromBits(Int.MAX_VALUE - (topKeys[j * topK + topK - 1] ushr 31).toInt())
+            val worstKey = topKeys[(j + 1) * topK - 1] // the value's bits are Int.MAX_VALUE - (key >>> 31)
+            f[j] = if (topCount[j] < topK) Float.MIN_VALUE else Float.fromBits(Int.MAX_VALUE - (worstKey ushr 31).toInt())
         }
         var filled = joints
         while (filled < rowLen) {
