@@ -108,22 +108,13 @@ def litepose_to_tflite(model, arch: dict, num_joints: int, precision: str, repre
     converter.convert.run_convert: for "deploy", per-channel ranges measured on the calibration images
     (int8), the rewritten graph of converter.rewrites with default options, checked equal in float;
     then converter.export.export_tflite."""
+    from .convert import graph_for_export
     from .export import export_tflite
 
-    export_model, note = model, "plain Keras graph"
-    if graph == "deploy":
-        from .rewrites import DeployOptions, build_deploy_model, measure_channel_ranges, verify_deploy_model
-
-        ranges = measure_channel_ranges(model, arch, representative) if representative is not None else None
-        export_model = build_deploy_model(model, arch, num_joints, DeployOptions(), ranges=ranges)
-        h, w = model.input_shape[1:3]
-        check = verify_deploy_model(model, export_model, representative[0] if representative is not None
-                                    else synthetic_images((h, w), 1, seed=2)[0])
-        note = (f"deploy graph (converter.rewrites, default options, ranges from "
-                f"{'calibration images' if ranges else 'batch-norm statistics'}; float max |diff| "
-                f"{check['max_abs_error']:.1e})")
-    elif graph != "plain":
-        raise LitePoseError(f"--graph {graph}: use deploy or plain")
+    export_model, report = graph_for_export(model, arch, num_joints, graph, representative, log=lambda m: None)
+    note = "plain Keras graph" if report is None else (
+        f"deploy graph (converter.rewrites, default options, ranges from {report['ranges']}; "
+        f"float max |diff| {report['float_check']['max_abs_error']:.1e})")
     data = export_tflite(export_model, precision, representative_images=representative, log=lambda m: None)
     return data, note
 

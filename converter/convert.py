@@ -88,6 +88,30 @@ def _validation_image(input_hw, seed=0) -> np.ndarray:
     return np.clip(img, 0, 255).round().astype(np.float32)
 
 
+def graph_for_export(model, arch: dict, num_joints: int, graph: str = "deploy", representative=None, log=log):
+    """The Keras graph that gets converted. "deploy": the rewritten graph of `converter.rewrites` (same
+    function, fast kernels; per-channel ranges measured on the calibration images when there are any),
+    checked equal to `model` in float. "plain": `model` itself. Returns (graph, rewrite report or None)."""
+    if graph == "plain":
+        return model, None
+    if graph != "deploy":
+        raise LitePoseError(f"--graph {graph}: use deploy or plain")
+    from .rewrites import DeployOptions, build_deploy_model, measure_channel_ranges, verify_deploy_model
+
+    ranges = None
+    if representative is not None:
+        log(f"measuring per-channel activation ranges on {len(representative)} calibration images")
+        ranges = measure_channel_ranges(model, arch, representative)
+    options = DeployOptions()
+    export_model = build_deploy_model(model, arch, num_joints, options, ranges=ranges)
+    check = verify_deploy_model(model, export_model, representative[0] if representative is not None
+                                else _validation_image(tuple(model.input_shape[1:3])))
+    log(f"deploy graph equals the float network: max |difference| {check['max_abs_error']:.2e}")
+    return export_model, {"options": dict(options.__dict__),
+                          "ranges": "calibration images" if ranges else "batch-norm statistics",
+                          "float_check": check}
+
+
 def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_size: str | None,
                 precision: str, output: str, keras_path: str | None = None, calib_images: str | None = None,
                 calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
@@ -130,21 +154,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                                       seed=calib_seed, log=log)
         representative, calib_manifest = calib.images, calib.manifest
 
-    export_model, rewrites = model, None
-    if graph == "deploy":
-        from .rewrites import DeployOptions, build_deploy_model, measure_channel_ranges, verify_deploy_model
-
-        ranges = None
-        if representative is not None:
-            log(f"measuring per-channel activation ranges on {len(representative)} calibration images")
-            ranges = measure_channel_ranges(model, info["arch"], representative)
-        options = DeployOptions()
-        export_model = build_deploy_model(model, info["arch"], info["num_joints"], options, ranges=ranges)
-        check = verify_deploy_model(model, export_model, representative[0] if representative is not None
-                                    else _validation_image(input_hw))
-        log(f"deploy graph equals the float network: max |difference| {check['max_abs_error']:.2e}")
-        rewrites = {"options": options.__dict__ | {}, "ranges": "calibration images" if ranges else "batch-norm "
-                    "statistics", "float_check": check}
+    export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log)
 
     data = export_tflite(export_model, precision, representative_images=representative, input_dtype=input_dtype,
                          output_dtype=output_dtype, log=log)
