@@ -60,16 +60,23 @@ def _saved_model(model, workdir: Path) -> Path:
 
 def export_tflite(model, precision: str, representative_images=None, input_dtype: str = "uint8",
                   output_dtype: str = "float32", log=print, recalibrate: bool = True,
-                  range_method: str = "minmax") -> bytes:
+                  range_method: str = "minmax", bias_correction: bool | str = False) -> bytes:
     """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
     (already letterboxed to the model input) for int8 calibration. `recalibrate` replaces the converter's
-    activation ranges by ranges measured op by op (see `_exact_activation_ranges`)."""
+    activation ranges by ranges measured op by op (see `_exact_activation_ranges`). `bias_correction`
+    (int8) folds the mean int8 weight error of every conv into its bias for the conversion
+    (`empirical_bias_correction`); the Keras model's weights are restored afterwards."""
     import tensorflow as tf
 
     if precision not in PRECISIONS:
         raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
-    with tempfile.TemporaryDirectory(prefix="litepose-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="litepose-export-") as tmp, contextlib.ExitStack() as stack:
         t0 = time.perf_counter()
+        if precision == "int8" and bias_correction and representative_images is not None:
+            representative_images = list(representative_images)
+            stack.enter_context(_weights_restored(model))
+            kinds = ("depthwise",) if bias_correction == "depthwise" else ("conv", "depthwise")
+            empirical_bias_correction(model, representative_images, log, kinds)
         conv = tf.lite.TFLiteConverter.from_saved_model(str(_saved_model(model, Path(tmp))))
         if precision == "fp16":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -129,6 +136,97 @@ def _exact_activation_ranges(images, log, range_method="minmax"):
         _calibrator.Calibrator.calibrate = original
 
 
+@contextlib.contextmanager
+def _weights_restored(model):
+    saved = [w.copy() for w in model.get_weights()]
+    try:
+        yield
+    finally:
+        model.set_weights(saved)
+
+
+def _conv_kind(layer) -> str | None:
+    import keras
+
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return "depthwise"
+    if isinstance(layer, keras.layers.Conv2D) and type(layer) is keras.layers.Conv2D:
+        return "conv"
+    return None
+
+
+def _bias_target(model, layer):
+    """The layer whose bias absorbs `layer`'s correction: itself, or for a bias-free piece of a summed
+    rewrite (`X_partK` of a split depthwise, `X_rest` of a two-term conv) the biased sibling."""
+    if layer.use_bias:
+        return layer
+    name = layer.name
+    for suffix, sibling in (("_rest", "_int8"),) + tuple((f"_part{k}", "_part0") for k in range(1, 8)):
+        if name.endswith(suffix):
+            try:
+                other = model.get_layer(name[: -len(suffix)] + sibling)
+            except ValueError:
+                return None
+            return other if other.use_bias else None
+    return None
+
+
+def weight_error_means(model, images, kinds=("conv", "depthwise")) -> dict[str, np.ndarray]:
+    """Per conv layer, the mean over `images` and positions of conv(x, W - int8_grid(W)) per output
+    channel, x being the layer's float input: the mean output shift that TFLite's per-channel symmetric
+    int8 weights cause (what bias correction removes)."""
+    import keras
+    import tensorflow as tf
+
+    from .rewrites import int8_grid
+
+    convs = [l for l in model.layers if _conv_kind(l) in kinds]
+    probe = keras.Model(model.inputs, [l.input for l in convs])
+    deltas = []
+    for l in convs:
+        k = l.get_weights()[0]
+        axis = 2 if _conv_kind(l) == "depthwise" else 3
+        deltas.append(tf.constant((k.astype(np.float64) - int8_grid(k, axis).astype(np.float64)).astype(np.float32)))
+    sums = [np.zeros(int(l.get_weights()[0].shape[2 if _conv_kind(l) == "depthwise" else 3]), np.float64)
+            for l in convs]
+    n = 0
+    for img in images:
+        xs = probe(np.asarray(img, np.float32)[None], training=False)
+        xs = xs if isinstance(xs, (list, tuple)) else [xs]
+        for i, (l, x, d) in enumerate(zip(convs, xs, deltas)):
+            s = (1,) + tuple(l.strides) + (1,)
+            pad = l.padding.upper()
+            if _conv_kind(l) == "depthwise":
+                y = tf.nn.depthwise_conv2d(x, d, s, pad, dilations=tuple(l.dilation_rate))
+            else:
+                y = tf.nn.conv2d(x, d, s, pad, dilations=tuple(l.dilation_rate))
+            sums[i] += np.asarray(tf.reduce_mean(tf.cast(y, tf.float64), axis=(0, 1, 2)))
+        n += 1
+    if n == 0:
+        raise LitePoseError("bias correction needs at least one calibration image")
+    return {l.name: s / n for l, s in zip(convs, sums)}
+
+
+def empirical_bias_correction(model, images, log=print, kinds=("conv", "depthwise")) -> dict[str, float]:
+    """Add to every conv bias the mean (per output channel, over `images`) of float output minus output
+    with int8 weights, so the quantised graph's outputs are unbiased; the graph and its ops are unchanged.
+    Layers without a bias hand their correction to a summed sibling (`_bias_target`). Returns the
+    largest |correction| per corrected layer. Mutates `model`'s weights."""
+    means = weight_error_means(model, images, kinds)
+    done, skipped = {}, []
+    for name, m in means.items():
+        target = _bias_target(model, model.get_layer(name))
+        if target is None:
+            skipped.append(name)
+            continue
+        w = target.get_weights()
+        w[1] = (w[1].astype(np.float64) + m).astype(np.float32)
+        target.set_weights(w)
+        done[name] = float(np.max(np.abs(m)))
+    log(f"bias correction: {len(done)} conv layers corrected, {len(skipped)} without a bias to absorb it")
+    return done
+
+
 MSE_SAMPLES = 20000
 
 
@@ -149,9 +247,20 @@ def mse_range(values: np.ndarray, lo: float, hi: float, levels: int = 256) -> tu
     return best
 
 
+# range_method -> which tensors get MSE-optimal clipping, by the Keras layer that produces them
+# (None: all); every other tensor keeps its measured min/max.
+MSE_SCOPES = {"mse": None, "mse-backbone": ("normalize", "first_", "stage_"), "mse-heads": ("deconv_", "final_")}
+
+
+def _producer_layer(tensor_name: str) -> str:
+    first = tensor_name.split(";")[0]
+    return first.split("/")[1] if "/" in first else ""
+
+
 def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "minmax") -> bytes:
     """A copy of a calibrated (float, min/max-annotated) model whose activation min/max are measured
-    by running it on `images` with every intermediate tensor kept."""
+    by running it on `images` with every intermediate tensor kept. `method`: "minmax", or a key of
+    `MSE_SCOPES` (MSE-optimal clipping for all or some tensors)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -167,6 +276,12 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
     hi = np.full(len(stats), -np.inf)
     samples = [[] for _ in stats]
     rng = np.random.default_rng(0)
+    if method != "minmax" and method not in MSE_SCOPES:
+        raise LitePoseError(f"range method {method!r}: use minmax or one of {', '.join(MSE_SCOPES)}")
+    scope = MSE_SCOPES.get(method)
+    clip = [method != "minmax" and (scope is None or _producer_layer(
+        tensors[i].name.decode() if isinstance(tensors[i].name, bytes) else str(tensors[i].name)).startswith(scope))
+        for i in stats]
     for n, img in enumerate(images):
         interp.set_tensor(inp, np.asarray(img, np.float32)[None])
         interp.invoke()
@@ -174,14 +289,14 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
             v = interp.get_tensor(i)
             lo[k] = min(lo[k], float(v.min()))
             hi[k] = max(hi[k], float(v.max()))
-            if method == "mse":
+            if clip[k]:
                 flat = v.reshape(-1)
                 samples[k].append(flat[rng.integers(0, flat.size, min(flat.size, MSE_SAMPLES))])
         log(f"measuring activation ranges {n + 1}/{len(images)}")
-    if method == "mse":
+    if any(clip):
         outputs = {d["index"] for d in interp.get_output_details()}
         for k, i in enumerate(stats):
-            if i not in outputs and np.isfinite(lo[k]):
+            if clip[k] and i not in outputs and np.isfinite(lo[k]):
                 lo[k], hi[k] = mse_range(np.concatenate(samples[k]), lo[k], hi[k])
     changed = 0
     for k, i in enumerate(stats):

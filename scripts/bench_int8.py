@@ -6,8 +6,10 @@ path (XNNPACK) at 1 and 2 threads, and score its outputs against the float Keras
         --variant 'int8={}' --variant 'fp32={"precision": "fp32"}' --variant 'plain-fp32={"graph": "plain", "precision": "fp32"}'
 
 A variant is NAME=JSON: "precision" (fp32|fp16|dynamic|int8, default int8), "graph" (deploy|plain), and any
-`converter.rewrites.DeployOptions` field. Timing: rounds of all models interleaved (the machine is shared
-and noisy, so variants are compared within one run), median over rounds x runs. The letterbox is the
+`converter.rewrites.DeployOptions` field, or the `export_tflite` options "range_method" (minmax | mse |
+mse-backbone | mse-heads; default minmax) and "bias_correction" (false | true | "depthwise"). Timing: rounds of
+all models interleaved (the machine is shared and noisy, so variants are compared within one run), median
+over rounds x runs. The letterbox is the
 contract's (ImageNet mean-colour border); `--letterbox-fill black` reproduces the earlier black border
 (docs/int8.md section 1).
 """
@@ -94,11 +96,13 @@ def main(argv=None):
         opts = json.loads(js or "{}")
         precision = opts.pop("precision", "int8")
         graph = opts.pop("graph", "deploy")
+        bias_correction = opts.pop("bias_correction", False)
+        extra = {k: opts.pop(k) for k in ("range_method",) if k in opts}  # default: export_tflite's
         src = model if graph == "plain" else build_deploy_model(model, info["arch"], info["num_joints"],
                                                                  DeployOptions(**opts), ranges=ranges)
         t0 = time.perf_counter()
         data = export_tflite(src, precision, representative_images=calib if precision == "int8" else None,
-                             log=lambda m: None)
+                             log=lambda m: None, bias_correction=bias_correction, **extra)
         path = models_dir / f"{name}.tflite"
         path.write_bytes(data)
         from python_ref.runner import TFLiteRunner

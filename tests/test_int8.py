@@ -149,3 +149,96 @@ def test_real_litepose_m_int8(shared_dir, tmp_path):
     assert report["oks_ap_vs_reference"]["AP"] >= 0.9                                          # 0.93
     assert report["annotations"]["drop"] <= 1.0                                                # -5.0 points
     assert report["latency"][0]["median_ms"] < 400     # straightforward int8: ~4,000 ms; this graph ~70 ms
+
+
+def test_bias_correction_removes_the_mean_int8_weight_error():
+    """Empirical bias correction on a depthwise pair summed by ADD (the split-7x7 pattern: the bias-free
+    piece hands its correction to `_part0`) and a 1x1 conv after it. With every kernel on TFLite's
+    per-channel int8 grid, the per-channel mean output error on held-out data (same distribution as the
+    calibration data, not the same samples) shrinks after the correction."""
+    import keras
+
+    from converter.export import empirical_bias_correction
+    from converter.rewrites import int8_grid
+
+    rng = np.random.default_rng(3)
+    x_in = keras.Input((16, 16, 8), batch_size=1)
+    a = keras.layers.DepthwiseConv2D(3, padding="same", name="dw_part0")(x_in)
+    b = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=2, use_bias=False, name="dw_part1")(x_in)
+    s = keras.layers.Add(name="dw_sum")([a, b])
+    y = keras.layers.Conv2D(6, 1, name="pw")(s)
+    model = keras.Model(x_in, [s, y])
+    for layer in model.layers:
+        w = layer.get_weights()
+        if not w:
+            continue
+        k = rng.normal(0, 0.1, w[0].shape).astype(np.float32)
+        k.reshape(-1, k.shape[-1] if layer.name == "pw" else k.shape[2])[0] = 1.5  # one outlier: coarse grid
+        layer.set_weights([k] + [rng.normal(0, 0.1, v.shape).astype(np.float32) for v in w[1:]])
+
+    def data(n):  # positive, uneven channel means: the weight error does not average out
+        return [rng.uniform(0, 2, (16, 16, 8)).astype(np.float32) * np.linspace(0.5, 3, 8, dtype=np.float32)
+                for _ in range(n)]
+
+    calib, held_out = data(6), data(6)
+    float_w = [w.copy() for w in model.get_weights()]
+
+    ref = [model(x[None]) for x in held_out]       # the float model, original biases
+
+    def mean_errors():
+        saved = [w.copy() for w in model.get_weights()]
+        for layer in model.layers:
+            w = layer.get_weights()
+            if w:
+                axis = 2 if isinstance(layer, keras.layers.DepthwiseConv2D) else 3
+                layer.set_weights([int8_grid(w[0], axis)] + w[1:])
+        q = [model(x[None]) for x in held_out]
+        model.set_weights(saved)
+        return [np.abs(np.mean([np.asarray(r[i]) - np.asarray(t[i]) for r, t in zip(ref, q)], axis=(0, 1, 2, 3)))
+                for i in range(2)]
+
+    before = mean_errors()
+    corrected = empirical_bias_correction(model, calib, log=lambda m: None)
+    assert set(corrected) == {"dw_part0", "dw_part1", "pw"}
+    after = mean_errors()
+    for b_, a_ in zip(before, after):
+        assert b_.mean() > 1e-3                        # the int8 weights do shift the outputs
+        assert a_.mean() < 0.3 * b_.mean(), (b_, a_)   # and the correction removes most of it
+    # kernels untouched, only biases moved
+    for w0, w1 in zip(float_w, model.get_weights()):
+        assert w0.shape != w1.shape or w0.ndim == 1 or np.array_equal(w0, w1)
+
+
+@pytest.mark.needs_shared
+def test_mse_clipping_scope_leaves_the_heads_at_min_max(shared_dir):
+    """range_method="mse-backbone" clips (never widens) backbone activations and leaves every tensor of the
+    deconvolution / head layers exactly at its measured min/max, where clipping cost heatmap peaks."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converter.checkpoint import build_keras_from_checkpoint
+    from converter.export import _producer_layer, export_tflite
+    from converter.rewrites import build_deploy_model
+    from python_ref.preprocess import letterbox, load_image_rgb
+
+    model, info = build_keras_from_checkpoint(shared_dir / "checkpoints" / XS, input_hw=(128, 128))
+    folder = shared_dir / "data" / "coco" / "images"
+    images = [letterbox(load_image_rgb(p), (128, 128))[0] for p in sorted(folder.iterdir())]
+    deploy = build_deploy_model(model, info["arch"], info["num_joints"])
+
+    def scales(method):
+        data = export_tflite(deploy, "int8", images, log=lambda m: None, range_method=method)
+        out = {}
+        for t in Interpreter(model_content=data).get_tensor_details():
+            q = t["quantization_parameters"]["scales"]
+            if t["dtype"] == np.int8 and len(q) == 1 and "/" in t["name"]:
+                out[t["name"]] = float(q[0])
+        return out
+
+    minmax, scoped = scales("minmax"), scales("mse-backbone")
+    assert set(minmax) == set(scoped)
+    heads = [n for n in minmax if _producer_layer(n).startswith(("deconv_", "final_"))]
+    backbone = [n for n in minmax if _producer_layer(n).startswith("stage_")]
+    assert len(heads) >= 5 and len(backbone) >= 20
+    assert all(scoped[n] == minmax[n] for n in heads)
+    assert all(scoped[n] <= minmax[n] * (1 + 1e-6) for n in backbone)
+    assert sum(scoped[n] < 0.95 * minmax[n] for n in backbone) >= len(backbone) // 4
