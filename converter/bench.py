@@ -281,15 +281,11 @@ def _parse_list(text: str | None, allowed=None, what="value") -> list[str]:
     return items
 
 
-def _check_out(path: str | None, suffix: str, what: str) -> None:
-    if not path:
-        return
-    p = Path(path)
-    if p.suffix.lower() != suffix:
-        raise LitePoseError(f"{p}: --{what} must end in {suffix}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise LitePoseError(f"{p}: the folder {parent} does not exist")
+def _check_out(path: str | None, suffix: str) -> None:
+    if path:
+        from .convert import check_output_path
+
+        check_output_path(path, suffix)
 
 
 def _check_peer(path: str) -> None:
@@ -329,9 +325,9 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
     from .baselines import BASELINES
     from .export import PRECISIONS
 
-    _check_out(json_out, ".json", "json")
-    _check_out(markdown_out, ".md", "markdown")
-    _check_out(plot_out, ".png", "plot")
+    _check_out(json_out, ".json")
+    _check_out(markdown_out, ".md")
+    _check_out(plot_out, ".png")
     for v in variants:
         if v not in LITEPOSE_VARIANTS:
             raise LitePoseError(f"--variants {v}: use any of {', '.join(LITEPOSE_VARIANTS)}")
