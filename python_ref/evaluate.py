@@ -55,7 +55,7 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import atomic_path
+from .io_utils import atomic_path, read_user_file
 
 from .keypoints import AIC_JOINTS as _AIC_NAMES
 from .keypoints import COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_SIGMAS
@@ -156,15 +156,7 @@ class Annotations:
 
 
 def _read_json(path: str | os.PathLike, what: str):
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise LitePoseError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise LitePoseError(f"{path}: is a folder, not a {what} file") from None
-    except OSError as exc:
-        raise LitePoseError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
+    data = read_user_file(path, what)
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -37,3 +37,16 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def read_user_file(path: str | os.PathLike, what: str) -> bytes:
+    """The bytes of a file the user named; a missing, folder or unreadable path -> one-line LitePoseError."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise LitePoseError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise LitePoseError(f"{path}: is a folder, not a {what} file") from None
+    except OSError as exc:
+        raise LitePoseError(f"{path}: cannot read the {what} file ({exc.strerror})") from None

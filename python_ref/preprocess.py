@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import LitePoseError
+from .io_utils import read_user_file
 
 # ImageNet statistics (RGB) of the official ToTensor + Normalize. Deployed models carry them in-graph.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,15 +37,7 @@ def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
     reduced to 8 bits (value >> 8). The bytes are read by Python so that a missing, unreadable or
     non-image file gives a one-line LitePoseError naming it (and so non-ASCII paths work everywhere).
     """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise LitePoseError(f"{path}: no such image file") from None
-    except IsADirectoryError:
-        raise LitePoseError(f"{path}: is a folder, not an image file") from None
-    except OSError as exc:
-        raise LitePoseError(f"{path}: cannot read the image ({exc.strerror})") from None
+    data = read_user_file(path, "image")
     if not data:
         raise LitePoseError(f"{path}: the file is empty, not an image")
     try:
