@@ -51,31 +51,12 @@ class FastDecoderEquivalenceTest {
     }
 
     private fun checkGolden(json: File) {
-        val doc = MiniJson.parse(json.readText()).obj()
-        val joints = doc["joints"].int()
-        val outputs = doc["outputs"].obj()
-        val arrays = HashMap<String, FloatArray>()
-        var h4 = 0
-        var w4 = 0
-        for (name in listOf("heatmaps_s4", "tags_s4", "heatmaps_s2")) {
-            val spec = outputs[name].obj()
-            val shape = spec["shape"].list().map { it.int() }
-            if (name == "heatmaps_s4") { h4 = shape[0]; w4 = shape[1] }
-            val bytes = File(json.parentFile, spec["file"] as String).readBytes()
-            val values = FloatArray(bytes.size / 4)
-            ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values)
-            arrays[name] = values
-        }
-        val d = doc["decoder"].obj()
-        val golden = DecoderParams(
-            detectionThreshold = d["detection_threshold"].num(),
-            tagThreshold = d["tag_threshold"].num(),
-            topK = d["top_k"].int(),
-            maxNumPeople = d["max_num_people"].int(),
-            nmsKernel = d["nms_kernel"].int(),
-            adjust = d["adjust"] as Boolean,
-            refine = d["refine"] as Boolean,
-        )
+        val case = GoldenCase(json)
+        val joints = case.joints
+        val h4 = case.h4
+        val w4 = case.w4
+        val golden = case.params
+        val arrays = case.arrays
         // The case's own parameters, plus other kernels and a short top-k on the same real maps.
         for (params in listOf(golden, golden.copy(nmsKernel = 3), golden.copy(nmsKernel = 7, topK = 5))) {
             val hm4 = arrays["heatmaps_s4"]!!

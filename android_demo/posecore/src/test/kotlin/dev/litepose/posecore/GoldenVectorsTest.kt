@@ -50,28 +50,14 @@ class GoldenVectorsTest {
     private fun caseFiles(dir: File): List<File> =
         (dir.listFiles { f -> f.isFile && f.name.endsWith(".json") } ?: emptyArray()).sortedBy { it.name }
 
-    private fun floats(file: File, count: Int): FloatArray {
-        val bytes = file.readBytes()
-        assertEquals(4L * count, bytes.size.toLong(), "$file size")
-        val out = FloatArray(count)
-        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out)
-        return out
-    }
-
     private fun checkCase(json: File) {
-        val doc = MiniJson.parse(json.readText()).obj()
+        val case = GoldenCase(json)
+        val doc = case.doc
         assertEquals("litepose-golden/1", doc["format"], "$json format")
-        val joints = doc["joints"].int()
-        val outputs = doc["outputs"].obj()
-        val arrays = HashMap<String, FloatArray>()
-        var h4 = 0
-        var w4 = 0
-        for (name in listOf("heatmaps_s4", "tags_s4", "heatmaps_s2")) {
-            val spec = outputs[name].obj()
-            val shape = spec["shape"].list().map { it.int() }
-            if (name == "heatmaps_s4") { h4 = shape[0]; w4 = shape[1] }
-            arrays[name] = floats(File(json.parentFile, spec["file"] as String), shape.fold(1) { a, b -> a * b })
-        }
+        val joints = case.joints
+        val h4 = case.h4
+        val w4 = case.w4
+        val arrays = case.arrays
 
         // Dequantisation parity: raw integers -> the exact float32 values python decoded.
         (doc["quantization"] as Map<*, *>?)?.forEach { (name, spec) ->
@@ -83,16 +69,7 @@ class GoldenVectorsTest {
                 "${json.name}: dequantised $name differs from python's float32")
         }
 
-        val d = doc["decoder"].obj()
-        val params = DecoderParams(
-            detectionThreshold = d["detection_threshold"].num(),
-            tagThreshold = d["tag_threshold"].num(),
-            topK = d["top_k"].int(),
-            maxNumPeople = d["max_num_people"].int(),
-            nmsKernel = d["nms_kernel"].int(),
-            adjust = d["adjust"] as Boolean,
-            refine = d["refine"] as Boolean,
-        )
+        val params = case.params
         val people = FastDecoder(params).decode(arrays["heatmaps_s4"]!!, arrays["tags_s4"]!!, arrays["heatmaps_s2"]!!, h4, w4, joints)
         val poses = doc["poses"].list()
         val scores = doc["scores"].list().map { it.num() }
