@@ -10,9 +10,12 @@ converter emits (docs/int8.md has the measurements behind each choice):
 * ImageNet normalisation as a 1x1 depthwise convolution with bias (one op, per-channel int8 weights).
 * Stem 3x3/2 conv with PyTorch padding 1: a 4x4 'same' conv whose last row and column are zero
   (TF 'same' stride 2 pads 1 before, 1 after for an even input and a 4-tap kernel), no PAD op.
-* 7x7 depthwise, stride 1 (`split_depthwise`): three depthwise convs of <= 25 taps summed with ADD,
-  all 'same', no pads, no crops: columns {-1,0,1} (7x3), {-2,+2} (7x2 dilated 4), {-3,+3} (7x2
-  dilated 6). XNNPACK's unipass kernels cover <= 25 taps; a 49-tap kernel falls to a ~30x slower path.
+* 7x7 depthwise, stride 1 (`split_depthwise`): three 'same' depthwise convs summed with ADD, no pads, no
+  crops, each tap once: rows -3..3 x columns {-2,0,2} (7x3 dilated (1,2)), rows -2..2 x columns
+  {-3,-1,1,3} (5x4 dilated (1,2)), rows {-3,3} x columns {-3,-1,1,3} (2x4 dilated (6,2)). XNNPACK's int8
+  depthwise kernels come in 9 and 25 taps (a kernel of k taps costs as much as the next size up) and a
+  49-tap kernel falls to a ~30x slower path, so 21 + 20 + 8 taps (cost 25 + 25 + 9) is the cheapest
+  exact cover; the earlier column split (`depthwise_layout="cols"`: 21 + 14 + 14) costs 25 + 25 + 25.
 * 7x7 depthwise, stride 2: one PAD (3 before, 2 after), then 7x3, 7x3 and 7x1 'valid' stride-2
   depthwise convs on column crops starting at 0, 3 and 6, summed.
 * TRANSPOSE_CONV(4x4, stride 2, pad 1) -> 3x3 'same' conv to 4*C channels + DEPTH_TO_SPACE(2)
@@ -52,7 +55,7 @@ class DeployOptions:
     # Layers whose int8 weights cost the most accuracy (measured, docs/int8.md): each becomes two convs,
     # the kernel rounded to its int8 grid plus the remainder, summed (~15-bit weights, same function).
     precise_layers: tuple = ("first_1", "final_refined_0_conv_3_heatmaps")
-    depthwise_axis: str = "cols"  # split 7x7 along columns (7xk pieces) or rows (kx7 pieces)
+    depthwise_layout: str = "lattice"  # 7x7 split: "lattice" (7x3 + 5x4 + 2x4), "cols" (7x3 + 7x2 + 7x2), "rows"
 
 
 # ---- weight helpers --------------------------------------------------------------------------------
@@ -109,21 +112,28 @@ def subpixel_kernel(deconv_kernel: np.ndarray) -> np.ndarray:
     return out
 
 
-def depthwise_pieces_stride1(kernel: np.ndarray, axis: str = "cols"):
-    """Split a (k, k, C, 1) depthwise kernel (k = 7) into 'same' pieces of <= 25 taps with no crops.
+def depthwise_pieces_stride1(kernel: np.ndarray, layout: str = "lattice"):
+    """Split a (7, 7, C, 1) depthwise kernel into 'same' pieces of <= 25 taps with no crops.
 
-    Returns [(piece_kernel, dilation_rate)], whose sum of 'same' convolutions equals the k x k one:
-    offsets {-1, 0, 1} (undilated k x 3), then each pair {-j, +j}, j >= 2 (k x 2, dilation 2j).
+    Returns [(piece_kernel, dilation_rate)] whose 'same' convolutions sum to the 7x7 one. A TF 'same' piece
+    of n taps and dilation d reads offsets -((n - 1) d // 2) + i d; every piece here has an odd span, so it
+    is centred. "lattice": rows -3..3 x cols {-2,0,2}, rows -2..2 x cols {-3,-1,1,3}, rows {-3,3} x cols
+    {-3,-1,1,3} (21 + 20 + 8 taps). "cols": cols {-1,0,1}, {-2,2}, {-3,3} (7x3, 7x2, 7x2); "rows": the
+    transpose of "cols".
     """
-    k = kernel.shape[0]
-    m = k // 2
-    if axis == "rows":
+    if kernel.shape[0] != 7 or kernel.shape[1] != 7:
+        raise ValueError(f"depthwise split needs a 7x7 kernel, got {kernel.shape[:2]}")
+    if layout == "rows":
         pieces = depthwise_pieces_stride1(kernel.transpose(1, 0, 2, 3), "cols")
         return [(p.transpose(1, 0, 2, 3), (d[1], d[0])) for p, d in pieces]
-    pieces = [(kernel[:, m - 1:m + 2], (1, 1))]
-    for j in range(2, m + 1):
-        pieces.append((kernel[:, [m - j, m + j]], (1, 2 * j)))
-    return pieces
+    if layout == "cols":
+        return [(kernel[:, 2:5], (1, 1)), (kernel[:, [1, 5]], (1, 4)), (kernel[:, [0, 6]], (1, 6))]
+    if layout == "lattice":
+        odd_cols = [0, 2, 4, 6]
+        return [(kernel[:, [1, 3, 5]], (1, 2)),
+                (kernel[1:6][:, odd_cols], (1, 2)),
+                (kernel[[0, 6]][:, odd_cols], (6, 2))]
+    raise ValueError(f"unknown depthwise layout {layout!r}: use lattice, cols or rows")
 
 
 # ---- the deploy graph ------------------------------------------------------------------------------
@@ -244,7 +254,7 @@ class _Builder:
             return self.dwconv(x, kernel, bias, 1, "same", name)
         if stride == 1:
             parts = []
-            for i, (piece, dil) in enumerate(depthwise_pieces_stride1(kernel, self.opts.depthwise_axis)):
+            for i, (piece, dil) in enumerate(depthwise_pieces_stride1(kernel, self.opts.depthwise_layout)):
                 parts.append(self.dwconv(x, piece, bias if i == 0 else None, 1, "same", f"{name}_part{i}",
                                          dilation=dil))
             return self.L.Add(name=f"{name}_sum")(parts)

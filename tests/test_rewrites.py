@@ -34,7 +34,8 @@ SINGLE = {
     "none": {},
     "fold_bn": {"fold_bn": True},
     "split_depthwise": {"split_depthwise": True},
-    "split_depthwise_rows": {"split_depthwise": True, "depthwise_axis": "rows"},
+    "split_depthwise_cols": {"split_depthwise": True, "depthwise_layout": "cols"},
+    "split_depthwise_rows": {"split_depthwise": True, "depthwise_layout": "rows"},
     "subpixel_deconv": {"subpixel_deconv": True},
     "stem_same_padding": {"stem_same_padding": True},
     "equalize_stem": {"fold_bn": True, "equalize_stem": True, "merge_stem_expand": False},
@@ -70,24 +71,28 @@ def test_subpixel_kernel_equals_transpose_conv():
     np.testing.assert_allclose(tf.nn.depth_to_space(y, 2).numpy(), deconv, atol=1e-5)
 
 
-def test_depthwise_pieces_cover_the_kernel_once():
-    """Placing every piece's taps at its offsets (dilation) rebuilds the 7x7 kernel exactly."""
+@pytest.mark.parametrize("layout,slots", [("lattice", 59), ("cols", 75), ("rows", 75)])
+def test_depthwise_pieces_cover_the_kernel_once(layout, slots):
+    """Placing every piece's taps where TF 'same' padding reads them rebuilds the 7x7 kernel exactly.
+    `slots`: taps XNNPACK computes, each piece rounded up to its 9- or 25-tap kernel (the cost)."""
     rng = np.random.default_rng(1)
     kernel = rng.normal(size=(7, 7, 4, 1))
-    for axis in ("cols", "rows"):
-        pieces = depthwise_pieces_stride1(kernel, axis)
-        rebuilt = np.zeros_like(kernel)
-        for piece, (dy, dx) in pieces:
-            kh, kw = piece.shape[:2]
-            assert kh * kw <= 25                       # XNNPACK's fast unipass depthwise kernels
-            for i in range(kh):
-                for j in range(kw):
-                    y = 3 + (i - (kh - 1) / 2) * dy
-                    x = 3 + (j - (kw - 1) / 2) * dx
-                    assert y == int(y) and x == int(x)
-                    assert not rebuilt[int(y), int(x)].any(), "tap covered twice"
-                    rebuilt[int(y), int(x)] = piece[i, j]
-        np.testing.assert_array_equal(rebuilt, kernel)
+    pieces = depthwise_pieces_stride1(kernel, layout)
+    rebuilt = np.zeros_like(kernel)
+    cost = 0
+    for piece, (dy, dx) in pieces:
+        kh, kw = piece.shape[:2]
+        assert kh * kw <= 25                       # XNNPACK's fast unipass depthwise kernels
+        cost += 9 if kh * kw <= 9 else 25
+        top, left = ((kh - 1) * dy) // 2, ((kw - 1) * dx) // 2   # TF 'same', stride 1: padding before
+        for i in range(kh):
+            for j in range(kw):
+                y, x = 3 - top + i * dy, 3 - left + j * dx
+                assert 0 <= y < 7 and 0 <= x < 7
+                assert not rebuilt[y, x].any(), "tap covered twice"
+                rebuilt[y, x] = piece[i, j]
+    np.testing.assert_array_equal(rebuilt, kernel)
+    assert cost == slots
 
 
 def test_int8_grid_is_what_tflite_stores():
