@@ -8,6 +8,10 @@ OKS-AP of the model's poses scored against the reference's poses (score > 0.1, C
 Thresholds make the command exit 1 (after writing the report) when the model is worse than allowed.
 Calibration images (model card manifest, by sha256) that reappear among the evaluation images are
 reported and, with `exclude_calibration`, left out.
+
+For scale, the report also measures the reference against itself on a JPEG quality-95 re-encode of each
+input (`input_sensitivity`): an invisible change of the input. A model whose SQNR is close to that number
+differs from the reference about as much as the reference differs from itself on a re-saved photo.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from python_ref.errors import LitePoseError
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 PERSON_SCORE = 0.1
+SENSITIVITY_JPEG_QUALITY = 95
 MAX_DETECTIONS = 20   # python_ref.evaluate scores the best 20 detections per image (COCO maxDets)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -94,6 +99,16 @@ def sqnr_from(signal: float, noise: float) -> float:
     if noise == 0:
         return math.inf
     return 10.0 * math.log10(max(signal, 1e-30) / noise)
+
+
+def jpeg_roundtrip(image_rgb: np.ndarray, quality: int = SENSITIVITY_JPEG_QUALITY) -> np.ndarray:
+    """The same RGB uint8 image saved and read back as JPEG (an imperceptible input perturbation)."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image_rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise LitePoseError("OpenCV could not encode a JPEG for the input-sensitivity measurement")
+    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE, limit: int | None = None):
@@ -228,7 +243,7 @@ def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label,
 def run_validate(*, model: str, reference: str, images: str, report: str, annotations: str | None = None,
                  min_sqnr: float | None = None, min_oks_ap: float | None = None, max_ap_drop: float | None = None,
                  threads=(1, 2), runs: int = 10, mode: str = "fast", joint_map: str = "auto",
-                 exclude_calibration: bool = False, max_overlays: int = 12) -> dict:
+                 exclude_calibration: bool = False, max_overlays: int = 12, input_sensitivity: bool = True) -> dict:
     """Validate `model` against `reference`; write the report; return it. Raises LitePoseError for user
     errors; sets report['passed'] (the CLI exits 1 when False)."""
     from python_ref.io_utils import write_bytes_atomic, write_text_atomic
@@ -266,6 +281,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         ann = load_annotations(annotations)
 
     energies = {k: _Energy() for k in OUTPUT_NAMES}
+    jpeg_energies = {k: _Energy() for k in OUTPUT_NAMES}
+    jpeg_all, jpeg_all_scores = [], []
     per_image, overlap = [], []
     ref_people, model_people, model_all, model_all_scores = [], [], [], []
     results = {"reference": [], "model": []}
@@ -294,6 +311,14 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         rp, rs = _decode(out_ref, mode)
         mp, ms = _decode(out_model, mode)
         rp, mp = _to_image(rp, box), _to_image(mp, box)
+        if input_sensitivity:
+            out_jpeg = ref(jpeg_roundtrip(boxed))
+            for k in OUTPUT_NAMES:
+                s, _ = jpeg_energies[k].add(out_ref[k], out_jpeg[k])
+                row["outputs"][k]["reference_jpeg_sqnr_db"] = s
+            jp, js = _decode(out_jpeg, mode)
+            jpeg_all.append(_to_image(jp, box))
+            jpeg_all_scores.append(js)
         rp_keep, rs_keep = _people(rp, rs, limit=MAX_DETECTIONS)
         mp_keep, ms_keep = _people(mp, ms, limit=MAX_DETECTIONS)
         ref_people.append(rp_keep)
@@ -326,6 +351,12 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         raise LitePoseError(f"{images}: every image was a calibration image; nothing left to validate on")
 
     oks = oks_ap_against_reference(ref_people, model_all, model_all_scores, num_joints)
+    sensitivity = None
+    if input_sensitivity:
+        sensitivity = {
+            "perturbation": f"reference on a JPEG quality-{SENSITIVITY_JPEG_QUALITY} re-encode of the letterboxed input",
+            "sqnr_db": {k: sqnr_from(e.signal, e.noise) for k, e in jpeg_energies.items()},
+            "oks_ap_vs_reference": oks_ap_against_reference(ref_people, jpeg_all, jpeg_all_scores, num_joints)}
     joints = __import__("python_ref.keypoints", fromlist=["x"]).dataset_for_joints(num_joints).joints
     per_joint = {joints[j]: {"count": len(e), "mean_px": float(np.mean(e)) if e else None,
                              "median_px": float(np.median(e)) if e else None,
@@ -369,6 +400,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                                    "reference_people": int(sum(len(p) for p in ref_people)),
                                    "model_people": int(sum(len(p) for p in model_people))},
         "oks_ap_vs_reference": oks,
+        "input_sensitivity": sensitivity,
         "per_joint_error_px": per_joint,
         "annotations": ap,
         "latency": timings,
@@ -454,13 +486,21 @@ def format_markdown(r: dict) -> str:
                   f"images: {', '.join(r['images']['calibration_overlap'])}"
                   + (" (left out)." if r["images"]["calibration_images_excluded"] else
                      " (included; their numbers are optimistic)."), ""]
-    lines += ["## Outputs", "", "| output | SQNR (dB) | max abs error |", "|---|---|---|"]
+    sens = r.get("input_sensitivity")
+    lines += ["## Outputs", "", "| output | SQNR (dB) | max abs error |"
+              + (" reference vs itself, JPEG-95 input (dB) |" if sens else ""), "|---|---|---|" + ("---|" if sens else "")]
     for k, v in r["outputs"].items():
-        lines.append(f"| {k} | {_fmt(v['sqnr_db'])} | {_fmt(v['max_abs_error'], 4)} |")
+        lines.append(f"| {k} | {_fmt(v['sqnr_db'])} | {_fmt(v['max_abs_error'], 4)} |"
+                     + (f" {_fmt(sens['sqnr_db'][k])} |" if sens else ""))
+    if sens:
+        lines += ["", "The last column is the float reference against itself when each input is saved once as JPEG "
+                  "(quality 95, invisible): how much an imperceptible input change moves the outputs."]
     pc, oks = r["person_count_agreement"], r["oks_ap_vs_reference"]
     lines += ["", "## Poses", "",
               f"- OKS-AP of the model's poses against the reference's (score > {r['person_score_threshold']}): "
-              f"**{_fmt(oks.get('AP'), 3)}** (AP50 {_fmt(oks.get('AP50'), 3)}, AP75 {_fmt(oks.get('AP75'), 3)})",
+              f"**{_fmt(oks.get('AP'), 3)}** (AP50 {_fmt(oks.get('AP50'), 3)}, AP75 {_fmt(oks.get('AP75'), 3)})"
+              + (f"; the reference against itself on JPEG-95 inputs: "
+                 f"{_fmt(sens['oks_ap_vs_reference'].get('AP'), 3)}" if sens else ""),
               f"- person counts equal on {pc['images_with_equal_counts']}/{pc['images']} images "
               f"(reference {pc['reference_people']} people, model {pc['model_people']})"]
     a = r["annotations"]
@@ -482,11 +522,16 @@ def format_markdown(r: dict) -> str:
             val = c["value"]
             lines.append(f"- {'PASS' if c['passed'] else 'FAIL'}: {c['check']} (got "
                          f"{_fmt(val, 3) if isinstance(val, float) else val})")
-    lines += ["", "## Per image", "", "| image | " + " | ".join(OUTPUT_NAMES) + " | people ref/model |",
+    lines += ["", "## Per image", "", "SQNR in dB" + (" (in brackets: the reference against itself on the JPEG-95 "
+              "input)." if sens else "."), "", "| image | " + " | ".join(OUTPUT_NAMES) + " | people ref/model |",
               "|---|" + "---|" * (len(OUTPUT_NAMES) + 1)]
+
+    def cell(v):
+        return _fmt(v["sqnr_db"]) + (f" ({_fmt(v['reference_jpeg_sqnr_db'])})" if "reference_jpeg_sqnr_db" in v else "")
+
     for row in r["per_image"]:
         lines.append(f"| {row['image']}{' (calib)' if row['calibration_image'] else ''} | "
-                     + " | ".join(_fmt(row["outputs"][k]["sqnr_db"]) for k in OUTPUT_NAMES)
+                     + " | ".join(cell(row["outputs"][k]) for k in OUTPUT_NAMES)
                      + f" | {row['reference_people']}/{row['model_people']} |")
     lines += ["", "Overlays: `overlay_<image>.png` (left reference, right model).", ""]
     return "\n".join(lines)
@@ -521,13 +566,15 @@ def _command():
     @click.option("--joint-map", type=click.Choice(["auto", "none", "coco", "aic"]), default="auto", show_default=True)
     @click.option("--exclude-calibration-images", is_flag=True,
                   help="Leave out images the model card lists as calibration images.")
+    @click.option("--input-sensitivity/--no-input-sensitivity", default=True, show_default=True,
+                  help="Also run the reference on a JPEG-95 copy of each input, for scale (one more reference run).")
     def validate_command(model, reference, images, annotations, report, min_sqnr, min_oks_ap, max_ap_drop, threads,
-                         runs, mode, joint_map, exclude_calibration_images):
+                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity):
         """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
         result = run_validate(model=model, reference=reference, images=images, annotations=annotations,
                               report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
                               threads=_threads(threads), runs=runs, mode=mode, joint_map=joint_map,
-                              exclude_calibration=exclude_calibration_images)
+                              exclude_calibration=exclude_calibration_images, input_sensitivity=input_sensitivity)
         failed = [c["check"] for c in result["checks"] if not c["passed"]]
         if failed:
             raise LitePoseError(f"{model}: below the thresholds: {'; '.join(failed)} (report in {report})")

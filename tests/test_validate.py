@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from converter.validate import match_people, oks_ap_against_reference, sqnr_from
+from converter.validate import jpeg_roundtrip, match_people, oks_ap_against_reference, sqnr_from
 
 XS = "litepose-xs-crowdpose-random.pth"
 
@@ -36,6 +36,21 @@ def test_match_people_pairs_nearest_and_sqnr():
     assert sorted(pairs) == [(0, 1), (1, 0)]
     assert sqnr_from(100.0, 1.0) == pytest.approx(20.0)
     assert sqnr_from(1.0, 0.0) == float("inf")
+
+
+def test_jpeg_roundtrip_is_a_small_real_change():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:64, 0:96]
+    smooth = np.stack([60 + xx, 40 + 2 * yy, 180 - xx / 2 - yy], -1)      # photo-like smooth gradients
+    image = np.clip(smooth + rng.normal(0, 2, smooth.shape), 0, 255).astype(np.uint8)
+    out = jpeg_roundtrip(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - image.astype(int))
+    assert diff.max() > 0 and diff.mean() < 4          # changed, but by a few grey levels
+    # colour order kept: a pure red image stays red
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 220
+    assert np.all(jpeg_roundtrip(red).mean(axis=(0, 1)) > [200, -1, -1]) and jpeg_roundtrip(red)[..., 2].mean() < 20
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +93,14 @@ def test_float_tflite_matches_its_checkpoint_and_passes(xs_models, shared_dir, t
     assert (tmp_path / "r" / "report.md").read_text().startswith("# litepose validate")
     assert sorted(p.name for p in (tmp_path / "r").glob("overlay_*.png")) == ["overlay_103319.png",
                                                                                 "overlay_106848.png"]
+    # the float reference against itself on JPEG-95 inputs: an invisible change that still moves the
+    # outputs far more than float32 rounding does (the fp32 model vs its checkpoint is > 60 dB)
+    sens = rep["input_sensitivity"]
+    assert set(sens["sqnr_db"]) == set(rep["outputs"])
+    assert all(5 < v < 60 for v in sens["sqnr_db"].values())
+    assert 0 <= sens["oks_ap_vs_reference"]["AP"] <= 1
+    assert all("reference_jpeg_sqnr_db" in row["outputs"]["heatmaps_s4"] for row in rep["per_image"])
+    assert "JPEG-95" in (tmp_path / "r" / "report.md").read_text()
 
 
 @pytest.mark.needs_shared
@@ -85,12 +108,13 @@ def test_thresholds_fail_with_exit_1_after_writing_the_report(xs_models, shared_
     root, ckpt, _ = xs_models
     res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images",
                      shared_dir / "data" / "coco" / "images", "--report", tmp_path / "r", "--min-sqnr", 99,
-                     "--runs", 1, "--threads", "1"])
+                     "--runs", 1, "--threads", "1", "--no-input-sensitivity"])
     assert res.exit_code == 1
     assert "below the thresholds" in res.output and "Traceback" not in res.output
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     assert not rep["passed"] and all(not c["passed"] for c in rep["checks"])
     assert rep["images"]["calibration_overlap"] == []
+    assert rep["input_sensitivity"] is None
 
 
 @pytest.mark.needs_shared
