@@ -20,7 +20,9 @@ converter emits (docs/int8.md has the measurements behind each choice):
   depthwise convs on column crops starting at 0, 3 and 6, summed.
 * TRANSPOSE_CONV(4x4, stride 2, pad 1) -> 3x3 'same' conv to 4*C channels + DEPTH_TO_SPACE(2)
   (sub-pixel form); the two deconvolutions of a fusion step are summed before DEPTH_TO_SPACE with the
-  ReLU fused into the ADD.
+  ReLU fused into the ADD. With `deconv_phases` each output phase gets its own conv of only the rows and
+  columns it reads (3x3, 3x2, 2x3, 2x2: 25 kernel taps instead of 4 x 9), concatenated before
+  DEPTH_TO_SPACE.
 * Cross-layer equalisation of the stem output (linear BN, no activation): channel c is divided by
   s_c and the consumer's input channel c multiplied by s_c, which narrows the int8 range of that tensor.
 """
@@ -46,6 +48,7 @@ class DeployOptions:
     fold_bn: bool = True
     split_depthwise: bool = True
     subpixel_deconv: bool = True
+    deconv_phases: bool = True      # one conv per sub-pixel phase, only the taps it reads (needs subpixel_deconv)
     stem_same_padding: bool = True
     equalize_stem: bool = True
     merge_stem_expand: bool = True
@@ -446,6 +449,8 @@ def _fusion_upsample(b: _Builder, refined, raw, i: int, scale_in=None, scale_out
         scale = shift = None
     if scale_in is not None:
         k_ref = k_ref * scale_in[None, None, None, :]
+    if b.opts.subpixel_deconv and b.opts.deconv_phases and scale is not None:
+        return _phase_convs(b, refined, raw, i, subpixel_kernel(k_ref), subpixel_kernel(k_raw), shift)
     if b.opts.subpixel_deconv:
         bias = None if shift is None else np.tile(shift, 4).astype(np.float32)
         a = b.conv(refined, subpixel_kernel(k_ref).astype(np.float32), bias, 1, "same", f"deconv_refined_{i}")
@@ -471,6 +476,30 @@ def _fusion_upsample(b: _Builder, refined, raw, i: int, scale_in=None, scale_out
         y = L.BatchNormalization(epsilon=src.get_layer(bn).epsilon, name=f"deconv_bnrelu_{i}_0")(y)
         b._set(y._keras_history[0], _w(src, bn))
     return L.ReLU(name=f"deconv_bnrelu_{i}_1")(y)
+
+
+def _phase_convs(b: _Builder, refined, raw, i: int, k_ref: np.ndarray, k_raw: np.ndarray, shift: np.ndarray):
+    """The sub-pixel deconvolution as four convs, one per output phase (a, b) = (row, column) parity.
+
+    Phase 1 reads input offsets {0, +1} along that axis: a 2-tap 'same' conv (TF pads 0 before, 1 after).
+    Phase 0 reads {-1, 0}, which a 2-tap 'same' conv cannot reach, so it keeps the 3-tap window whose last
+    tap is zero. Equal to the 3x3 sub-pixel conv, with 25 instead of 36 kernel taps per output pixel."""
+    L = b.L
+    cout = k_ref.shape[3] // 4
+    phases = []
+    for a in range(2):
+        for c in range(2):
+            ph = a * 2 + c
+            rows, cols = slice(0, 3) if a == 0 else slice(1, 3), slice(0, 3) if c == 0 else slice(1, 3)
+            chan = slice(ph * cout, (ph + 1) * cout)
+            y_ref = b.conv(refined, k_ref[rows, cols, :, chan].astype(np.float32), shift.astype(np.float32), 1,
+                           "same", f"deconv_refined_{i}_phase{ph}")
+            y_raw = b.conv(raw, k_raw[rows, cols, :, chan].astype(np.float32), None, 1, "same",
+                           f"deconv_raw_{i}_phase{ph}")
+            y = L.Add(name=f"deconv_sum_{i}_phase{ph}")([y_ref, y_raw])
+            phases.append(L.ReLU(name=f"deconv_bnrelu_{i}_1_phase{ph}")(y))
+    y = L.Concatenate(name=f"deconv_phases_{i}")(phases)
+    return DepthToSpace.make(2, f"deconv_d2s_{i}")(y)
 
 
 def _head(b: _Builder, x, name: str, split: bool = False, scale_in=None):

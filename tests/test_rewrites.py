@@ -27,7 +27,8 @@ def xs_float(shared_dir):
     return model, info, image, ref
 
 
-ALL_OFF = DeployOptions(fold_bn=False, split_depthwise=False, subpixel_deconv=False, stem_same_padding=False,
+ALL_OFF = DeployOptions(fold_bn=False, split_depthwise=False, subpixel_deconv=False, deconv_phases=False,
+                        stem_same_padding=False,
                         equalize_stem=False, merge_stem_expand=False, equalize_heads=False, equalize_relu=False,
                         precise_layers=())
 SINGLE = {
@@ -37,6 +38,7 @@ SINGLE = {
     "split_depthwise_cols": {"split_depthwise": True, "depthwise_layout": "cols"},
     "split_depthwise_rows": {"split_depthwise": True, "depthwise_layout": "rows"},
     "subpixel_deconv": {"subpixel_deconv": True},
+    "deconv_phases": {"fold_bn": True, "subpixel_deconv": True, "deconv_phases": True},
     "stem_same_padding": {"stem_same_padding": True},
     "equalize_stem": {"fold_bn": True, "equalize_stem": True, "merge_stem_expand": False},
     "merge_stem_expand": {"fold_bn": True, "merge_stem_expand": True},
