@@ -28,6 +28,7 @@ def xs_float(shared_dir):
 
 
 ALL_OFF = DeployOptions(fold_bn=False, split_depthwise=False, subpixel_deconv=False, deconv_phases=False,
+                        normalize_pixel_groups=1,
                         stem_same_padding=False,
                         equalize_stem=False, merge_stem_expand=False, equalize_heads=False, equalize_relu=False,
                         precise_layers=())
@@ -38,6 +39,7 @@ SINGLE = {
     "split_depthwise_cols": {"split_depthwise": True, "depthwise_layout": "cols"},
     "split_depthwise_rows": {"split_depthwise": True, "depthwise_layout": "rows"},
     "subpixel_deconv": {"subpixel_deconv": True},
+    "normalize_pixel_groups": {"normalize_pixel_groups": 16},
     "deconv_phases": {"fold_bn": True, "subpixel_deconv": True, "deconv_phases": True},
     "stem_same_padding": {"stem_same_padding": True},
     "equalize_stem": {"fold_bn": True, "equalize_stem": True, "merge_stem_expand": False},
