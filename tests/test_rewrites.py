@@ -29,7 +29,7 @@ def xs_float(shared_dir):
 
 ALL_OFF = DeployOptions(fold_bn=False, split_depthwise=False, subpixel_deconv=False, deconv_phases=False,
                         normalize_pixel_groups=1,
-                        stem_same_padding=False,
+                        stem_pad_top_left=False,
                         equalize_stem=False, merge_stem_expand=False, equalize_heads=False, equalize_relu=False,
                         precise_layers=())
 SINGLE = {
@@ -41,7 +41,7 @@ SINGLE = {
     "subpixel_deconv": {"subpixel_deconv": True},
     "normalize_pixel_groups": {"normalize_pixel_groups": 16},
     "deconv_phases": {"fold_bn": True, "subpixel_deconv": True, "deconv_phases": True},
-    "stem_same_padding": {"stem_same_padding": True},
+    "stem_pad_top_left": {"stem_pad_top_left": True},
     "equalize_stem": {"fold_bn": True, "equalize_stem": True, "merge_stem_expand": False},
     "merge_stem_expand": {"fold_bn": True, "merge_stem_expand": True},
     "equalize_heads": {"fold_bn": True, "equalize_heads": True},
@@ -121,7 +121,7 @@ def test_equalisation_scales_equalise_and_stay_bounded():
 @pytest.mark.needs_shared
 def test_deploy_graph_ops_are_on_the_fast_path(xs_float, tmp_path):
     """fp32 TFLite of the deploy graph: no TRANSPOSE_CONV / MUL / runtime shapes, depthwise <= 25 taps,
-    PAD only before the three stride-2 7x7 depthwise convs."""
+    PAD only before the stem conv (top/left, on the 3-channel image) and the three stride-2 7x7 depthwise convs."""
     from ai_edge_litert.interpreter import Interpreter
 
     from converter.export import export_tflite, inspect_tflite
@@ -131,7 +131,7 @@ def test_deploy_graph_ops_are_on_the_fast_path(xs_float, tmp_path):
     data = export_tflite(deploy, "fp32", log=lambda m: None)
     ops = inspect_tflite(data)["ops"]
     assert "TRANSPOSE_CONV" not in ops and "MUL" not in ops and "SHAPE" not in ops
-    assert ops.get("PAD", 0) == 3 and ops["DEPTH_TO_SPACE"] == 3
+    assert ops.get("PAD", 0) == 4 and ops["DEPTH_TO_SPACE"] == 3
     interp = Interpreter(model_content=data)
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     for op in interp._get_ops_details():
