@@ -1,5 +1,6 @@
 """Single-op depthwise-convolution timings on LiteRT's default CPU path (XNNPACK), fp32 and int8:
 which kernel shapes stay on the fast path (docs/int8.md). One DepthwiseConv2D on 1x112x112x144, 'same'.
+XNNPACK's kernels come in 9 and 25 taps: a kernel costs as much as the next size up, > 25 taps is slow.
 
     nice python scripts/bench_depthwise.py --out depthwise.json
 """
@@ -15,10 +16,15 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 VARIANTS = {
-    "3x3": {"kernel_size": (3, 3)}, "5x5": {"kernel_size": (5, 5)}, "7x7": {"kernel_size": (7, 7)},
+    "2x2": {"kernel_size": (2, 2)}, "3x3": {"kernel_size": (3, 3)}, "2x5": {"kernel_size": (2, 5)},
+    "4x4": {"kernel_size": (4, 4)}, "5x5": {"kernel_size": (5, 5)}, "7x7": {"kernel_size": (7, 7)},
     "7x3": {"kernel_size": (7, 3)}, "3x7": {"kernel_size": (3, 7)}, "7x1": {"kernel_size": (7, 1)},
     "7x2 dilation 6": {"kernel_size": (7, 2), "dilation_rate": (1, 6)},
-    "7x4": {"kernel_size": (7, 4)}, "5x6": {"kernel_size": (5, 6)},
+    # the three pieces of the deploy graph's 7x7 split (converter/rewrites.py, layout "lattice")
+    "7x3 dilation (1,2)": {"kernel_size": (7, 3), "dilation_rate": (1, 2)},
+    "5x4 dilation (1,2)": {"kernel_size": (5, 4), "dilation_rate": (1, 2)},
+    "2x4 dilation (6,2)": {"kernel_size": (2, 4), "dilation_rate": (6, 2)},
+    "7x4": {"kernel_size": (7, 4)}, "5x6": {"kernel_size": (5, 6)}, "3x9": {"kernel_size": (3, 9)},
 }
 
 

@@ -99,6 +99,41 @@ def test_depthwise_pieces_cover_the_kernel_once(layout, slots):
     assert cost == slots
 
 
+def _same_piece_masks():
+    """Every 'same' stride-1 depthwise piece inside a 7x7 window: rows and columns each n taps at dilation d,
+    offsets -((n - 1) d // 2) + i d (TF 'same'), at most 25 taps; as 49-bit masks with their XNNPACK cost."""
+    axis = set()
+    for n in range(1, 8):
+        for d in range(1, 7) if n > 1 else (1,):
+            offs = tuple(-((n - 1) * d // 2) + i * d for i in range(n))
+            if -3 <= offs[0] and offs[-1] <= 3:
+                axis.add(offs)
+    pieces = []
+    for rows in axis:
+        for cols in axis:
+            if len(rows) * len(cols) <= 25:
+                mask = sum(1 << ((r + 3) * 7 + c + 3) for r in rows for c in cols)
+                pieces.append((mask, 9 if len(rows) * len(cols) <= 9 else 25))
+    return pieces
+
+
+def test_lattice_split_is_the_cheapest_three_piece_cover():
+    """Exhaustive: no three 'same' pieces cover the 7x7 window for fewer XNNPACK kernel taps than 25+25+9."""
+    pieces = _same_piece_masks()
+    masks = np.array([m for m, _ in pieces], dtype=np.uint64)
+    costs = np.array([c for _, c in pieces])
+    full = (1 << 49) - 1
+    best = None
+    for i, (a, ca) in enumerate(pieces):
+        for b, cb in pieces[i:]:
+            need = np.uint64(full & ~(a | b))
+            fits = (masks & need) == need
+            if fits.any():
+                total = ca + cb + int(costs[fits].min())
+                best = total if best is None else min(best, total)
+    assert best == 59
+
+
 def test_int8_grid_is_what_tflite_stores():
     rng = np.random.default_rng(2)
     k = rng.normal(size=(3, 3, 8, 5)).astype(np.float32)
