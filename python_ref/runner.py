@@ -175,15 +175,18 @@ class TFLiteRunner:
     def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs exactly as the model produced them (integer for quantised outputs), batch dim removed."""
         raw = self._runner(**{INPUT_NAME: batch})
-        return {name: np.array(np.asarray(raw[name])[0], copy=True) for name in OUTPUT_NAMES}
+        # the signature runner hands back fresh copies of the output tensors: no second copy (3.7 ms of
+        # copying and page faults per frame at 448x448 with the float32 outputs)
+        return {name: np.asarray(raw[name])[0] for name in OUTPUT_NAMES}
 
     def dequantize(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """float32 outputs from `run_raw`'s tensors, each with its own scale and zero point."""
+        """float32 outputs from `run_raw`'s tensors, each with its own scale and zero point (float32 outputs
+        are returned as they are, not copied)."""
         out = {}
         for name in OUTPUT_NAMES:
             value = raw[name]
             if value.dtype == np.float32:
-                out[name] = np.array(value, copy=True)
+                out[name] = value
             elif np.issubdtype(value.dtype, np.integer):
                 scale, zp = self._output_quant[name]
                 # real = scale * (q - zp), in float32 (docs/fast-decoder.md, shared with the Kotlin app)

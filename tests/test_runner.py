@@ -97,6 +97,27 @@ def test_fp32_runner_matches_keras(tiny_models):
     assert got["tags_s4"].std() > 5 * got["heatmaps_s4"].std()
 
 
+@pytest.mark.parametrize("kind", ["fp32", "int8-uint8in"])
+def test_outputs_of_one_frame_survive_the_next_frame(tiny_models, kind):
+    """The runner returns the runtime's output copies without copying again: a result must still hold its
+    own frame's values after the next call (no view into the interpreter's buffers)."""
+    model, paths = tiny_models
+    runner = TFLiteRunner(paths[kind], num_threads=1)
+    first_img, second_img = _images(2, seed=11)
+    first = runner(first_img)
+    kept = {k: v.copy() for k, v in first.items()}
+    second = runner(second_img)
+    for name in OUTPUT_NAMES:
+        np.testing.assert_array_equal(first[name], kept[name], err_msg=name)
+        assert not np.array_equal(first[name], second[name]), name
+        assert not np.shares_memory(first[name], second[name])
+    raw = runner.run_raw(runner.prepare_input(first_img))
+    runner.run_raw(runner.prepare_input(second_img))
+    deq = runner.dequantize(raw)
+    for name in OUTPUT_NAMES:
+        np.testing.assert_allclose(deq[name], kept[name], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
 def test_fp16_runner_matches_keras_to_half_precision(tiny_models):
     model, paths = tiny_models
     runner = TFLiteRunner(paths["fp16"])
