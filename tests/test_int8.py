@@ -14,7 +14,8 @@ pytest.importorskip("tensorflow")
 from converter.convert import run_convert  # noqa: E402
 
 XS = "litepose-xs-crowdpose-random.pth"
-INTEGER_OPS = {"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "PAD", "STRIDED_SLICE"}
+INTEGER_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "PAD", "RESHAPE",
+               "STRIDED_SLICE"}
 
 
 def _convert(shared_dir, out, calib, **kw):
