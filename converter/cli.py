@@ -55,15 +55,19 @@ def main():
 @click.option("--output-dtype", type=click.Choice(["float32", "int8"]), default="float32", show_default=True)
 @click.option("--graph", type=click.Choice(["deploy", "plain"]), default="deploy", show_default=True,
               help="deploy: the exact rewrites of converter/rewrites.py (fast kernels, int8-friendly); plain: as built.")
+@click.option("--activation-ranges", type=click.Choice(["minmax", "mse-backbone", "mse-heads", "mse"]),
+              default=None, help="int8: MSE-optimal clipping of the backbone's activations and min/max for the "
+              "heads (mse-backbone, the default), min/max everywhere, or MSE clipping for the heads / all tensors "
+              "(docs/int8.md section 3).")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
-            calib_count, calib_seed, input_dtype, output_dtype, graph):
+            calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges):
     """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
     from .convert import run_convert
 
     run_convert(checkpoint=checkpoint, arch=arch, joints=int(joints) if joints else None, input_size=input_size,
                 precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,
                 calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
-                output_dtype=output_dtype, calib_seed=calib_seed, graph=graph)
+                output_dtype=output_dtype, calib_seed=calib_seed, graph=graph, activation_ranges=activation_ranges)
 
 
 from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)
