@@ -121,8 +121,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
 
     `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
     kernels, int8-friendly ranges); `"plain"` converts the Keras network as built (for comparisons)."""
-    from .export import (DEFAULT_ACTIVATION_RANGES, MSE_SCOPES, PRECISIONS, check_io_contract, export_tflite, inspect_tflite, model_card,
-                         write_model_and_card)
+    from .export import (DEFAULT_ACTIVATION_RANGES, MSE_SCOPES, PRECISIONS, check_io_contract, export_tflite,
+                         inspect_tflite, model_card, write_model_and_card)
 
     if precision not in PRECISIONS:
         raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
