@@ -311,7 +311,7 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
         if abs(q.min[0] - lo[k]) > 1e-6 * max(1.0, abs(lo[k])) or abs(q.max[0] - hi[k]) > 1e-6 * max(1.0, abs(hi[k])):
             changed += 1
         q.min, q.max = [float(lo[k])], [float(hi[k])]
-    log(f"activation ranges: {changed} of {len(stats)} differed from the converter's calibration")
+    log(f"activation ranges ({method}): {changed} of {len(stats)} differed from the converter's calibration")
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
