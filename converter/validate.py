@@ -85,14 +85,15 @@ class _Energy:
     noise: float = 0.0
     max_abs_error: float = 0.0
 
-    def add(self, ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    def add(self, ref: np.ndarray, test: np.ndarray) -> dict:
+        """Adds one image; returns its own numbers (SQNR, max error, and the energies, for pooling)."""
         r, t = ref.astype(np.float64), test.astype(np.float64)
         s, n = float(np.sum(r * r)), float(np.sum((r - t) ** 2))
         err = float(np.max(np.abs(r - t))) if r.size else 0.0
         self.signal += s
         self.noise += n
         self.max_abs_error = max(self.max_abs_error, err)
-        return sqnr_from(s, n), err
+        return {"sqnr_db": sqnr_from(s, n), "max_abs_error": err, "signal_energy": s, "noise_energy": n}
 
 
 def sqnr_from(signal: float, noise: float) -> float:
@@ -177,6 +178,30 @@ def oks_ap_against_reference(ref_poses: list, test_poses: list, test_scores: lis
         return {"AP": None, "note": "the reference finds nobody (score > 0.1) on these images"}
     report = evaluate_keypoints(ann, res, joint_map="none")
     return {k: report[k] for k in ("AP", "AP50", "AP75", "AR")} | {"num_reference_people": n}
+
+
+def pool_reports(reports: list[dict]) -> dict:
+    """One set of numbers over several `validate` reports (e.g. held-out folds, each image evaluated by a
+    model not calibrated on it): SQNR from the summed energies, OKS-AP over all images' people together."""
+    rows = [row for r in reports for row in r["per_image"]]
+    if not rows:
+        raise LitePoseError("no evaluated images in these reports")
+    if any("poses" not in row or "signal_energy" not in row["outputs"][OUTPUT_NAMES[0]] for row in rows):
+        raise LitePoseError("a report predates pooling (no poses / energies per image); rerun litepose validate")
+    joints = {len(p) for row in rows for p in row["poses"]["reference"] + row["poses"]["model"]}
+    if len(joints) > 1:
+        raise LitePoseError(f"the reports mix joint counts {sorted(joints)}; pool models of one network only")
+    num_joints = joints.pop() if joints else 14
+    sqnr = {k: sqnr_from(sum(row["outputs"][k]["signal_energy"] for row in rows),
+                         sum(row["outputs"][k]["noise_energy"] for row in rows)) for k in OUTPUT_NAMES}
+
+    def poses(rows_key):
+        return [np.asarray(row["poses"][rows_key], np.float32).reshape(-1, num_joints, 3) for row in rows]
+
+    oks = oks_ap_against_reference(poses("reference"), poses("model"),
+                                   [np.asarray(row["poses"]["model_scores"], float) for row in rows], num_joints)
+    return {"reports": len(reports), "images": len(rows), "sqnr_db": sqnr, "oks_ap_vs_reference": oks,
+            "models": [r["model"]["file"] for r in reports]}
 
 
 def latency(model_path: str, image_uint8: np.ndarray, threads: int, runs: int) -> dict:
@@ -306,16 +331,14 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         out_ref, out_model = ref(boxed), runner(boxed)
         row = {"image": path.name, "sha256": sha, "calibration_image": in_calib, "outputs": {}}
         for k in OUTPUT_NAMES:
-            s, e = energies[k].add(out_ref[k], out_model[k])
-            row["outputs"][k] = {"sqnr_db": s, "max_abs_error": e}
+            row["outputs"][k] = energies[k].add(out_ref[k], out_model[k])
         rp, rs = _decode(out_ref, mode)
         mp, ms = _decode(out_model, mode)
         rp, mp = _to_image(rp, box), _to_image(mp, box)
         if input_sensitivity:
             out_jpeg = ref(jpeg_roundtrip(boxed))
             for k in OUTPUT_NAMES:
-                s, _ = jpeg_energies[k].add(out_ref[k], out_jpeg[k])
-                row["outputs"][k]["reference_jpeg_sqnr_db"] = s
+                row["outputs"][k]["reference_jpeg_sqnr_db"] = jpeg_energies[k].add(out_ref[k], out_jpeg[k])["sqnr_db"]
             jp, js = _decode(out_jpeg, mode)
             jpeg_all.append(_to_image(jp, box))
             jpeg_all_scores.append(js)
@@ -331,7 +354,9 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
             d = np.linalg.norm(rp_keep[a, :, :2] - mp_keep[b, :, :2], axis=-1)
             for j in np.flatnonzero(both):
                 joint_err[j].append(float(d[j]))
-        row.update({"reference_people": len(rp_keep), "model_people": len(mp_keep)})
+        row.update({"reference_people": len(rp_keep), "model_people": len(mp_keep),
+                    # in original-image pixels: the reference's people as scored, every model detection
+                    "poses": {"reference": rp_keep.tolist(), "model": mp.tolist(), "model_scores": ms.tolist()}})
         per_image.append(row)
         evaluated += 1
         if ann is not None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +117,21 @@ def test_thresholds_fail_with_exit_1_after_writing_the_report(xs_models, shared_
     assert not rep["passed"] and all(not c["passed"] for c in rep["checks"])
     assert rep["images"]["calibration_overlap"] == []
     assert rep["input_sensitivity"] is None
+    # pooling: one report pools to its own numbers, and a report pooled with itself too (same ratios)
+    from converter.validate import pool_reports
+
+    for reports in ([rep], [rep, rep]):
+        pooled = pool_reports(reports)
+        assert pooled["images"] == len(rep["per_image"]) * len(reports)
+        for k, v in rep["outputs"].items():
+            assert pooled["sqnr_db"][k] == pytest.approx(v["sqnr_db"], abs=1e-9)
+        assert pooled["oks_ap_vs_reference"]["AP"] == pytest.approx(rep["oks_ap_vs_reference"]["AP"], abs=1e-9)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import pool_validate_reports
+
+    assert pool_validate_reports.main([str(tmp_path / "r"), "--json", str(tmp_path / "pooled.json")]) == 0
+    assert json.loads((tmp_path / "pooled.json").read_text())["images"] == len(rep["per_image"])
+    assert pool_validate_reports.main([str(tmp_path / "missing")]) == 1
 
 
 @pytest.mark.needs_shared
