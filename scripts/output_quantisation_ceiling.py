@@ -36,8 +36,10 @@ def output_grids(model_path: str) -> dict[str, tuple[float, int]]:
 
 
 def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    from converter.validate import sqnr_from
+
     ref, test = ref.astype(np.float64), test.astype(np.float64)
-    return float(10 * np.log10(np.sum(ref ** 2) / max(np.sum((ref - test) ** 2), 1e-30)))
+    return sqnr_from(float(np.sum(ref ** 2)), float(np.sum((ref - test) ** 2)))
 
 
 def main(argv=None):
