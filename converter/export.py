@@ -60,13 +60,15 @@ def _saved_model(model, workdir: Path) -> Path:
 
 def export_tflite(model, precision: str, representative_images=None, input_dtype: str = "uint8",
                   output_dtype: str = "float32", log=print, recalibrate: bool = True,
-                  range_method: str | None = None, bias_correction: bool | str = False) -> bytes:
+                  range_method: str | None = None, bias_correction: bool | str = False,
+                  narrow_sums: bool = True) -> bytes:
     """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
     (already letterboxed to the model input) for int8 calibration. `recalibrate` replaces the converter's
     activation ranges by ranges measured op by op (see `_exact_activation_ranges`); `range_method` ("minmax"
     or a `MSE_SCOPES` key, default `DEFAULT_ACTIVATION_RANGES`) says how they are set. `bias_correction`
     (int8) folds the mean int8 weight error of every conv into its bias for the conversion
-    (`empirical_bias_correction`); the Keras model's weights are restored afterwards."""
+    (`empirical_bias_correction`); the Keras model's weights are restored afterwards. `narrow_sums` (int8,
+    with `recalibrate`): see `saturating_sum_ranges`."""
     import tensorflow as tf
 
     range_method = DEFAULT_ACTIVATION_RANGES if range_method is None else range_method
@@ -104,7 +106,7 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
             conv.inference_output_type = {"int8": tf.int8, "float32": tf.float32}[output_dtype]
         log(f"converting to TFLite ({precision})")
         if precision == "int8" and recalibrate:
-            with _exact_activation_ranges(images, log, range_method):
+            with _exact_activation_ranges(images, log, range_method, narrow_sums):
                 data = conv.convert()
         else:
             data = conv.convert()
@@ -115,7 +117,7 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
 
 
 @contextlib.contextmanager
-def _exact_activation_ranges(images, log, range_method="minmax"):
+def _exact_activation_ranges(images, log, range_method="minmax", narrow_sums=True):
     """Measure every activation range of the calibrated float model ourselves, op by op.
 
     Why: TFLite's calibrator reads tensors after the graph ran, and an ADD that works in place (the
@@ -129,7 +131,7 @@ def _exact_activation_ranges(images, log, range_method="minmax"):
 
     def calibrate(self, dataset_gen):
         calibrated = original(self, dataset_gen)
-        return measured_ranges_model(bytes(calibrated), images, log, method=range_method)
+        return measured_ranges_model(bytes(calibrated), images, log, method=range_method, narrow_sums=narrow_sums)
 
     _calibrator.Calibrator.calibrate = calibrate
     try:
@@ -262,10 +264,12 @@ def _producer_layer(tensor_name: str) -> str:
     return first.split("/")[1] if "/" in first else ""
 
 
-def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "minmax") -> bytes:
+def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "minmax",
+                          narrow_sums: bool = True) -> bytes:
     """A copy of a calibrated (float, min/max-annotated) model whose activation min/max are measured
     by running it on `images` with every intermediate tensor kept. `method`: "minmax", or a key of
-    `MSE_SCOPES` (MSE-optimal clipping for all or some tensors)."""
+    `MSE_SCOPES` (MSE-optimal clipping for all or some tensors). `narrow_sums`: addends of a saturating
+    ADD get only the range that can reach its output (`saturating_sum_ranges`)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -298,11 +302,34 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
                 flat = v.reshape(-1)
                 samples[k].append(flat[rng.integers(0, flat.size, min(flat.size, MSE_SAMPLES))])
         log(f"measuring activation ranges {n + 1}/{len(images)}")
-    if any(clip):
-        outputs = {d["index"] for d in interp.get_output_details()}
-        for k, i in enumerate(stats):
-            if clip[k] and i not in outputs and np.isfinite(lo[k]):
-                lo[k], hi[k] = mse_range(np.concatenate(samples[k]), lo[k], hi[k])
+    outputs = {d["index"] for d in interp.get_output_details()}
+    k_of = {i: k for k, i in enumerate(stats)}
+    measured = {i: (lo[k_of[i]], hi[k_of[i]]) for i in stats if np.isfinite(lo[k_of[i]])}
+    final: dict[int, tuple[float, float]] = {}
+
+    def finalise(i: int, useful=None) -> tuple[float, float]:
+        k = k_of[i]
+        a, b = measured[i]
+        if useful is not None and max(a, useful[0]) < min(b, useful[1]):
+            a, b = max(a, useful[0]), min(b, useful[1])
+        else:
+            useful = None
+        if clip[k] and i not in outputs and b > a:
+            values = np.concatenate(samples[k])
+            a, b = mse_range(np.clip(values, a, b) if useful is not None else values, a, b)
+        final[i] = (a, b)
+        return final[i]
+
+    useful = saturating_sum_ranges(model, measured, outputs, final, finalise) if narrow_sums else {}
+    for i in measured:
+        if i not in final:
+            finalise(i, useful.get(i))
+    for k, i in enumerate(stats):
+        if i in final:
+            lo[k], hi[k] = final[i]
+    if narrow_sums:
+        narrowed = sum(1 for i in useful if final[i] != measured[i])
+        log(f"activation ranges: {narrowed} addends of saturating sums narrowed to the values that reach the sum")
     changed = 0
     for k, i in enumerate(stats):
         q = tensors[i].quantization
@@ -313,6 +340,37 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
         q.min, q.max = [float(lo[k])], [float(hi[k])]
     log(f"activation ranges ({method}): {changed} of {len(stats)} differed from the converter's calibration")
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+_TFLITE_ADD = 0
+
+
+def saturating_sum_ranges(model, measured: dict, graph_outputs: set, final: dict, finalise) -> dict:
+    """Ranges outside of which an addend of an int8 ADD cannot change the ADD's output.
+
+    An int8 ADD clamps its result to its own range (for a fused ReLU6, [0, 6]). So an addend `a` of
+    `o = a + b` can be clamped to [o_lo - b_hi, o_hi - b_lo] without changing `o` (b within its measured
+    range): that is why a wide partial sum of a split depthwise kernel, or the two terms of a precise conv,
+    need not spend their int8 steps on values the ReLU6 after the sum throws away. Walks the ADDs from the
+    outputs back (so a partial sum's own narrowed range narrows its addends in turn); only tensors whose
+    one consumer is that ADD. `finalise(i, useful)` fixes tensor i's range and records it in `final`.
+    Returns {tensor index: (lo, hi)} of the narrowed addends."""
+    graph = model.subgraphs[0]
+    consumers: dict[int, int] = Counter(int(t) for op in graph.operators for t in op.inputs if t >= 0)
+    useful: dict[int, tuple[float, float]] = {}
+    for op in reversed(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != _TFLITE_ADD or len(op.inputs) != 2:
+            continue
+        o = int(op.outputs[0])
+        a, b = (int(t) for t in op.inputs)
+        if o not in measured or a not in measured or b not in measured or a == b:
+            continue
+        o_lo, o_hi = final[o] if o in final else finalise(o, useful.get(o))
+        for x, other in ((a, b), (b, a)):
+            if consumers[x] == 1 and x not in graph_outputs:
+                useful[x] = (o_lo - measured[other][1], o_hi - measured[other][0])
+    return useful
 
 
 def _set_image_input_scale(data: bytes, input_dtype: str) -> bytes:

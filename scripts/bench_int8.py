@@ -7,7 +7,7 @@ path (XNNPACK) at 1 and 2 threads, and score its outputs against the float Keras
 
 A variant is NAME=JSON: "precision" (fp32|fp16|dynamic|int8, default int8), "graph" (deploy|plain), and any
 `converter.rewrites.DeployOptions` field, or the `export_tflite` options "range_method" (minmax | mse |
-mse-backbone | mse-heads; default mse-backbone, as `litepose convert`) and "bias_correction" (false | true | "depthwise"). Timing: rounds of
+mse-backbone | mse-heads; default mse-backbone, as `litepose convert`), "bias_correction" (false | true | "depthwise") and "narrow_sums" (default true). Timing: rounds of
 all models interleaved (the machine is shared and noisy, so variants are compared within one run), median
 over rounds x runs. The letterbox is the
 contract's (ImageNet mean-colour border); `--letterbox-fill black` reproduces the earlier black border
@@ -97,7 +97,7 @@ def main(argv=None):
         precision = opts.pop("precision", "int8")
         graph = opts.pop("graph", "deploy")
         bias_correction = opts.pop("bias_correction", False)
-        extra = {k: opts.pop(k) for k in ("range_method",) if k in opts}  # default: export_tflite's
+        extra = {k: opts.pop(k) for k in ("range_method", "narrow_sums") if k in opts}  # default: export_tflite's
         src = model if graph == "plain" else build_deploy_model(model, info["arch"], info["num_joints"],
                                                                  DeployOptions(**opts), ranges=ranges)
         t0 = time.perf_counter()
