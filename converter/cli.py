@@ -59,15 +59,19 @@ def main():
               default=None, help="int8: MSE-optimal clipping of the backbone's activations and min/max for the "
               "heads (mse-backbone, the default), min/max everywhere, or MSE clipping for the heads / all tensors "
               "(docs/int8.md section 3).")
+@click.option("--weight-rounding", type=click.Choice(["gptq", "nearest"]), default=None,
+              help="int8: round each conv's weights to the int8 grid point set with the least output error on the "
+              "calibration images (gptq, the default) or to the nearest grid point (docs/int8.md section 3).")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
-            calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges):
+            calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding):
     """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
     from .convert import run_convert
 
     run_convert(checkpoint=checkpoint, arch=arch, joints=int(joints) if joints else None, input_size=input_size,
                 precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,
                 calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
-                output_dtype=output_dtype, calib_seed=calib_seed, graph=graph, activation_ranges=activation_ranges)
+                output_dtype=output_dtype, calib_seed=calib_seed, graph=graph, activation_ranges=activation_ranges,
+                weight_rounding=weight_rounding)
 
 
 from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)

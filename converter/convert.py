@@ -116,13 +116,13 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                 precision: str, output: str, keras_path: str | None = None, calib_images: str | None = None,
                 calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
                 output_dtype: str = "float32", calib_seed: int = 0, graph: str = "deploy",
-                activation_ranges: str | None = None) -> dict:
+                activation_ranges: str | None = None, weight_rounding: str | None = None) -> dict:
     """Checkpoint -> validated .tflite + model card + manifest entry.
 
     `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
     kernels, int8-friendly ranges); `"plain"` converts the Keras network as built (for comparisons)."""
-    from .export import (DEFAULT_ACTIVATION_RANGES, MSE_SCOPES, PRECISIONS, check_io_contract, export_tflite,
-                         inspect_tflite, model_card, write_model_and_card)
+    from .export import (DEFAULT_ACTIVATION_RANGES, DEFAULT_WEIGHT_ROUNDING, MSE_SCOPES, PRECISIONS,
+                         check_io_contract, export_tflite, inspect_tflite, model_card, write_model_and_card)
 
     if precision not in PRECISIONS:
         raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
@@ -139,6 +139,11 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         raise LitePoseError(f"--activation-ranges {activation_ranges}: use minmax or one of {', '.join(MSE_SCOPES)}")
     if explicit_ranges and precision != "int8":
         raise LitePoseError(f"--activation-ranges {activation_ranges} applies to --precision int8 only")
+    if weight_rounding is not None and precision != "int8":
+        raise LitePoseError(f"--weight-rounding {weight_rounding} applies to --precision int8 only")
+    weight_rounding = weight_rounding or DEFAULT_WEIGHT_ROUNDING
+    if weight_rounding not in ("gptq", "nearest"):
+        raise LitePoseError(f"--weight-rounding {weight_rounding}: use gptq or nearest")
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
     input_hw = parse_input_size(input_size) if input_size else None
@@ -164,7 +169,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log)
 
     data = export_tflite(export_model, precision, representative_images=representative, input_dtype=input_dtype,
-                         output_dtype=output_dtype, log=log, range_method=activation_ranges)
+                         output_dtype=output_dtype, log=log, range_method=activation_ranges,
+                         weight_rounding=weight_rounding)
     io = inspect_tflite(data)
     check_io_contract(io, precision, input_hw, info["num_joints"], input_dtype, output_dtype, source=str(out_path))
 
@@ -196,7 +202,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                                        else "synthetic test image", "outputs": validation,
                                        "min_sqnr_db": worst},
                "graph": graph, "rewrites": rewrites, "calibration": calib_manifest,
-               **({"activation_ranges": activation_ranges} if precision == "int8" else {})})
+               **({"activation_ranges": activation_ranges, "weight_rounding": weight_rounding,
+                   "saturating_sums_narrowed": True} if precision == "int8" else {})})
     if keras_path:
         with atomic_path(keras_path) as tmp:
             tmp_keras = Path(str(tmp) + ".keras")

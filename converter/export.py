@@ -61,17 +61,22 @@ def _saved_model(model, workdir: Path) -> Path:
 def export_tflite(model, precision: str, representative_images=None, input_dtype: str = "uint8",
                   output_dtype: str = "float32", log=print, recalibrate: bool = True,
                   range_method: str | None = None, bias_correction: bool | str = False,
-                  narrow_sums: bool = True) -> bytes:
+                  narrow_sums: bool = True, weight_rounding: str | None = None) -> bytes:
     """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
     (already letterboxed to the model input) for int8 calibration. `recalibrate` replaces the converter's
     activation ranges by ranges measured op by op (see `_exact_activation_ranges`); `range_method` ("minmax"
     or a `MSE_SCOPES` key, default `DEFAULT_ACTIVATION_RANGES`) says how they are set. `bias_correction`
     (int8) folds the mean int8 weight error of every conv into its bias for the conversion
     (`empirical_bias_correction`); the Keras model's weights are restored afterwards. `narrow_sums` (int8,
-    with `recalibrate`): see `saturating_sum_ranges`."""
+    with `recalibrate`): see `saturating_sum_ranges`. `weight_rounding` (int8): "gptq" (default
+    `DEFAULT_WEIGHT_ROUNDING`; `gptq_weight_rounding`, the Keras model's weights restored afterwards) or
+    "nearest"."""
     import tensorflow as tf
 
     range_method = DEFAULT_ACTIVATION_RANGES if range_method is None else range_method
+    weight_rounding = DEFAULT_WEIGHT_ROUNDING if weight_rounding is None else weight_rounding
+    if weight_rounding not in ("gptq", "nearest"):
+        raise LitePoseError(f"weight rounding {weight_rounding!r}: use gptq or nearest")
     if precision not in PRECISIONS:
         raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
     with tempfile.TemporaryDirectory(prefix="litepose-export-") as tmp, contextlib.ExitStack() as stack:
@@ -81,6 +86,10 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
             stack.enter_context(_weights_restored(model))
             kinds = ("depthwise",) if bias_correction == "depthwise" else ("conv", "depthwise")
             empirical_bias_correction(model, representative_images, log, kinds)
+        if precision == "int8" and weight_rounding == "gptq" and representative_images is not None:
+            representative_images = list(representative_images)
+            stack.enter_context(_weights_restored(model))
+            gptq_weight_rounding(model, representative_images, log)
         conv = tf.lite.TFLiteConverter.from_saved_model(str(_saved_model(model, Path(tmp))))
         if precision == "fp16":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -231,6 +240,93 @@ def empirical_bias_correction(model, images, log=print, kinds=("conv", "depthwis
     return done
 
 
+def _same_pad(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    span = (k - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
+def _layer_patches(layer, x, rng, max_positions: int):
+    """The layer's input windows at up to `max_positions` random output positions, as its kernel sees them:
+    [P, kh*kw*C] for a conv, [P, kh*kw, C] for a depthwise conv (taps in the kernel's (kh, kw) order)."""
+    x = np.asarray(x)[0]
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+    h, w, c = x.shape
+    if layer.padding == "same":
+        (t, b), (l, r) = _same_pad(h, kh, sh, dh), _same_pad(w, kw, sw, dw)
+        x = np.pad(x, ((t, b), (l, r), (0, 0)))
+    oh, ow = (x.shape[0] - (kh - 1) * dh - 1) // sh + 1, (x.shape[1] - (kw - 1) * dw - 1) // sw + 1
+    pos = rng.choice(oh * ow, min(oh * ow, max_positions), replace=False)
+    ys, xs = (pos // ow) * sh, (pos % ow) * sw
+    ty, tx = np.meshgrid(np.arange(kh) * dh, np.arange(kw) * dw, indexing="ij")
+    p = x[ys[:, None] + ty.reshape(1, -1), xs[:, None] + tx.reshape(1, -1)]       # [P, kh*kw, C]
+    return p if _conv_kind(layer) == "depthwise" else p.reshape(len(p), -1)
+
+
+def _gptq_rows(w: np.ndarray, h: np.ndarray, damp: float = 0.01) -> np.ndarray:
+    """Round rows of `w` ([..., R, K], one output channel per row) to TFLite's int8 grid (symmetric, scale
+    max|row| / 127) so that the error e minimises e H e^T for the input second moments `h` ([..., K, K]):
+    column by column, each rounding error is pushed onto the columns not rounded yet through the Cholesky
+    factor of H^-1 (GPTQ, Frantar et al. 2022). Each row's largest weight stays put, so the converter
+    finds the same scale and keeps these values exactly."""
+    w = w.astype(np.float64)
+    amax = np.max(np.abs(w), axis=-1, keepdims=True)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    frozen = np.abs(w) == amax
+    original = w.copy()
+    k = w.shape[-1]
+    h = h + damp * np.mean(np.diagonal(h, axis1=-2, axis2=-1), axis=-1)[..., None, None] * np.eye(k) + 1e-12 * np.eye(k)
+    u = np.swapaxes(np.linalg.cholesky(np.linalg.inv(h)), -1, -2)     # upper factor of H^-1
+    for j in range(k):
+        col = np.where(frozen[..., j], original[..., j], w[..., j])
+        q = np.clip(np.round(col / scale[..., 0]), -127, 127) * scale[..., 0]
+        err = (col - q) / u[..., j, j][..., None]
+        w[..., j] = q
+        if j + 1 < k:
+            w[..., j + 1:] -= err[..., None] * u[..., j, j + 1:][..., None, :]
+            w[..., j + 1:] = np.where(frozen[..., j + 1:], original[..., j + 1:], w[..., j + 1:])
+    return w
+
+
+def gptq_weight_rounding(model, images, log=print, max_images: int = 8, max_positions: int = 2048,
+                         seed: int = 0) -> int:
+    """Give every conv kernel of `model` the int8 rounding with the least output error on `images`
+    (`_gptq_rows`, second moments of the layer's float inputs) instead of rounding to nearest: the graph,
+    its ops and its int8 scales are unchanged, only which grid point each weight lands on. Layers already
+    split into an int8 term and a remainder (`_int8` / `_rest`) are left alone. Mutates `model`'s weights;
+    returns the number of layers re-rounded."""
+    import keras
+
+    convs = [l for l in model.layers if _conv_kind(l) and not l.name.endswith(("_int8", "_rest"))]
+    images = list(images)[:max_images]
+    if not images:
+        raise LitePoseError("weight rounding needs at least one calibration image")
+    probe = keras.Model(model.inputs, [l.input for l in convs])
+    rng = np.random.default_rng(seed)
+    moments = [None] * len(convs)
+    for n, img in enumerate(images):
+        xs = probe(np.asarray(img, np.float32)[None], training=False)
+        xs = xs if isinstance(xs, (list, tuple)) else [xs]
+        for i, (layer, x) in enumerate(zip(convs, xs)):
+            p = _layer_patches(layer, x, rng, max_positions)
+            m = np.einsum("pkc,plc->ckl", p, p) if p.ndim == 3 else p.T @ p
+            m = m.astype(np.float64)
+            moments[i] = m if moments[i] is None else moments[i] + m
+        log(f"weight rounding: input statistics {n + 1}/{len(images)}")
+    for layer, h in zip(convs, moments):
+        kernel, *rest = layer.get_weights()
+        kh, kw, cin, cout = kernel.shape
+        if _conv_kind(layer) == "depthwise":           # rows: channels, columns: taps
+            rows = kernel.reshape(kh * kw, cin).T[:, None, :]
+            q = _gptq_rows(rows, h)[:, 0, :].T.reshape(kernel.shape)
+        else:                                           # rows: output channels, columns: kh*kw*cin
+            q = _gptq_rows(kernel.reshape(-1, cout).T, h).T.reshape(kernel.shape)
+        layer.set_weights([q.astype(np.float32)] + rest)
+    log(f"weight rounding: {len(convs)} conv layers rounded for the least output error")
+    return len(convs)
+
+
 MSE_SAMPLES = 20000
 
 
@@ -257,6 +353,8 @@ MSE_SCOPES = {"mse": None, "mse-backbone": ("normalize", "first_", "stage_"), "m
 # MSE-optimal clipping of the backbone's activations, min/max for the fusion and head tensors: higher SQNR on
 # every output of all three held-out folds than min/max everywhere (+0.3 to +4.6 dB; docs/int8.md section 3).
 DEFAULT_ACTIVATION_RANGES = "mse-backbone"
+# GPTQ rounding of the int8 weights (gptq_weight_rounding): same graph and scales, less output error.
+DEFAULT_WEIGHT_ROUNDING = "gptq"
 
 
 def _producer_layer(tensor_name: str) -> str:
