@@ -303,12 +303,17 @@ def gptq_weight_rounding(model, images, log=print, max_images: int = 8, max_posi
     if not images:
         raise LitePoseError("weight rounding needs at least one calibration image")
     probe = keras.Model(model.inputs, [l.input for l in convs])
-    rng = np.random.default_rng(seed)
+    # Positions drawn per input tensor: layers that are copies of one another (the heads' depthwise conv,
+    # duplicated for heatmaps and tags) get identical statistics and identical weights, which the converter
+    # then merges back into one op as it does with nearest rounding.
+    source = {}
+    input_ids = [source.setdefault(id(l.input), len(source)) for l in convs]
     moments = [None] * len(convs)
     for n, img in enumerate(images):
         xs = probe(np.asarray(img, np.float32)[None], training=False)
         xs = xs if isinstance(xs, (list, tuple)) else [xs]
         for i, (layer, x) in enumerate(zip(convs, xs)):
+            rng = np.random.default_rng((seed, n, input_ids[i]))
             p = _layer_patches(layer, x, rng, max_positions)
             m = np.einsum("pkc,plc->ckl", p, p) if p.ndim == 3 else p.T @ p
             m = m.astype(np.float64)
