@@ -246,6 +246,15 @@ def test_mse_clipping_scope_leaves_the_heads_at_min_max(shared_dir):
     assert sum(scoped[n] < 0.95 * minmax[n] for n in backbone) >= len(backbone) // 4
 
 
+def _contract_outputs(hm_in, tags_in, hm2_in, joints: int) -> dict:
+    """The three named outputs `export_tflite` expects, as 1x1 convs of small test graphs."""
+    import keras
+
+    return {"heatmaps_s4": keras.layers.Conv2D(joints, 1, name="hm")(hm_in),
+            "tags_s4": keras.layers.Conv2D(joints, 1, name="tags")(tags_in),
+            "heatmaps_s2": keras.layers.Conv2D(2, 1, name="hm2")(hm2_in)}
+
+
 def test_addends_of_a_saturating_sum_get_only_the_range_that_reaches_it():
     """A 3-piece depthwise sum followed by ReLU6 (the split-7x7 pattern): each addend's int8 range is cut to
     [out_lo - other_hi, out_hi - other_lo] (hand-computed here from the float tensors), which leaves the
@@ -266,10 +275,7 @@ def test_addends_of_a_saturating_sum_get_only_the_range_that_reaches_it():
     y = keras.layers.ReLU(6.0, name="out_relu6")(keras.layers.Add(name="sum")([s01, p2]))
     shared = keras.layers.DepthwiseConv2D(1, name="shared")(h)      # feeds a sum and an output
     z = keras.layers.ReLU(6.0, name="z_relu6")(keras.layers.Add(name="zsum")([y, shared]))
-    outputs = {"heatmaps_s4": keras.layers.Conv2D(2, 1, name="hm")(y),
-               "tags_s4": keras.layers.Conv2D(2, 1, name="tags")(shared),
-               "heatmaps_s2": keras.layers.Conv2D(2, 1, name="hm2")(z)}
-    model = keras.Model(image, outputs)
+    model = keras.Model(image, _contract_outputs(y, shared, z, 2))
     for layer in model.layers:
         w = layer.get_weights()
         if w:
@@ -363,10 +369,7 @@ def test_gptq_weight_rounding_in_export_beats_nearest_and_restores_the_model():
     # them with nearest rounding and must still be able to with GPTQ rounding
     copy_a = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="copy_a")(h)
     copy_b = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="copy_b")(h)
-    outputs = {"heatmaps_s4": keras.layers.Conv2D(4, 1, name="hm")(copy_a),
-               "tags_s4": keras.layers.Conv2D(4, 1, name="tags")(copy_b),
-               "heatmaps_s2": keras.layers.Conv2D(2, 1, name="hm2")(h)}
-    model = keras.Model(image, outputs)
+    model = keras.Model(image, _contract_outputs(copy_a, copy_b, h, 4))
     for layer in model.layers:
         w = layer.get_weights()
         if w:
