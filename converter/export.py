@@ -294,11 +294,12 @@ def gptq_weight_rounding(model, images, log=print, max_images: int = 8, max_posi
     """Give every conv kernel of `model` the int8 rounding with the least output error on `images`
     (`_gptq_rows`, second moments of the layer's float inputs) instead of rounding to nearest: the graph,
     its ops and its int8 scales are unchanged, only which grid point each weight lands on. Layers already
-    split into an int8 term and a remainder (`_int8` / `_rest`) are left alone. Mutates `model`'s weights;
-    returns the number of layers re-rounded."""
+    split into an int8 term and a remainder (`_int8` / `_rest`) and grouped convs are left alone. Mutates
+    `model`'s weights; returns the number of layers re-rounded."""
     import keras
 
-    convs = [l for l in model.layers if _conv_kind(l) and not l.name.endswith(("_int8", "_rest"))]
+    convs = [l for l in model.layers if _conv_kind(l) and not l.name.endswith(("_int8", "_rest"))
+             and int(getattr(l, "groups", 1)) == 1]
     images = list(images)[:max_images]
     if not images:
         raise LitePoseError("weight rounding needs at least one calibration image")

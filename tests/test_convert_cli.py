@@ -54,7 +54,8 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", ["truncated", "not_a_checkpoint", "arch_mismatch", "wrong_joints",
                                   "size_not_64", "missing_folder", "output_is_folder", "missing_checkpoint",
-                                  "int8_without_calibration", "bad_arch_name", "ranges_for_float"])
+                                  "int8_without_calibration", "bad_arch_name", "ranges_for_float",
+                                  "rounding_for_float"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -90,6 +91,8 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         extra, expect = ["--arch", "XXL"], ["--arch XXL"]
     elif case == "ranges_for_float":
         extra, expect = ["--activation-ranges", "mse-backbone"], ["--activation-ranges mse-backbone", "int8 only"]
+    elif case == "rounding_for_float":
+        extra, expect = ["--weight-rounding", "gptq"], ["--weight-rounding gptq", "int8 only"]
     before = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
     result = invoke(["convert", "--checkpoint", str(ckpt), "--output", str(out), "--input-size", "128x128", *extra]
                     if case != "size_not_64" else

@@ -57,7 +57,8 @@ def test_model_card_and_manifest_record_the_calibration(xs_int8, shared_dir):
     for im in calib["images"]:
         assert im["sha256"] == hashlib.sha256((folder / im["file"]).read_bytes()).hexdigest()
     assert card["graph"] == "deploy" and card["rewrites"]["ranges"] == "calibration images"
-    assert card["activation_ranges"] == "mse-backbone"
+    assert card["activation_ranges"] == "mse-backbone" and card["weight_rounding"] == "gptq"
+    assert card["saturating_sums_narrowed"] is True
     manifest = json.loads((path.parent / "manifest.json").read_text())
     entry = next(m for m in manifest["models"] if m["file"] == path.name)
     assert entry["precision"] == "int8" and entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
