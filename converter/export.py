@@ -412,6 +412,9 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
     final: dict[int, tuple[float, float]] = {}
 
     def finalise(i: int, useful=None) -> tuple[float, float]:
+        """Tensor i's int8 range, fixed once (measured, cut to `useful`, MSE-clipped in scope)."""
+        if i in final:
+            return final[i]
         k = k_of[i]
         a, b = measured[i]
         if useful is not None and max(a, useful[0]) < min(b, useful[1]):
@@ -424,13 +427,10 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
         final[i] = (a, b)
         return final[i]
 
-    useful = saturating_sum_ranges(model, measured, outputs, final, finalise) if narrow_sums else {}
-    for i in measured:
-        if i not in final:
-            finalise(i, useful.get(i))
+    useful = saturating_sum_ranges(model, measured, outputs, finalise) if narrow_sums else {}
     for k, i in enumerate(stats):
-        if i in final:
-            lo[k], hi[k] = final[i]
+        if i in measured:
+            lo[k], hi[k] = finalise(i, useful.get(i))
     if narrow_sums:
         narrowed = sum(1 for i in useful if final[i] != measured[i])
         log(f"activation ranges: {narrowed} addends of saturating sums narrowed to the values that reach the sum")
@@ -449,7 +449,7 @@ def measured_ranges_model(calibrated: bytes, images, log=print, method: str = "m
 _TFLITE_ADD = 0
 
 
-def saturating_sum_ranges(model, measured: dict, graph_outputs: set, final: dict, finalise) -> dict:
+def saturating_sum_ranges(model, measured: dict, graph_outputs: set, finalise) -> dict:
     """Ranges outside of which an addend of an int8 ADD cannot change the ADD's output.
 
     An int8 ADD clamps its result to its own range (for a fused ReLU6, [0, 6]). So an addend `a` of
@@ -457,7 +457,7 @@ def saturating_sum_ranges(model, measured: dict, graph_outputs: set, final: dict
     range): that is why a wide partial sum of a split depthwise kernel, or the two terms of a precise conv,
     need not spend their int8 steps on values the ReLU6 after the sum throws away. Walks the ADDs from the
     outputs back (so a partial sum's own narrowed range narrows its addends in turn); only tensors whose
-    one consumer is that ADD. `finalise(i, useful)` fixes tensor i's range and records it in `final`.
+    one consumer is that ADD. `finalise(i, useful)` gives tensor i's final range (fixed on first call).
     Returns {tensor index: (lo, hi)} of the narrowed addends."""
     graph = model.subgraphs[0]
     consumers: dict[int, int] = Counter(int(t) for op in graph.operators for t in op.inputs if t >= 0)
@@ -470,7 +470,7 @@ def saturating_sum_ranges(model, measured: dict, graph_outputs: set, final: dict
         a, b = (int(t) for t in op.inputs)
         if o not in measured or a not in measured or b not in measured or a == b:
             continue
-        o_lo, o_hi = final[o] if o in final else finalise(o, useful.get(o))
+        o_lo, o_hi = finalise(o, useful.get(o))
         for x, other in ((a, b), (b, a)):
             if consumers[x] == 1 and x not in graph_outputs:
                 useful[x] = (o_lo - measured[other][1], o_hi - measured[other][0])

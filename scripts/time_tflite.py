@@ -27,9 +27,11 @@ def main():
     args = ap.parse_args()
     from python_ref.errors import LitePoseError
     from python_ref.io_utils import write_text_atomic
-    from python_ref.runner import _interpreter_class
+    from python_ref.runner import _first_line, _interpreter_class
 
     Interpreter = _interpreter_class()
+    if not Path(args.out).resolve().parent.is_dir():
+        sys.exit(f"Error: {args.out}: the folder {Path(args.out).parent} does not exist")
     threads = [int(t) for t in args.threads.split(",")]
     interps = {}
     try:
@@ -38,13 +40,16 @@ def main():
             if not sep or not Path(path).is_file():
                 raise LitePoseError(f"{spec}: expected NAME=FILE.tflite with an existing file")
             for th in threads:
-                it = Interpreter(model_path=path, num_threads=th)
-                it.allocate_tensors()
+                try:
+                    it = Interpreter(model_path=path, num_threads=th)
+                    it.allocate_tensors()
+                except (ValueError, RuntimeError) as e:
+                    raise LitePoseError(f"{path}: not a loadable .tflite model ({_first_line(e)})") from None
                 d = it.get_input_details()[0]
                 it.set_tensor(d["index"], np.random.default_rng(0).integers(0, 255, d["shape"]).astype(d["dtype"]))
                 it.invoke()  # warm-up
                 interps[(name, th)] = it
-    except (LitePoseError, ValueError, RuntimeError) as e:
+    except LitePoseError as e:
         sys.exit(f"Error: {e}")
     times = {key: [] for key in interps}
     for r in range(args.rounds):
@@ -57,7 +62,10 @@ def main():
     result = {"rounds": args.rounds, "runs": args.runs, "models": dict(m.split("=", 1) for m in args.models),
               "latency_ms": [{"model": n, "threads": th, "median": round(float(np.median(v)), 2),
                               "min": round(float(np.min(v)), 2)} for (n, th), v in times.items()]}
-    write_text_atomic(args.out, json.dumps(result, indent=1))
+    try:
+        write_text_atomic(args.out, json.dumps(result, indent=1))
+    except (LitePoseError, OSError) as e:
+        sys.exit(f"Error: {_first_line(e)}")
     for row in result["latency_ms"]:
         print(f"{row['model']:>10s} {row['threads']}T  median {row['median']:7.1f} ms  min {row['min']:7.1f} ms")
 
