@@ -194,7 +194,7 @@ def weight_error_means(model, images, kinds=("conv", "depthwise")) -> dict[str, 
     from .rewrites import int8_grid
 
     convs = [l for l in model.layers if _conv_kind(l) in kinds]
-    probe = keras.Model(model.inputs, [l.input for l in convs])
+    probe = keras.Model(model.inputs[0], [l.input for l in convs])
     deltas = []
     for l in convs:
         k = l.get_weights()[0]
@@ -303,7 +303,7 @@ def gptq_weight_rounding(model, images, log=print, max_images: int = 8, max_posi
     images = list(images)[:max_images]
     if not images:
         raise LitePoseError("weight rounding needs at least one calibration image")
-    probe = keras.Model(model.inputs, [l.input for l in convs])
+    probe = keras.Model(model.inputs[0], [l.input for l in convs])
     # Positions drawn per input tensor: layers that are copies of one another (the heads' depthwise conv,
     # duplicated for heatmaps and tags) get identical statistics and identical weights, which the converter
     # then merges back into one op as it does with nearest rounding.
