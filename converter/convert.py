@@ -203,7 +203,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                                        "min_sqnr_db": worst},
                "graph": graph, "rewrites": rewrites, "calibration": calib_manifest,
                **({"activation_ranges": activation_ranges, "weight_rounding": weight_rounding,
-                   "saturating_sums_narrowed": True} if precision == "int8" else {})})
+                   "saturating_sums_narrowed": True, "summed_biases_centred": True} if precision == "int8" else {})})
     if keras_path:
         with atomic_path(keras_path) as tmp:
             tmp_keras = Path(str(tmp) + ".keras")

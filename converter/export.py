@@ -61,7 +61,7 @@ def _saved_model(model, workdir: Path) -> Path:
 def export_tflite(model, precision: str, representative_images=None, input_dtype: str = "uint8",
                   output_dtype: str = "float32", log=print, recalibrate: bool = True,
                   range_method: str | None = None, bias_correction: bool | str = False,
-                  narrow_sums: bool = True, weight_rounding: str | None = None) -> bytes:
+                  narrow_sums: bool = True, weight_rounding: str | None = None, centre_sums: bool = True) -> bytes:
     """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
     (already letterboxed to the model input) for int8 calibration. `recalibrate` replaces the converter's
     activation ranges by ranges measured op by op (see `_exact_activation_ranges`); `range_method` ("minmax"
@@ -70,7 +70,7 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
     (`empirical_bias_correction`); the Keras model's weights are restored afterwards. `narrow_sums` (int8,
     with `recalibrate`): see `saturating_sum_ranges`. `weight_rounding` (int8): "gptq" (default
     `DEFAULT_WEIGHT_ROUNDING`; `gptq_weight_rounding`, the Keras model's weights restored afterwards) or
-    "nearest"."""
+    "nearest". `centre_sums` (int8): `centre_sum_addends`, the Keras model's weights restored afterwards."""
     import tensorflow as tf
 
     range_method = DEFAULT_ACTIVATION_RANGES if range_method is None else range_method
@@ -86,6 +86,10 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
             stack.enter_context(_weights_restored(model))
             kinds = ("depthwise",) if bias_correction == "depthwise" else ("conv", "depthwise")
             empirical_bias_correction(model, representative_images, log, kinds)
+        if precision == "int8" and centre_sums and representative_images is not None:
+            representative_images = list(representative_images)
+            stack.enter_context(_weights_restored(model))
+            centre_sum_addends(model, representative_images, log)
         if precision == "int8" and weight_rounding == "gptq" and representative_images is not None:
             representative_images = list(representative_images)
             stack.enter_context(_weights_restored(model))
@@ -331,6 +335,128 @@ def gptq_weight_rounding(model, images, log=print, max_images: int = 8, max_posi
         layer.set_weights([q.astype(np.float32)] + rest)
     log(f"weight rounding: {len(convs)} conv layers rounded for the least output error")
     return len(convs)
+
+
+def _summed_convs(model) -> list[list]:
+    """The input convs of every Add whose inputs all come from linear convs with a bias, each read by that Add
+    only (the pieces of a split depthwise conv, the two deconvolutions of a fusion phase): per-channel
+    constants can move between those biases without changing the sum. (Offsets carried along the residual
+    streams, with the 1x1 convs reading the stream absorbing them, were measured too: 1 dB worse on every
+    output, docs/int8.md.)"""
+    import keras
+
+    uses = Counter(id(t) for layer in model.layers for node in layer._inbound_nodes for t in node.input_tensors)
+    uses.update(id(t) for t in model.outputs)
+    found = []
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Add):
+            continue
+        convs = [t._keras_history[0] for t in layer.input]
+        if len(convs) >= 2 and all(_conv_kind(c) and c.use_bias and int(getattr(c, "groups", 1)) == 1
+                                   and c.activation is keras.activations.linear and uses[id(t)] == 1
+                                   for c, t in zip(convs, layer.input)):
+            found.append(convs)
+    return found
+
+
+def _centring_shifts(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Per-channel constants d [n, C] (columns summing to 0) to add to n addends, chosen to minimise the summed
+    width of the ranges TFLite quantises: each addend and each partial sum a0 + ... + ak (k = 1..n-2; a chain
+    of ADDs). `lo`, `hi` [n + n - 2, C]: measured per-channel min/max of the addends, then of the partial
+    sums. A linear programme: ranges [L_T, U_T] must hold every shifted channel; `eps` prefers channels centred
+    in their tensor's range where the widths leave freedom."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n_tensors, c = lo.shape
+    n = (n_tensors + 2) // 2
+    # shift of tensor T in channel j = sum over free addends i of member[T, i] * d[i, j]; addend n-1 = -sum
+    member = np.zeros((n_tensors, n - 1))
+    for i in range(n - 1):
+        member[i, i] = 1.0
+    member[n - 1, :] = -1.0
+    for k in range(1, n - 1):
+        member[n + k - 1, :k + 1] = 1.0
+    nd, nb = (n - 1) * c, n_tensors
+    n_var = nd + 2 * nb + n_tensors * c        # d, U, L, |centre offset|
+    rows, cols, vals, rhs = [], [], [], []
+    r = 0
+
+    def add_row(entries, bound):
+        nonlocal r
+        for col, v in entries:
+            rows.append(r), cols.append(col), vals.append(v)
+        rhs.append(bound)
+        r += 1
+
+    mid = (lo + hi) / 2
+    for t in range(n_tensors):
+        u, l_, a0 = nd + t, nd + nb + t, nd + 2 * nb + t * c
+        for j in range(c):
+            shift = [(i * c + j, member[t, i]) for i in range(n - 1) if member[t, i]]
+            add_row(shift + [(u, -1.0)], -hi[t, j])                                  # hi + s <= U
+            add_row([(col, -v) for col, v in shift] + [(l_, 1.0)], lo[t, j])           # L <= lo + s
+            centre = [(u, -0.5), (l_, -0.5)]
+            add_row(shift + centre + [(a0 + j, -1.0)], -mid[t, j])                     # |mid + s - (U+L)/2| <= a
+            add_row([(col, -v) for col, v in shift] + [(u, 0.5), (l_, 0.5), (a0 + j, -1.0)], mid[t, j])
+    cost = np.zeros(n_var)
+    cost[nd:nd + nb], cost[nd + nb:nd + 2 * nb] = 1.0, -1.0
+    cost[nd + 2 * nb:] = eps / c
+    a_ub = sparse.csr_matrix((vals, (rows, cols)), shape=(r, n_var))
+    bounds = [(None, None)] * (nd + 2 * nb) + [(0, None)] * (n_tensors * c)
+    res = linprog(cost, A_ub=a_ub, b_ub=np.asarray(rhs), bounds=bounds, method="highs")
+    if res.status != 0:
+        raise LitePoseError(f"centring the summed convs failed: {res.message}")
+    d = res.x[:nd].reshape(n - 1, c)
+    return np.concatenate([d, -d.sum(0, keepdims=True)])
+
+
+def centre_sum_addends(model, images, log=print) -> int:
+    """Move per-channel constants between the biases of convs that are summed (the pieces of a split
+    depthwise conv, the two deconvolutions of a fusion step) so that each addend's channels, and each partial
+    sum's, share one narrow range: TFLite quantises every addend and partial sum with one scale per tensor, and
+    channels offset from one another widen it (e.g. a split 7x7 piece 44 wide where its channels centred need
+    25). The sums, the graph and its ops are unchanged. Mutates `model`'s weights; returns the number of Adds
+    centred."""
+    import keras
+
+    summed = _summed_convs(model)
+    images = list(images)
+    if not summed or not images:
+        return 0
+    leaves = [c for convs in summed for c in convs]
+    probe = keras.Model(model.inputs[0], [c.output for c in leaves])
+    lo = [None] * len(summed)
+    hi = [None] * len(summed)
+    for n_img, img in enumerate(images):
+        ys = probe(np.asarray(img, np.float32)[None], training=False)
+        ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+        k = 0
+        for s, convs in enumerate(summed):
+            parts = [np.asarray(y, np.float64).reshape(-1, y.shape[-1]) for y in ys[k:k + len(convs)]]
+            k += len(convs)
+            tensors = parts + list(np.cumsum(parts, axis=0)[1:len(parts) - 1])
+            a = np.stack([t.min(0) for t in tensors])
+            b = np.stack([t.max(0) for t in tensors])
+            lo[s] = a if lo[s] is None else np.minimum(lo[s], a)
+            hi[s] = b if hi[s] is None else np.maximum(hi[s], b)
+        log(f"centring summed convs: ranges {n_img + 1}/{len(images)}")
+    before = after = 0.0
+    for s, convs in enumerate(summed):
+        d = _centring_shifts(lo[s], hi[s])
+        shifts = _tensor_shifts(d)
+        before += float(np.sum(hi[s].max(1) - lo[s].min(1)))
+        after += float(np.sum((hi[s] + shifts).max(1) - (lo[s] + shifts).min(1)))
+        for conv, shift in zip(convs, d):
+            kernel, bias = conv.get_weights()
+            conv.set_weights([kernel, (bias.astype(np.float64) + shift).astype(np.float32)])
+    log(f"centring summed convs: {len(summed)} sums, quantised ranges {before:.0f} -> {after:.0f} wide in total")
+    return len(summed)
+
+
+def _tensor_shifts(d: np.ndarray) -> np.ndarray:
+    """Shifts of the addends and partial sums (the rows of `_centring_shifts`' lo/hi) for addend shifts d."""
+    return np.concatenate([d, np.cumsum(d, axis=0)[1:len(d) - 1]])
 
 
 MSE_SAMPLES = 20000

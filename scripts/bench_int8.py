@@ -97,7 +97,7 @@ def main(argv=None):
         precision = opts.pop("precision", "int8")
         graph = opts.pop("graph", "deploy")
         bias_correction = opts.pop("bias_correction", False)
-        extra = {k: opts.pop(k) for k in ("range_method", "narrow_sums", "weight_rounding") if k in opts}  # default: export_tflite's
+        extra = {k: opts.pop(k) for k in ("range_method", "narrow_sums", "weight_rounding", "centre_sums") if k in opts}  # default: export_tflite's
         src = model if graph == "plain" else build_deploy_model(model, info["arch"], info["num_joints"],
                                                                  DeployOptions(**opts), ranges=ranges)
         t0 = time.perf_counter()

@@ -58,7 +58,7 @@ def test_model_card_and_manifest_record_the_calibration(xs_int8, shared_dir):
         assert im["sha256"] == hashlib.sha256((folder / im["file"]).read_bytes()).hexdigest()
     assert card["graph"] == "deploy" and card["rewrites"]["ranges"] == "calibration images"
     assert card["activation_ranges"] == "mse-backbone" and card["weight_rounding"] == "gptq"
-    assert card["saturating_sums_narrowed"] is True
+    assert card["saturating_sums_narrowed"] is True and card["summed_biases_centred"] is True
     manifest = json.loads((path.parent / "manifest.json").read_text())
     entry = next(m for m in manifest["models"] if m["file"] == path.name)
     assert entry["precision"] == "int8" and entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -457,3 +457,119 @@ def test_gptq_gives_copies_of_a_layer_the_same_weights():
     for kind in ("pw", "dw"):
         a, b = (model.get_layer(f"{kind}_{i}").get_weights()[0] for i in "ab")
         assert np.array_equal(a, b), kind
+
+
+def test_centring_shifts_line_up_the_channels_of_each_addend():
+    """Two addends whose channels sit 10 apart (a: [0, 2] and [10, 12]; b: [5, 7] and [-5, -3]): moving a
+    constant of 10 from one bias to the other in channel 1 leaves each addend 2 wide instead of 12. With
+    three addends the partial sum a0 + a1 is counted too, and no range gets wider in total."""
+    from converter.export import _centring_shifts, _tensor_shifts
+
+    lo = np.array([[0.0, 10.0], [5.0, -5.0]])
+    hi = np.array([[2.0, 12.0], [7.0, -3.0]])
+    d = _centring_shifts(lo, hi)
+    np.testing.assert_allclose(d.sum(0), 0.0, atol=1e-9)              # the sum is unchanged
+    widths = (hi + d).max(1) - (lo + d).min(1)
+    np.testing.assert_allclose(widths, [2.0, 2.0], atol=1e-6)
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 5, (3, 16))
+    lo3 = np.concatenate([centres - 1, centres[:1] + centres[1:2] - 1.5])  # addends, then a0 + a1
+    hi3 = np.concatenate([centres + 1, centres[:1] + centres[1:2] + 1.5])
+    d3 = _centring_shifts(lo3, hi3)
+    np.testing.assert_allclose(d3.sum(0), 0.0, atol=1e-9)
+    s3 = _tensor_shifts(d3)
+    np.testing.assert_allclose(s3[3], d3[0] + d3[1])
+    before = np.sum(hi3.max(1) - lo3.min(1))
+    after = np.sum((hi3 + s3).max(1) - (lo3 + s3).min(1))
+    assert after < 0.5 * before, (before, after)
+
+
+def _split_sum_model(rng):
+    """A 3-piece depthwise sum + ReLU6 whose pieces' channels are offset from one another by their biases
+    (as the split 7x7 pieces are), plus an Add with a bias-free input and one whose input is read twice."""
+    import keras
+
+    image = keras.Input((16, 16, 3), batch_size=1, name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu6", name="expand")(image)
+    pieces = [keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=d, name=f"piece{i}")(h)
+              for i, d in enumerate((1, 2, 3))]
+    y = keras.layers.ReLU(6.0, name="out_relu6")(keras.layers.Add(name="sum")(pieces))
+    no_bias = keras.layers.DepthwiseConv2D(1, use_bias=False, name="no_bias")(h)
+    biased = keras.layers.DepthwiseConv2D(1, name="biased")(h)
+    z = keras.layers.Add(name="zsum")([no_bias, biased])
+    twice = keras.layers.DepthwiseConv2D(1, name="twice")(y)
+    other = keras.layers.DepthwiseConv2D(1, name="other")(y)
+    w = keras.layers.Add(name="wsum")([twice, other])
+    model = keras.Model(image, _contract_outputs(z, twice, keras.layers.Add(name="both")([y, w]), 2))
+    for layer in model.layers:
+        for_layer = layer.get_weights()
+        if for_layer:
+            scale = 0.02 if layer.name == "expand" else 0.3
+            new = [rng.normal(0, scale, for_layer[0].shape)]
+            if len(for_layer) > 1:
+                new.append(rng.normal(0, 4.0 if layer.name.startswith("piece") else 0.1, for_layer[1].shape))
+            layer.set_weights([v.astype(np.float32) for v in new])
+    return model
+
+
+def test_centring_moves_bias_between_summed_pieces_only_and_keeps_the_function():
+    """`centre_sum_addends` touches only the Add whose inputs are all biased convs read by it alone; the
+    network's outputs stay the same (float rounding), and every piece and the partial sum piece0 + piece1
+    get narrower on the images it measured."""
+    import keras
+
+    from converter.export import _summed_convs, centre_sum_addends
+
+    rng = np.random.default_rng(5)
+    model = _split_sum_model(rng)
+    assert [[c.name for c in convs] for convs in _summed_convs(model)] == [["piece0", "piece1", "piece2"]]
+    images = [rng.uniform(0, 255, (16, 16, 3)).astype(np.float32) for _ in range(6)]
+    pieces = [model.get_layer(f"piece{i}").output for i in range(3)]
+    probe = keras.Model(model.inputs[0], pieces + list(model.outputs))
+
+    def widths_and_outputs():
+        res = [probe(x[None]) for x in images]
+        vals = [np.concatenate([np.asarray(r[i]).reshape(-1, 8) for r in res]) for i in range(3)]
+        vals.append(vals[0] + vals[1])
+        return [float(v.max() - v.min()) for v in vals], [r[3:] for r in res]
+
+    before, out_before = widths_and_outputs()
+    untouched = {n: [w.copy() for w in model.get_layer(n).get_weights()] for n in ("no_bias", "biased", "twice")}
+    assert centre_sum_addends(model, images, log=lambda m: None) == 1
+    after, out_after = widths_and_outputs()
+    for a, b in zip(out_before, out_after):
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(np.asarray(v), np.asarray(u), atol=2e-4)
+    assert all(w_after < w_before for w_after, w_before in zip(after, before)), (before, after)
+    for n, ws in untouched.items():
+        assert all(np.array_equal(u, v) for u, v in zip(ws, model.get_layer(n).get_weights()))
+
+
+def test_export_centres_the_sums_with_the_same_ops_and_restores_the_model():
+    """int8 export with and without centring: same ops, narrower int8 scales for the pieces, held-out
+    outputs at least as close to float, and the Keras model keeps its weights."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converter.export import _producer_layer, export_tflite, inspect_tflite
+
+    rng = np.random.default_rng(9)
+    model = _split_sum_model(rng)
+    float_weights = [w.copy() for w in model.get_weights()]
+    calib = [rng.uniform(0, 255, (16, 16, 3)).astype(np.float32) for _ in range(8)]
+    plain = export_tflite(model, "int8", calib, log=lambda m: None, centre_sums=False)
+    centred = export_tflite(model, "int8", calib, log=lambda m: None, centre_sums=True)
+    assert all(np.array_equal(a, b) for a, b in zip(float_weights, model.get_weights()))
+    assert inspect_tflite(centred)["ops"] == inspect_tflite(plain)["ops"]
+
+    def piece_scales(data):
+        out = {}
+        for t in Interpreter(model_content=data).get_tensor_details():
+            name = _producer_layer(t["name"])
+            if t["dtype"] == np.int8 and name.startswith("piece") and len(t["quantization_parameters"]["scales"]) == 1:
+                out[name] = float(t["quantization_parameters"]["scales"][0])
+        return out
+
+    p, c = piece_scales(plain), piece_scales(centred)
+    assert set(p) == set(c) and len(p) == 3
+    assert all(c[k] < p[k] for k in p), (p, c)

@@ -46,6 +46,8 @@ SINGLE = {
     "merge_stem_expand": {"fold_bn": True, "merge_stem_expand": True},
     "equalize_heads": {"fold_bn": True, "equalize_heads": True},
     "equalize_heads_balanced": {"fold_bn": True, "equalize_heads": True, "head_balance": True},
+    "joint_heads": {"joint_heads": True},
+    "joint_heads_equalised": {"fold_bn": True, "equalize_heads": True, "joint_heads": True},
     "equalize_relu": {"fold_bn": True, "equalize_relu": True},
     "precise_layers": {"precise_layers": ("first_1", "final_refined_0_conv_3_heatmaps", "stage_0_0_point_conv")},
     "all (default)": None,
