@@ -112,6 +112,24 @@ def jpeg_roundtrip(image_rgb: np.ndarray, quality: int = SENSITIVITY_JPEG_QUALIT
     return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
+def input_views(image_rgb: np.ndarray, count: int) -> list[np.ndarray]:
+    """`count` fixed variations of an image (mirrored, shifted by a few pixels, rescaled by 0.8-0.95): the
+    int8 error of a network this sensitive moves by about a decibel between two images or two nearly equal
+    builds, so a steadier SQNR pools over more inputs than the few annotated images."""
+    import cv2
+
+    views = []
+    for i in range(count):
+        dy, dx = (5 * i) % 13, (7 * i) % 17
+        v = image_rgb[dy:, dx:]
+        scale = (1.0, 0.9, 0.8, 0.95)[(i // 2) % 4]
+        if scale != 1.0:
+            size = (max(1, round(v.shape[1] * scale)), max(1, round(v.shape[0] * scale)))
+            v = cv2.resize(v, size, interpolation=cv2.INTER_AREA)
+        views.append(np.ascontiguousarray(v[:, ::-1] if i % 2 == 0 else v))
+    return views
+
+
 def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE, limit: int | None = None):
     """People above the score threshold, best first; at most `limit` (COCO evaluation scores at most 20
     detections per image, so a reference with more people could never be matched in full)."""
@@ -268,9 +286,11 @@ def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label,
 def run_validate(*, model: str, reference: str, images: str, report: str, annotations: str | None = None,
                  min_sqnr: float | None = None, min_oks_ap: float | None = None, max_ap_drop: float | None = None,
                  threads=(1, 2), runs: int = 10, mode: str = "fast", joint_map: str = "auto",
-                 exclude_calibration: bool = False, max_overlays: int = 12, input_sensitivity: bool = True) -> dict:
+                 exclude_calibration: bool = False, max_overlays: int = 12, input_sensitivity: bool = True,
+                 views: int = 0) -> dict:
     """Validate `model` against `reference`; write the report; return it. Raises LitePoseError for user
-    errors; sets report['passed'] (the CLI exits 1 when False)."""
+    errors; sets report['passed'] (the CLI exits 1 when False). `views`: also pool the SQNR over that many
+    variations of each image (`input_views`; reported, not a threshold)."""
     from python_ref.io_utils import write_bytes_atomic, write_text_atomic
     from python_ref.preprocess import letterbox, load_image_rgb
     from python_ref.runner import TFLiteRunner
@@ -285,6 +305,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         raise LitePoseError(f"{report}: the folder {report_dir.parent} does not exist")
     if mode not in ("fast", "official"):
         raise LitePoseError(f"--mode {mode}: use fast or official")
+    if views < 0:
+        raise LitePoseError(f"--views {views}: use 0 or more")
     files = _list_images(Path(images))
     runner = TFLiteRunner(model)
     input_hw, num_joints = runner.input_hw, runner.num_joints
@@ -307,6 +329,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
 
     energies = {k: _Energy() for k in OUTPUT_NAMES}
     jpeg_energies = {k: _Energy() for k in OUTPUT_NAMES}
+    view_energies = {k: _Energy() for k in OUTPUT_NAMES}
     jpeg_all, jpeg_all_scores = [], []
     per_image, overlap = [], []
     ref_people, model_people, model_all, model_all_scores = [], [], [], []
@@ -342,6 +365,11 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
             jp, js = _decode(out_jpeg, mode)
             jpeg_all.append(_to_image(jp, box))
             jpeg_all_scores.append(js)
+        for view in input_views(rgb, views):
+            view_boxed = letterbox(view, input_hw)[0]
+            view_ref, view_model = ref(view_boxed), runner(view_boxed)
+            for k in OUTPUT_NAMES:
+                view_energies[k].add(view_ref[k], view_model[k])
         rp_keep, rs_keep = _people(rp, rs, limit=MAX_DETECTIONS)
         mp_keep, ms_keep = _people(mp, ms, limit=MAX_DETECTIONS)
         ref_people.append(rp_keep)
@@ -426,6 +454,10 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                                    "model_people": int(sum(len(p) for p in model_people))},
         "oks_ap_vs_reference": oks,
         "input_sensitivity": sensitivity,
+        "views": None if not views else {
+            "per_image": views, "inputs": evaluated * views,
+            "description": "mirrored / shifted / rescaled (0.8-0.95) copies of each image",
+            "sqnr_db": {k: sqnr_from(e.signal, e.noise) for k, e in view_energies.items()}},
         "per_joint_error_px": per_joint,
         "annotations": ap,
         "latency": timings,
@@ -520,6 +552,10 @@ def format_markdown(r: dict) -> str:
     if sens:
         lines += ["", "The last column is the float reference against itself when each input is saved once as JPEG "
                   "(quality 95, invisible): how much an imperceptible input change moves the outputs."]
+    views = r.get("views")
+    if views:
+        lines += ["", f"Over {views['inputs']} views ({views['per_image']} {views['description']}): SQNR "
+                  + ", ".join(f"{k} {_fmt(v)} dB" for k, v in views["sqnr_db"].items()) + "."]
     pc, oks = r["person_count_agreement"], r["oks_ap_vs_reference"]
     lines += ["", "## Poses", "",
               f"- OKS-AP of the model's poses against the reference's (score > {r['person_score_threshold']}): "
@@ -593,13 +629,17 @@ def _command():
                   help="Leave out images the model card lists as calibration images.")
     @click.option("--input-sensitivity/--no-input-sensitivity", default=True, show_default=True,
                   help="Also run the reference on a JPEG-95 copy of each input, for scale (one more reference run).")
+    @click.option("--views", type=int, default=0, show_default=True,
+                  help="Also report the SQNR pooled over N mirrored / shifted / rescaled copies of each image: "
+                  "steadier than the few images themselves when comparing two builds.")
     def validate_command(model, reference, images, annotations, report, min_sqnr, min_oks_ap, max_ap_drop, threads,
-                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity):
+                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity, views):
         """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
         result = run_validate(model=model, reference=reference, images=images, annotations=annotations,
                               report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
                               threads=_threads(threads), runs=runs, mode=mode, joint_map=joint_map,
-                              exclude_calibration=exclude_calibration_images, input_sensitivity=input_sensitivity)
+                              exclude_calibration=exclude_calibration_images, input_sensitivity=input_sensitivity,
+                              views=views)
         failed = [c["check"] for c in result["checks"] if not c["passed"]]
         if failed:
             raise LitePoseError(f"{model}: below the thresholds: {'; '.join(failed)} (report in {report})")

@@ -40,6 +40,20 @@ def test_match_people_pairs_nearest_and_sqnr():
     assert sqnr_from(1.0, 0.0) == float("inf")
 
 
+def test_input_views_are_fixed_small_variations():
+    from converter.validate import input_views
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (60, 80, 3)).astype(np.uint8)
+    views = input_views(image, 4)
+    assert len(views) == 4 and views[0].shape == image.shape
+    np.testing.assert_array_equal(views[0], image[:, ::-1])                    # mirrored
+    np.testing.assert_array_equal(views[1], image[5:, 7:])                     # shifted
+    assert views[2].shape == (round(50 * 0.9), round(66 * 0.9), 3)            # shifted, rescaled
+    assert all(np.array_equal(a, b) for a, b in zip(views, input_views(image, 4)))   # deterministic
+    assert input_views(image, 0) == []
+
+
 def test_jpeg_roundtrip_is_a_small_real_change():
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[0:64, 0:96]
@@ -110,10 +124,14 @@ def test_thresholds_fail_with_exit_1_after_writing_the_report(xs_models, shared_
     root, ckpt, _ = xs_models
     res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images",
                      shared_dir / "data" / "coco" / "images", "--report", tmp_path / "r", "--min-sqnr", 99,
-                     "--runs", 1, "--threads", "1", "--no-input-sensitivity"])
+                     "--runs", 1, "--threads", "1", "--no-input-sensitivity", "--views", 3])
     assert res.exit_code == 1
     assert "below the thresholds" in res.output and "Traceback" not in res.output
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    # 3 views per image pooled: a real int8-vs-float SQNR of other inputs (finite, near the images' own)
+    assert rep["views"]["inputs"] == 3 * len(rep["per_image"])
+    for k, v in rep["outputs"].items():
+        assert 0 < rep["views"]["sqnr_db"][k] < 99 and abs(rep["views"]["sqnr_db"][k] - v["sqnr_db"]) < 10
     assert not rep["passed"] and all(not c["passed"] for c in rep["checks"])
     assert rep["images"]["calibration_overlap"] == []
     assert rep["input_sensitivity"] is None
