@@ -7,11 +7,11 @@ path (XNNPACK) at 1 and 2 threads, and score its outputs against the float Keras
 
 A variant is NAME=JSON: "precision" (fp32|fp16|dynamic|int8, default int8), "graph" (deploy|plain), and any
 `converter.rewrites.DeployOptions` field, or the `export_tflite` options "range_method" (minmax | mse |
-mse-backbone | mse-heads; default mse-backbone, as `litepose convert`), "bias_correction" (false | true | "depthwise") and "narrow_sums" (default true). Timing: rounds of
-all models interleaved (the machine is shared and noisy, so variants are compared within one run), median
-over rounds x runs. The letterbox is the
-contract's (ImageNet mean-colour border); `--letterbox-fill black` reproduces the earlier black border
-(docs/int8.md section 1).
+mse-backbone | mse-heads; default mse-backbone, as `litepose convert`), "bias_correction" (false | true |
+"depthwise"), "narrow_sums", "centre_sums" (default true) and "weight_rounding" (gptq | nearest). Timing:
+rounds of all models interleaved (the machine is shared and noisy, so variants are compared within one run),
+median over rounds x runs. The letterbox is the contract's (ImageNet mean-colour border);
+`--letterbox-fill black` reproduces the earlier black border (docs/int8.md section 1).
 """
 from __future__ import annotations
 
