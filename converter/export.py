@@ -411,17 +411,18 @@ def _centring_shifts(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-3) -> np.nd
     return np.concatenate([d, -d.sum(0, keepdims=True)])
 
 
-def centre_sum_addends(model, images, log=print) -> int:
+def centre_sum_addends(model, images, log=print, max_images: int = 32) -> int:
     """Move per-channel constants between the biases of convs that are summed (the pieces of a split
     depthwise conv, the two deconvolutions of a fusion step) so that each addend's channels, and each partial
     sum's, share one narrow range: TFLite quantises every addend and partial sum with one scale per tensor, and
     channels offset from one another widen it (e.g. a split 7x7 piece 44 wide where its channels centred need
-    25). The sums, the graph and its ops are unchanged. Mutates `model`'s weights; returns the number of Adds
-    centred."""
+    25). The sums, the graph and its ops are unchanged. Ranges from the first `max_images` images (the int8
+    ranges themselves are measured on all of them later). Mutates `model`'s weights; returns the number of
+    Adds centred."""
     import keras
 
     summed = _summed_convs(model)
-    images = list(images)
+    images = list(images)[:max_images]
     if not summed or not images:
         return 0
     leaves = [c for convs in summed for c in convs]
