@@ -359,12 +359,13 @@ def _summed_convs(model) -> list[list]:
     return found
 
 
-def _centring_shifts(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+def _centring_shifts(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-3, centre_weight: float = 1e-2) -> np.ndarray:
     """Per-channel constants d [n, C] (columns summing to 0) to add to n addends, chosen to minimise the summed
     width of the ranges TFLite quantises: each addend and each partial sum a0 + ... + ak (k = 1..n-2; a chain
     of ADDs). `lo`, `hi` [n + n - 2, C]: measured per-channel min/max of the addends, then of the partial
-    sums. A linear programme: ranges [L_T, U_T] must hold every shifted channel; `eps` prefers channels centred
-    in their tensor's range where the widths leave freedom."""
+    sums. A linear programme: ranges [L_T, U_T] (L_T <= 0 <= U_T, as TFLite's) must hold every shifted channel;
+    where the widths leave freedom, `centre_weight` prefers ranges centred on zero (MSE clipping shrinks a
+    range towards zero) and `eps` channels centred in their tensor's range."""
     from scipy import sparse
     from scipy.optimize import linprog
 
@@ -378,7 +379,7 @@ def _centring_shifts(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-3) -> np.nd
     for k in range(1, n - 1):
         member[n + k - 1, :k + 1] = 1.0
     nd, nb = (n - 1) * c, n_tensors
-    n_var = nd + 2 * nb + n_tensors * c        # d, U, L, |centre offset|
+    n_var = nd + 2 * nb + n_tensors * c + nb   # d, U, L, |channel centre offset|, |U + L|
     rows, cols, vals, rhs = [], [], [], []
     r = 0
 
@@ -399,11 +400,17 @@ def _centring_shifts(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-3) -> np.nd
             centre = [(u, -0.5), (l_, -0.5)]
             add_row(shift + centre + [(a0 + j, -1.0)], -mid[t, j])                     # |mid + s - (U+L)/2| <= a
             add_row([(col, -v) for col, v in shift] + [(u, 0.5), (l_, 0.5), (a0 + j, -1.0)], mid[t, j])
+    z0 = nd + 2 * nb + n_tensors * c
+    for t in range(n_tensors):                                                          # |U + L| <= z
+        add_row([(nd + t, 1.0), (nd + nb + t, 1.0), (z0 + t, -1.0)], 0.0)
+        add_row([(nd + t, -1.0), (nd + nb + t, -1.0), (z0 + t, -1.0)], 0.0)
     cost = np.zeros(n_var)
     cost[nd:nd + nb], cost[nd + nb:nd + 2 * nb] = 1.0, -1.0
-    cost[nd + 2 * nb:] = eps / c
+    cost[nd + 2 * nb:z0] = eps / c
+    cost[z0:] = centre_weight
     a_ub = sparse.csr_matrix((vals, (rows, cols)), shape=(r, n_var))
-    bounds = [(None, None)] * (nd + 2 * nb) + [(0, None)] * (n_tensors * c)
+    # TFLite widens every activation range to hold 0, so a tensor's range is [min(L, 0), max(U, 0)]
+    bounds = [(None, None)] * nd + [(0, None)] * nb + [(None, 0)] * nb + [(0, None)] * (n_tensors * c + nb)
     res = linprog(cost, A_ub=a_ub, b_ub=np.asarray(rhs), bounds=bounds, method="highs")
     if res.status != 0:
         raise LitePoseError(f"centring the summed convs failed: {res.message}")

@@ -97,6 +97,7 @@ def main(argv=None):
     ap.add_argument("--calib-count", type=int, default=100)
     ap.add_argument("--images", required=True, help="evaluation images (held out from calibration)")
     ap.add_argument("--layers", default=None, help="score each layer matching this regex alone")
+    ap.add_argument("--no-centre-sums", action="store_true", help="the model was built with centre_sums=False")
     ap.add_argument("--out", required=True, help="JSON results")
     args = ap.parse_args(argv)
 
@@ -111,7 +112,8 @@ def main(argv=None):
     model, info = build_keras_from_checkpoint(args.checkpoint, input_hw=hw)
     calib = build_calibration_set(args.calib_images, hw, count=args.calib_count, log=lambda m: None)
     deploy, _ = graph_for_export(model, info["arch"], info["num_joints"], "deploy", calib.images, log=lambda m: None)
-    centre_sum_addends(deploy, calib.images, log=lambda m: None)
+    if not args.no_centre_sums:
+        centre_sum_addends(deploy, calib.images, log=lambda m: None)
     grids = int8_grids(args.model)
     quantised = [l.name for l in deploy.layers if l.name in grids]
     xs = [pp.letterbox(pp.load_image_rgb(p), hw)[0].astype(np.float32)[None]
