@@ -74,6 +74,7 @@ def main(argv=None):
         fill_letterbox(args.letterbox_fill)
 
     from ai_edge_litert.interpreter import Interpreter
+    from time_tflite import interleaved_times_ms     # scripts/ is on sys.path when run as a script
 
     from converter.archs import parse_input_size
     from converter.checkpoint import build_keras_from_checkpoint
@@ -119,7 +120,6 @@ def main(argv=None):
 
     threads = [int(t) for t in args.threads.split(",")]
     image = evals[0][1]
-    times = {(n, t): [] for n in results for t in threads}
     interps = {}
     for n, r in results.items():
         for t in threads:
@@ -130,13 +130,7 @@ def main(argv=None):
                           else (image.astype(np.int16) - 128).astype(np.int8)[None])
             it.invoke()
             interps[(n, t)] = it
-    for rnd in range(args.rounds):
-        for key, it in interps.items():
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                it.invoke()
-                times[key].append((time.perf_counter() - t0) * 1000)
-        print(f"timing round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)
+    times = interleaved_times_ms(interps, args.rounds, args.runs)
     for (n, t), v in times.items():
         results[n]["latency_ms"][str(t)] = {"median": round(float(np.median(v)), 2), "min": round(float(np.min(v)), 2)}
     out = {"command": " ".join(sys.argv), "checkpoint": Path(args.checkpoint).name, "input_size": args.input_size,

@@ -17,6 +17,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def interleaved_times_ms(interps: dict, rounds: int, runs: int) -> dict:
+    """{key: [ms, ...]} for ready interpreters, timed round after round over all of them (`runs` invocations
+    each per round), so that a drift of the shared host hits every model alike."""
+    times = {key: [] for key in interps}
+    for r in range(rounds):
+        for key, it in interps.items():
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                it.invoke()
+                times[key].append((time.perf_counter() - t0) * 1e3)
+        print(f"timing round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="+", help="NAME=FILE.tflite")
@@ -51,14 +65,7 @@ def main():
                 interps[(name, th)] = it
     except LitePoseError as e:
         sys.exit(f"Error: {e}")
-    times = {key: [] for key in interps}
-    for r in range(args.rounds):
-        for key, it in interps.items():
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                it.invoke()
-                times[key].append((time.perf_counter() - t0) * 1e3)
-        print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+    times = interleaved_times_ms(interps, args.rounds, args.runs)
     result = {"rounds": args.rounds, "runs": args.runs, "models": dict(m.split("=", 1) for m in args.models),
               "latency_ms": [{"model": n, "threads": th, "median": round(float(np.median(v)), 2),
                               "min": round(float(np.min(v)), 2)} for (n, th), v in times.items()]}
