@@ -82,3 +82,51 @@ def test_random_custom_checkpoint_loads_strictly_and_is_detected(custom_model):
     with pytest.raises(LitePoseError, match=r"stage\.2\.1\.depth_conv\.0\.weight \(48, 1, 7, 7\) vs expected "
                                             r"\(48, 1, 9, 9\).*missing 1 keys: final_raw\.1\.conv\.3\.weight"):
         load_weights_into(custom_model, sd, "custom.pth")
+
+
+def _trained_like_weights(arch, joints, seed):
+    """Random weights with batch-norm statistics of a trained net's order (gamma 0.6-2, beta -0.5-1, as the
+    shared random checkpoints): activations stay O(1) and ReLU6 clips sometimes."""
+    rng = np.random.default_rng(seed)
+    sd = {}
+    for k, s in _official_shapes(arch, joints).items():
+        if k.endswith("running_var"):
+            sd[k] = rng.uniform(0.5, 2.0, s)
+        elif k.endswith("running_mean"):
+            sd[k] = rng.normal(0.0, 0.2, s)
+        elif len(s) == 1:
+            sd[k] = rng.uniform(0.6, 2.0, s) if k.endswith(".weight") else rng.uniform(-0.5, 1.0, s)
+        else:
+            sd[k] = rng.normal(0.0, 1.0, s) / np.sqrt(np.prod(s[1:]))
+    return {k: v.astype(np.float32) for k, v in sd.items()}
+
+
+@pytest.mark.needs_shared
+def test_custom_arch_deploy_graph_is_exact_and_converts_to_full_integer(shared_dir, tmp_path):
+    """Kernels 3/5/9 and a stride-1 stage go through the same rewrites (depthwise split, sub-pixel deconv
+    phases, joint heads, centred sums) as the released archs: equal in float, full-integer int8 close to it."""
+    pytest.importorskip("tensorflow")
+    import python_ref.preprocess as pp
+    from converter.export import export_tflite
+    from converter.rewrites import build_deploy_model, measure_channel_ranges, verify_deploy_model
+    from python_ref.runner import TFLiteRunner
+
+    hw, joints = (160, 224), 14
+    model = build_litepose(CUSTOM, joints, hw)
+    load_weights_into(model, _trained_like_weights(CUSTOM, joints, 3), "custom.pth")
+    files = sorted((shared_dir / "data" / "coco" / "images").iterdir()) + sorted((shared_dir / "data" / "aic" / "images").iterdir())
+    images = [pp.letterbox(pp.load_image_rgb(p), hw)[0] for p in files]
+    calib, held_out = images[:-1], images[-1]
+    deploy = build_deploy_model(model, CUSTOM, joints, ranges=measure_channel_ranges(model, CUSTOM, calib))
+    assert verify_deploy_model(model, deploy, held_out, tolerance=1e-4)["max_abs_error"] < 1e-3
+
+    path = tmp_path / "custom_int8.tflite"
+    path.write_bytes(export_tflite(deploy, "int8", representative_images=calib, log=lambda m: None))
+    runner = TFLiteRunner(path)
+    assert runner.input_dtype == np.uint8 and runner.input_hw == hw
+    out = runner.run_batch(held_out[None])
+    ref = {k: np.asarray(v)[0] for k, v in model(held_out[None].astype(np.float32)).items()}
+    for k in ("heatmaps_s4", "tags_s4", "heatmaps_s2"):
+        assert out[k].shape == ref[k].shape
+        sqnr = 10 * np.log10(np.sum(ref[k] ** 2) / np.sum((ref[k] - out[k]) ** 2))
+        assert sqnr > 22, f"{k}: {sqnr:.1f} dB"
