@@ -58,15 +58,17 @@ def int8_grids(model_path: str) -> dict[str, tuple[float, int]]:
     return grids
 
 
-def run_graph(model, x, rounded: set, grids: dict):
+def run_graph(model, x, rounded: set, grids: dict, on_grid=None, value=np.asarray):
     """The Keras graph run layer by layer, the outputs of layers in `rounded` put on their int8 grid (for an
-    Add of more than two inputs: the partial sum of the first two, as TFLite's chain of ADDs computes it)."""
+    Add of more than two inputs: the partial sum of the first two, as TFLite's chain of ADDs computes it).
+    `on_grid(v, scale, zero_point)` rounds (default: numpy); `value` turns a layer output into what the next
+    layers read (numpy arrays by default; the identity keeps TensorFlow tensors for gradients)."""
     import keras
 
-    def on_grid(v, name):
-        s, z = grids[name]
+    def rounding(v, s, z):
         return (np.clip(np.round(v / s) + z, -128, 127) - z) * s
 
+    on_grid = on_grid or rounding
     vals = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -76,44 +78,59 @@ def run_graph(model, x, rounded: set, grids: dict):
         if isinstance(layer, keras.layers.Add) and len(ins) > 2:
             y = ins[0] + ins[1]
             if layer.name in rounded:
-                y = on_grid(y, layer.name)
+                y = on_grid(y, *grids[layer.name])
             for v in ins[2:]:
                 y = y + v
         else:
-            y = np.asarray(layer(ins if len(ins) > 1 else ins[0]))
+            y = value(layer(ins if len(ins) > 1 else ins[0]))
             if layer.name in rounded:
-                y = on_grid(y, layer.name)
+                y = on_grid(y, *grids[layer.name])
         vals[id(layer.output)] = y
     return {name: vals[id(t)] for name, t in zip(sorted(model.output), model.outputs)} \
         if isinstance(model.output, dict) else [vals[id(t)] for t in model.outputs]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="the int8 .tflite built by litepose convert")
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--input-size", default="448x448")
-    ap.add_argument("--calib-images", required=True, help="the calibration folder the model was built with")
-    ap.add_argument("--calib-count", type=int, default=100)
-    ap.add_argument("--images", required=True, help="evaluation images (held out from calibration)")
-    ap.add_argument("--layers", default=None, help="score each layer matching this regex alone")
-    ap.add_argument("--no-centre-sums", action="store_true", help="the model was built with centre_sums=False")
-    ap.add_argument("--out", required=True, help="JSON results")
-    args = ap.parse_args(argv)
-
-    import python_ref.preprocess as pp
+def rebuilt_deploy_graph(checkpoint: str, input_size: str, calib_images: str, calib_count: int = 100,
+                         centre_sums: bool = True):
+    """The float deploy graph exactly as `litepose convert` builds it for int8 from this calibration folder
+    (same equalisation scales, same centred biases); returns (graph, input hw, calibration set)."""
     from converter.archs import parse_input_size
     from converter.calibration import build_calibration_set
     from converter.checkpoint import build_keras_from_checkpoint
     from converter.convert import graph_for_export
     from converter.export import centre_sum_addends
 
-    hw = parse_input_size(args.input_size)
-    model, info = build_keras_from_checkpoint(args.checkpoint, input_hw=hw)
-    calib = build_calibration_set(args.calib_images, hw, count=args.calib_count, log=lambda m: None)
+    hw = parse_input_size(input_size)
+    model, info = build_keras_from_checkpoint(checkpoint, input_hw=hw)
+    calib = build_calibration_set(calib_images, hw, count=calib_count, log=lambda m: None)
     deploy, _ = graph_for_export(model, info["arch"], info["num_joints"], "deploy", calib.images, log=lambda m: None)
-    if not args.no_centre_sums:
+    if centre_sums:
         centre_sum_addends(deploy, calib.images, log=lambda m: None)
+    return deploy, hw, calib
+
+
+def model_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options that name an int8 model and how it was built, and the held-out images."""
+    ap.add_argument("--model", required=True, help="the int8 .tflite built by litepose convert")
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--input-size", default="448x448")
+    ap.add_argument("--calib-images", required=True, help="the calibration folder the model was built with")
+    ap.add_argument("--calib-count", type=int, default=100)
+    ap.add_argument("--images", required=True, help="evaluation images (held out from calibration)")
+    return ap
+
+
+def main(argv=None):
+    ap = model_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    ap.add_argument("--layers", default=None, help="score each layer matching this regex alone")
+    ap.add_argument("--no-centre-sums", action="store_true", help="the model was built with centre_sums=False")
+    ap.add_argument("--out", required=True, help="JSON results")
+    args = ap.parse_args(argv)
+
+    import python_ref.preprocess as pp
+
+    deploy, hw, _ = rebuilt_deploy_graph(args.checkpoint, args.input_size, args.calib_images, args.calib_count,
+                                         not args.no_centre_sums)
     grids = int8_grids(args.model)
     quantised = [l.name for l in deploy.layers if l.name in grids]
     xs = [pp.letterbox(pp.load_image_rgb(p), hw)[0].astype(np.float32)[None]
