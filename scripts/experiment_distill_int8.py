@@ -81,7 +81,8 @@ def main(argv=None):
     history = []
 
     def record(step, seconds):
-        row = {"step": step, "seconds": round(seconds), "held_out_int8_db": sqnr_db(target_held, outputs(f_int8, held_out)),
+        row = {"step": step, "seconds": round(seconds),
+               "held_out_int8_db": sqnr_db(target_held, outputs(f_int8, held_out)),
                "train_int8_db": sqnr_db(target_train, outputs(f_int8, train))}
         if step:
             row["float_drift_db"] = sqnr_db(target_held, outputs(f_float, held_out))
@@ -108,7 +109,8 @@ def main(argv=None):
         step(tf.constant(train[idx]), {k: tf.constant(v[idx]) for k, v in target_train.items()})
         if s % args.every == 0 or s == args.steps:
             record(s, time.perf_counter() - t0)
-    Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "cosine": args.cosine, "steps": args.steps,
+    Path(args.out).write_text(json.dumps({"model": args.model, "lr": args.lr, "cosine": args.cosine,
+                                          "steps": args.steps,
                                           "batch": args.batch, "views": args.views, "train_inputs": len(train),
                                           "held_out_inputs": len(held_out), "history": history}, indent=1))
     print(f"wrote {args.out}")

@@ -114,7 +114,7 @@ def test_custom_arch_deploy_graph_is_exact_and_converts_to_full_integer(shared_d
     hw, joints = (160, 224), 14
     model = build_litepose(CUSTOM, joints, hw)
     load_weights_into(model, _trained_like_weights(CUSTOM, joints, 3), "custom.pth")
-    files = sorted((shared_dir / "data" / "coco" / "images").iterdir()) + sorted((shared_dir / "data" / "aic" / "images").iterdir())
+    files = [p for d in ("coco", "aic") for p in sorted((shared_dir / "data" / d / "images").iterdir())]
     images = [pp.letterbox(pp.load_image_rgb(p), hw)[0] for p in files]
     calib, held_out = images[:-1], images[-1]
     deploy = build_deploy_model(model, CUSTOM, joints, ranges=measure_channel_ranges(model, CUSTOM, calib))
