@@ -107,7 +107,7 @@ def test_custom_arch_deploy_graph_is_exact_and_converts_to_full_integer(shared_d
     phases, joint heads, centred sums) as the released archs: equal in float, full-integer int8 close to it."""
     pytest.importorskip("tensorflow")
     import python_ref.preprocess as pp
-    from converter.export import export_tflite
+    from converter.export import export_tflite, inspect_tflite
     from converter.rewrites import build_deploy_model, measure_channel_ranges, verify_deploy_model
     from python_ref.runner import TFLiteRunner
 
@@ -122,6 +122,10 @@ def test_custom_arch_deploy_graph_is_exact_and_converts_to_full_integer(shared_d
 
     path = tmp_path / "custom_int8.tflite"
     path.write_bytes(export_tflite(deploy, "int8", representative_images=calib, log=lambda m: None))
+    from test_int8 import INTEGER_OPS
+
+    ops = inspect_tflite(path)["ops"]
+    assert set(ops) - {"QUANTIZE", "DEQUANTIZE"} <= INTEGER_OPS, ops
     runner = TFLiteRunner(path)
     assert runner.input_dtype == np.uint8 and runner.input_hw == hw
     out = runner.run_batch(held_out[None])
