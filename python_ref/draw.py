@@ -25,7 +25,7 @@ def _fixed(x: float, y: float) -> tuple[int, int]:
 
 
 def draw_poses(image_rgb: np.ndarray, poses: np.ndarray, scores: np.ndarray, skeleton,
-               min_person_score: float = 0.1, min_joint_score: float = 0.0) -> np.ndarray:
+               min_person_score: float = 0.1, min_joint_score: float = 0.1) -> np.ndarray:
     """A copy of `image_rgb` (uint8 RGB) with every person whose score >= `min_person_score` drawn.
 
     `poses` (P, J, 3) x, y, score in the image's pixels; a joint is drawn when its score is above

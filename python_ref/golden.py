@@ -11,12 +11,14 @@ import dataclasses
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import write_bytes_atomic, write_text_atomic
+from .io_utils import final_mode, write_bytes_atomic, write_text_atomic
 
 FORMAT = "litepose-golden/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -145,27 +147,49 @@ def read_golden_case(json_path: str | os.PathLike) -> dict:
 
 def export_golden_for_model(model_path: str | os.PathLike, images: list[str], out_dir: str | os.PathLike,
                             prefix: str | None = None, num_threads: int | None = None, log=None) -> list[Path]:
-    """Run a deployed .tflite on each image (letterbox, like the app) and write one golden case per image."""
+    """Run a deployed .tflite on each image (letterbox, like the app) and write one golden case per image.
+
+    Cases are built in a staging folder and moved into `out_dir` only when every image went through, so a
+    bad image or model leaves `out_dir` as it was."""
     from .preprocess import letterbox, load_image_rgb
     from .runner import TFLiteRunner
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise LitePoseError(f"{out_dir}: exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    if not parent.is_dir():
+        raise LitePoseError(f"{out_dir}: the folder {parent} does not exist")
+    prefix = prefix if prefix is not None else re.sub(r"[^A-Za-z0-9._-]", "_", Path(model_path).stem)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", prefix):
+        raise LitePoseError(f"--prefix {prefix!r}: case names may only use letters, digits, '.', '_' and '-'")
+    names, used = [], {}
+    for image_path in images:  # one case per image; equal stems get -2, -3, ...
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(image_path).stem) or "image"
+        used[stem] = used.get(stem, 0) + 1
+        names.append(f"{prefix}__{stem}" + (f"-{used[stem]}" if used[stem] > 1 else ""))
     runner = TFLiteRunner(model_path, num_threads=num_threads)
-    prefix = prefix or re.sub(r"[^A-Za-z0-9._-]", "_", Path(model_path).stem)
-    written = []
-    for i, image_path in enumerate(images):
-        image = load_image_rgb(image_path)
-        net_input, box = letterbox(image, runner.input_hw)
-        raw = runner.run_raw(runner.prepare_input(net_input))
-        outputs = runner.dequantize(raw)
-        quant = {k: runner.output_quantization[k] for k in OUTPUT_NAMES if raw[k].dtype in (np.int8, np.uint8)}
-        name = f"{prefix}__{re.sub(r'[^A-Za-z0-9._-]', '_', Path(image_path).stem)}"
-        written.append(export_golden(out_dir, name, outputs, quantization=quant or None,
-                                     raw_outputs=raw if quant else None, letterbox=box,
-                                     source={"image": Path(image_path).name, "model": Path(model_path).name}))
-        if log:
-            log(f"golden {i + 1}/{len(images)}: {written[-1].name}")
-    return written
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    except OSError as exc:
+        raise LitePoseError(f"{out_dir}: cannot write here ({exc.strerror})") from None
+    try:
+        for i, (image_path, name) in enumerate(zip(images, names)):
+            image = load_image_rgb(image_path)
+            net_input, box = letterbox(image, runner.input_hw)
+            raw = runner.run_raw(runner.prepare_input(net_input))
+            outputs = runner.dequantize(raw)
+            quant = {k: runner.output_quantization[k] for k in OUTPUT_NAMES if raw[k].dtype in (np.int8, np.uint8)}
+            case = export_golden(staging, name, outputs, quantization=quant or None,
+                                 raw_outputs=raw if quant else None, letterbox=box,
+                                 source={"image": Path(image_path).name, "model": Path(model_path).name})
+            if log:
+                log(f"golden {i + 1}/{len(images)}: {case.name}")
+        out_dir.mkdir(exist_ok=True)
+        # data files first, each case's JSON last: a reader never sees a case without its arrays
+        for f in sorted(staging.iterdir(), key=lambda f: f.suffix == ".json"):
+            os.chmod(f, final_mode(out_dir / f.name))
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / f"{name}.json" for name in names]

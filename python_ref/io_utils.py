@@ -23,11 +23,50 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, final_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def images_in_folder(folder: str | os.PathLike) -> list[Path]:
+    """The image files below `folder` (sub-folders too), sorted by relative path."""
+    folder = Path(folder)
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: p.relative_to(folder).as_posix())
+
+
+def final_mode(path: Path) -> int:
+    """mkstemp makes 0600 files; the result gets the mode of the file it replaces, else 0666 minus the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def check_distinct(outputs: dict[str, object], inputs: dict[str, object]) -> None:
+    """Refuse an output path that is one of the inputs (or another output): writing it would destroy it.
+
+    Both maps are {what: path}; None values are ignored.
+    """
+    seen: dict[Path, str] = {}
+    for what, path in inputs.items():
+        if path is not None:
+            seen[Path(path).resolve()] = what
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in seen:
+            raise LitePoseError(f"{path}: the {what} would overwrite the {seen[key]}; choose another path")
+        seen[key] = what
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

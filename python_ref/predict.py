@@ -23,8 +23,8 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import atomic_path, write_bytes_atomic
-from .preprocess import letterbox, load_image_rgb, official_resize
+from .io_utils import IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, write_bytes_atomic
+from .preprocess import InputTooLarge, letterbox, load_image_rgb, official_resize
 
 MODES = ("official", "fast")
 PERSON_SCORE_SHOWN = 0.1  # progress lines count and overlays draw people at or above this score
@@ -43,9 +43,13 @@ class DeployedModel:
         if joints is not None and joints != self.num_joints:
             raise LitePoseError(f"{path}: --joints {joints}, but the model has {self.num_joints} joints")
         h, w = self.runner.input_hw
-        self.description = f"{Path(path).name} ({h}x{w} {self.runner.input_dtype.name} input, {self.num_joints} joints)"
+        from .runner import runtime_name
+
+        self.description = (f"{Path(path).name} ({h}x{w} {self.runner.input_dtype.name} input, {self.num_joints} "
+                            f"joints; {runtime_name()})")
 
     def prepare(self, image_rgb: np.ndarray):
+        """(network input uint8 RGB at the model's size, its `Letterbox` to map poses back)."""
         return letterbox(image_rgb, self.runner.input_hw)
 
     def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,6 +95,7 @@ class CheckpointModel:
         return model
 
     def prepare(self, image_rgb: np.ndarray):
+        """(network input uint8 RGB at the official per-image size, its `OfficialTransform`)."""
         return official_resize(image_rgb, self.input_size)
 
     def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
@@ -99,18 +104,27 @@ class CheckpointModel:
         return {name: np.asarray(out[name], np.float32)[0] for name in ("heatmaps_s4", "tags_s4", "heatmaps_s2")}
 
 
-def predict_image(model, image_rgb: np.ndarray, mode: str, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: bool | None = None,
+                  source: str = "image") -> tuple[np.ndarray, np.ndarray]:
     """Poses (P, J, 3) float32 x, y, score in ORIGINAL image pixels and person scores (P,).
 
-    A joint with no detection has score 0 and x = y = 0.
+    Pixel u covers [u, u+1) (corner convention: subtract 0.5 to draw at OpenCV pixel centres). A joint
+    with no detection has score 0 and x = y = 0. `mode` / `flip` default to the model's own defaults
+    (fast without flip for a .tflite model, official with flip for a checkpoint); `source` names the image
+    in error messages.
     """
     from . import decoder, keypoints
 
+    mode = model.default_mode if mode is None else mode
+    flip = model.default_flip if flip is None else flip
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if flip and mode == "fast":
         raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
-    net_input, transform = model.prepare(image_rgb)
+    try:
+        net_input, transform = model.prepare(image_rgb)
+    except InputTooLarge as exc:
+        raise LitePoseError(f"{source}: {exc}") from None
     outputs = model(net_input)
     if mode == "official":
         flip_outputs = model(np.ascontiguousarray(net_input[:, ::-1])) if flip else None
@@ -148,6 +162,25 @@ def _overlay_names(images: list[str]) -> list[str]:
     return names
 
 
+def expand_images(images) -> list[str]:
+    """Image arguments with every folder replaced by the image files below it (sorted); missing paths fail."""
+    if not images:
+        raise LitePoseError("no images given")
+    out: list[str] = []
+    for image in images:
+        path = Path(image)
+        if path.is_dir():
+            found = images_in_folder(path)
+            if not found:
+                raise LitePoseError(f"{image}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            out.extend(str(f) for f in found)
+        elif not path.is_file():
+            raise LitePoseError(f"{image}: no such image file")
+        else:
+            out.append(str(image))
+    return out
+
+
 def check_images(images) -> None:
     """Fail before any slow work if an input is missing or a folder (decoding errors come per image)."""
     if not images:
@@ -160,71 +193,108 @@ def check_images(images) -> None:
             raise LitePoseError(f"{image}: no such image file")
 
 
-def check_json_path(json_path) -> Path:
+def check_json_path(json_path) -> Path | None:
+    """The --json file (None for `-`, standard output), checked before any slow work."""
+    if str(json_path) == "-":
+        return None
     json_path = Path(json_path)
     if json_path.is_dir():
         raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
-    if not json_path.parent.is_dir():
-        raise LitePoseError(f"{json_path}: the folder {json_path.parent} does not exist")
+    parent = json_path.parent if str(json_path.parent) else Path(".")
+    if not parent.is_dir():
+        raise LitePoseError(f"{json_path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise LitePoseError(f"{json_path}: the folder {parent} is not writable")
     return json_path
 
 
 def run_predict(model, images: list[str], json_path, mode: str | None = None, flip: bool | None = None,
-                draw_dir=None, progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Predict every image, write the JSON list atomically (nothing is written if any image fails) and
-    optionally one overlay per image into `draw_dir`. Returns the entries."""
+                draw_dir=None, progress: Callable[[str], None] | None = None, skip_unreadable: bool = False,
+                min_joint_score: float = 0.1, model_files: dict | None = None) -> list[dict]:
+    """Predict every image, then write the JSON list (`-`: standard output) and, optionally, one overlay per
+    image into `draw_dir`. Nothing is written if an image fails, unless `skip_unreadable` (an image that
+    cannot be read is then left out with a warning). Returns the entries."""
     mode = model.default_mode if mode is None else mode
     flip = model.default_flip if flip is None else flip
     if mode == "fast" and flip:
         raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
-    check_images(images)
+    images = expand_images(images)
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     json_path = check_json_path(json_path)
     skeleton = None
+    overlay_paths = [None] * len(images)
     if draw_dir is not None:
         from . import keypoints
 
         draw_dir = Path(draw_dir)
         if draw_dir.exists() and not draw_dir.is_dir():
             raise LitePoseError(f"{draw_dir}: --draw needs a folder, this is a file")
-        try:
-            draw_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
+        overlay_paths = [draw_dir / name for name in _overlay_names(images)]
         try:
             skeleton = keypoints.dataset_for_joints(model.num_joints).skeleton
         except LitePoseError:  # an unknown joint layout: draw the joints without limbs
             skeleton = ()
+    inputs = {f"input image {image}": image for image in images}
+    inputs.update(model_files or {})
+    check_distinct({"--json output": json_path, **{f"overlay {p.name}": p for p in overlay_paths if p}}, inputs)
+    if draw_dir is not None:
+        try:
+            draw_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
+        if not os.access(draw_dir, os.W_OK):
+            raise LitePoseError(f"{draw_dir}: the --draw folder is not writable")
     progress(f"{model.description}: {len(images)} image(s), {mode} decoder, flip {'on' if flip else 'off'}")
     entries: list[dict] = []
-    for i, (image, overlay_name) in enumerate(zip(images, _overlay_names(images)), 1):
+    overlays: list[tuple[Path, bytes]] = []
+    skipped = 0
+    for i, (image, overlay_path) in enumerate(zip(images, overlay_paths), 1):
         start = time.perf_counter()
-        rgb = load_image_rgb(image)
-        poses, scores = predict_image(model, rgb, mode, flip)
+        try:
+            rgb = load_image_rgb(image)
+        except LitePoseError as exc:
+            if not skip_unreadable:
+                raise
+            skipped += 1
+            progress(f"[{i}/{len(images)}] skipped: {exc}")
+            continue
+        poses, scores = predict_image(model, rgb, mode, flip, source=image)
         entries.extend(result_entries(str(image), poses, scores))
         shown = int((scores >= PERSON_SCORE_SHOWN).sum())
         line = (f"[{i}/{len(images)}] {image}: {len(scores)} people ({shown} with score >= {PERSON_SCORE_SHOWN}), "
                 f"{(time.perf_counter() - start) * 1000:.0f} ms")
-        if draw_dir is not None:
+        if overlay_path is not None:
             import cv2
 
             from .draw import draw_poses
 
-            overlay = draw_poses(rgb, poses, scores, skeleton, min_person_score=PERSON_SCORE_SHOWN)
+            overlay = draw_poses(rgb, poses, scores, skeleton, min_person_score=PERSON_SCORE_SHOWN,
+                                 min_joint_score=min_joint_score)
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
             if not ok:
-                raise LitePoseError(f"{draw_dir / overlay_name}: OpenCV cannot encode the overlay")
-            write_bytes_atomic(draw_dir / overlay_name, buf.tobytes())
-            line += f" -> {draw_dir / overlay_name}"
+                raise LitePoseError(f"{overlay_path}: OpenCV cannot encode the overlay")
+            overlays.append((overlay_path, buf.tobytes()))
+            line += f" -> {overlay_path}"
         progress(line)
-    with atomic_path(json_path) as tmp:
-        Path(tmp).write_text(json.dumps(entries, separators=(",", ":")) + "\n", encoding="utf-8")
-    progress(f"wrote {len(entries)} people from {len(images)} image(s) to {json_path}")
+    if skipped == len(images):
+        raise LitePoseError(f"none of the {len(images)} images could be read; nothing written")
+    # Every image went through: only now write, so a failure leaves no partial set of files behind.
+    for path, data in overlays:
+        write_bytes_atomic(path, data)
+    text = json.dumps(entries, separators=(",", ":")) + "\n"
+    if json_path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with atomic_path(json_path) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+    done = f"wrote {len(entries)} people from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
+    progress(done + (f" ({skipped} unreadable image(s) skipped)" if skipped else ""))
     return entries
 
 
 @click.command("predict")
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_FOLDER...")
 @click.option("--model", "model_path", default=None, metavar="FILE.tflite",
               help="Deployed LiteRT model (letterboxed input; needs no TensorFlow).")
 @click.option("--checkpoint", default=None, metavar="PATH",
@@ -239,10 +309,17 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
               help="Decoder. Default: official for --checkpoint, fast for --model.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="CPU threads for the network.")
 @click.option("--json", "json_path", required=True, metavar="OUT.json",
-              help="Output: a JSON list, one entry per person {image, keypoints [x, y, score]*J, score}.")
+              help="Output: a JSON list, one entry per person {image, keypoints [x, y, score]*J, score}, in "
+              "original-image pixels with pixel u covering [u, u+1); `-` writes it to standard output.")
 @click.option("--draw", "draw_dir", default=None, metavar="DIR", help="Also write one overlay per image into DIR.")
-def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, threads, json_path, draw_dir):
-    """Detect the poses in IMAGE... and write them, in original image pixels, to --json."""
+@click.option("--min-joint-score", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Overlays: draw joints (and limbs) whose score is at least this.")
+@click.option("--skip-unreadable", is_flag=True,
+              help="Leave out images that cannot be read (with a warning) instead of stopping.")
+def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, threads, json_path, draw_dir,
+                    min_joint_score, skip_unreadable):
+    """Detect the poses in each IMAGE (a folder: every image below it) and write them, in original image
+    pixels, to --json."""
     if (model_path is None) == (checkpoint is None):
         raise click.UsageError("give exactly one of --model FILE.tflite or --checkpoint PATH")
     if model_path is not None and arch is not None:
@@ -252,12 +329,16 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         raise click.UsageError("--flip needs --mode official (the fast decoder has no flip test; "
                                "--model defaults to it)")
     joints = int(joints) if joints else None
-    check_images(images)
+    images = expand_images(images)
     check_json_path(json_path)
+    model_files = ({"model": model_path, "model card": Path(model_path).with_suffix(".json")} if model_path
+                   else {"checkpoint": checkpoint, "arch file": arch if arch and arch.endswith(".json") else None})
+    check_distinct({"--json output": None if json_path == "-" else json_path}, model_files)
     if model_path is not None:
         model = DeployedModel(model_path, num_threads=threads, joints=joints)
     else:
         click.echo(f"loading {checkpoint} (TensorFlow) ...", err=True)
         model = CheckpointModel(checkpoint, arch=arch, joints=joints, num_threads=threads)
-    run_predict(model, list(images), json_path, mode=mode, flip=flip, draw_dir=draw_dir,
-                progress=lambda line: click.echo(line, err=True))
+    run_predict(model, images, json_path, mode=mode, flip=flip, draw_dir=draw_dir,
+                progress=lambda line: click.echo(line, err=True), skip_unreadable=skip_unreadable,
+                min_joint_score=min_joint_score, model_files=model_files)

@@ -68,6 +68,13 @@ def _ceil64(v: float) -> int:
     return int((v + 63) // 64 * 64)
 
 
+MAX_INPUT_SIDE = 4096  # network inputs beyond this need tens of GB; refuse them with a message instead
+
+
+class InputTooLarge(ValueError):
+    """An image whose official-mode network input would exceed MAX_INPUT_SIDE (an extreme aspect ratio)."""
+
+
 def official_input_size(image_hw: tuple[int, int], input_size: int) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
     """The official `get_multi_scale_size(image, input_size, 1.0, 1.0)`.
 
@@ -87,6 +94,9 @@ def official_input_size(image_hw: tuple[int, int], input_size: int) -> tuple[tup
         h_in = int(min_input_size)
         w_in = int(_ceil64(min_input_size / h * w))
         scale = np.array([w_in / h_in * h / 200.0, h / 200.0])
+    if max(w_in, h_in) > MAX_INPUT_SIDE:
+        raise InputTooLarge(f"a {w}x{h} image needs a {h_in}x{w_in} network input in the official mode (more than "
+                            f"{MAX_INPUT_SIDE} pixels on a side); crop it, or use a .tflite model (letterboxed)")
     return (w_in, h_in), center, scale
 
 

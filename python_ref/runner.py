@@ -18,19 +18,36 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 
 
-def _interpreter_class():
-    """ai-edge-litert's Interpreter, or tflite_runtime's on systems that only have that."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-        return Interpreter
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter  # older installs
-        return Interpreter
-    except ImportError:
-        raise LitePoseError(
-            "running .tflite models needs the LiteRT runtime: pip install ai-edge-litert") from None
+def runtime_name() -> str:
+    """Which LiteRT Python package runs the models here: 'ai-edge-litert X' or 'tflite-runtime X'."""
+    from importlib import metadata
+
+    for package in ("ai-edge-litert", "tflite-runtime"):
+        try:
+            _interpreter_class(package)
+            return f"{package} {metadata.version(package)}"
+        except (LitePoseError, metadata.PackageNotFoundError):
+            continue
+    return "no LiteRT runtime"
+
+
+def _interpreter_class(package: str | None = None):
+    """ai-edge-litert's Interpreter, or tflite_runtime's on systems that only have that (armv7l: there is
+    no ai-edge-litert wheel for it; much slower, see the README)."""
+    if package in (None, "ai-edge-litert"):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+            return Interpreter
+        except ImportError:
+            pass
+    if package in (None, "tflite-runtime"):
+        try:
+            from tflite_runtime.interpreter import Interpreter  # older installs
+            return Interpreter
+        except ImportError:
+            pass
+    raise LitePoseError("running .tflite models needs the LiteRT runtime: pip install ai-edge-litert "
+                        "(or tflite-runtime where ai-edge-litert has no wheel)")
 
 
 def _quant_params(detail: dict) -> tuple[float, int]:

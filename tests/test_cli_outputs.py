@@ -1,0 +1,234 @@
+"""What the commands write, and what they refuse to write: normal file modes, no input overwritten by an
+output, no partial set of files after a failure, folders as image arguments, one-line usage errors."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import click
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from converter.cli import _Group, main
+from python_ref.errors import LitePoseError
+from python_ref.io_utils import atomic_path, check_distinct, write_text_atomic
+from python_ref.keypoints import CROWDPOSE_JOINTS
+
+
+def invoke(args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _error_line(result) -> str:
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def _image(path, seed=0, hw=(96, 128)):
+    cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, (*hw, 3), dtype=np.uint8))
+    return path
+
+
+# ---- io_utils --------------------------------------------------------------------------------------
+
+def test_atomic_files_get_the_umask_mode_or_keep_the_replaced_files_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "new.json", "{}")
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o640  # 0666 & ~027, not mkstemp's 0600
+        existing = tmp_path / "existing.json"
+        existing.write_text("old")
+        os.chmod(existing, 0o604)
+        with atomic_path(existing) as tmp:
+            tmp.write_text("new")
+        assert existing.read_text() == "new" and stat.S_IMODE(existing.stat().st_mode) == 0o604
+    finally:
+        os.umask(old)
+
+
+def test_check_distinct_refuses_an_output_on_an_input(tmp_path):
+    check_distinct({"out": tmp_path / "a.json"}, {"in": tmp_path / "b.json", "unused": None})
+    with pytest.raises(LitePoseError, match="would overwrite the results file"):
+        check_distinct({"--json output": tmp_path / "sub" / ".." / "r.json"}, {"results file": tmp_path / "r.json"})
+    with pytest.raises(LitePoseError, match="would overwrite the overlay"):
+        check_distinct({"overlay": tmp_path / "x.jpg", "--json output": tmp_path / "x.jpg"}, {})
+
+
+# ---- the CLI group ---------------------------------------------------------------------------------
+
+def test_usage_errors_are_one_line(tmp_path):
+    r = invoke(["convert", "--output", tmp_path / "m.tflite"])
+    assert r.exit_code == 2
+    assert _error_line(r).startswith("Error: Missing option '--checkpoint'. (see ") and "convert --help)" in r.output
+    assert "Usage:" not in r.output
+
+
+def test_a_missing_optional_package_is_one_line_naming_what_to_install():
+    group = _Group(name="litepose")
+
+    @group.command("needs-tf")
+    def needs_tf():
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    @group.command("broken")
+    def broken():
+        raise ModuleNotFoundError("No module named 'a_typo'", name="a_typo")
+
+    r = CliRunner().invoke(group, ["needs-tf"])
+    assert r.exit_code == 1
+    line = _error_line(r)
+    assert "`litepose needs-tf` needs tensorflow" in line and "[convert]" in line
+    r = CliRunner().invoke(group, ["broken"])  # a bug, not a missing extra: not disguised as one
+    assert isinstance(r.exception, ModuleNotFoundError)
+
+
+# ---- predict ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def xs_tflite(converted_model):
+    return converted_model("litepose-xs-crowdpose-random.pth", "128x128", "fp32")
+
+
+@pytest.mark.needs_shared
+def test_predict_takes_folders_and_writes_to_stdout(xs_tflite, tmp_path):
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    b = _image(tmp_path / "imgs" / "b.png", 1)
+    a = _image(tmp_path / "imgs" / "sub" / "a.jpg", 2)
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")
+    r = CliRunner().invoke(main, ["predict", "--model", str(xs_tflite), str(tmp_path / "imgs"), "--json", "-"])
+    assert r.exit_code == 0, r.output
+    from_folder = json.loads(r.stdout)
+    r = invoke(["predict", "--model", xs_tflite, b, a, "--json", tmp_path / "out.json"])
+    assert r.exit_code == 0, r.output
+    one_by_one = json.loads((tmp_path / "out.json").read_text())
+    assert from_folder == one_by_one and len(one_by_one) > 0  # same images, same order (sorted by path)
+    r = invoke(["predict", "--model", xs_tflite, tmp_path / "empty", "--json", tmp_path / "o.json"])
+    assert r.exit_code == 1 and "no image files" in _error_line(r)
+
+
+@pytest.mark.needs_shared
+def test_predict_failure_leaves_no_overlays_and_skip_unreadable_goes_on(xs_tflite, tmp_path):
+    good = _image(tmp_path / "good.png")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    draw = tmp_path / "draw"
+    r = invoke(["predict", "--model", xs_tflite, good, bad, "--json", tmp_path / "p.json", "--draw", draw])
+    assert r.exit_code == 1 and "bad.jpg" in _error_line(r)
+    assert not (tmp_path / "p.json").exists() and list(draw.glob("*")) == []
+    r = invoke(["predict", "--model", xs_tflite, good, bad, "--json", tmp_path / "p.json", "--draw", draw,
+                "--skip-unreadable"])
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "bad.jpg" in r.output
+    assert {e["image"] for e in json.loads((tmp_path / "p.json").read_text())} <= {str(good)}
+    assert [p.name for p in draw.iterdir()] == ["good_pose.jpg"]
+
+
+@pytest.mark.needs_shared
+def test_predict_refuses_to_overwrite_the_model_card_or_an_image(xs_tflite, tmp_path):
+    good = _image(tmp_path / "good.png")
+    card = xs_tflite.with_suffix(".json")
+    before = card.read_bytes()
+    r = invoke(["predict", "--model", xs_tflite, good, "--json", card])
+    assert r.exit_code == 1 and "would overwrite the model card" in _error_line(r)
+    assert card.read_bytes() == before
+    r = invoke(["predict", "--model", xs_tflite, good, "--json", good])
+    assert r.exit_code == 1 and "would overwrite the input image" in _error_line(r)
+
+
+def test_official_mode_refuses_an_input_beyond_the_size_limit():
+    from python_ref.preprocess import MAX_INPUT_SIDE, InputTooLarge, official_input_size
+
+    (w_in, h_in), _, _ = official_input_size((4, 40), 256)  # 10:1 fits
+    assert (h_in, w_in) == (256, 2560)
+    with pytest.raises(InputTooLarge, match="3000x4 image needs a 256x192000"):
+        official_input_size((4, 3000), 256)
+    assert MAX_INPUT_SIDE >= 2560
+
+
+# ---- export-golden -----------------------------------------------------------------------------------
+
+@pytest.mark.needs_shared
+def test_export_golden_is_all_or_nothing_and_names_cases_uniquely(xs_tflite, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one, two = _image(tmp_path / "a" / "same.png", 1), _image(tmp_path / "b" / "same.png", 2)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    out = tmp_path / "golden"
+    r = invoke(["export-golden", "--model", xs_tflite, "--out", out, one, bad])
+    assert r.exit_code == 1 and "bad.png" in _error_line(r)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    r = invoke(["export-golden", "--model", xs_tflite, "--out", out, "--prefix", "my model/v1", one])
+    assert r.exit_code == 1 and "--prefix" in _error_line(r) and not out.exists()
+    r = invoke(["export-golden", "--model", xs_tflite, "--out", out, "--prefix", "xs", one, two])
+    assert r.exit_code == 0, r.output
+    cases = sorted(p.name for p in out.glob("*.json"))
+    assert cases == ["xs__same-2.json", "xs__same.json"]
+    sources = {json.loads((out / c).read_text())["source"]["image"] for c in cases}
+    assert sources == {"same.png"}
+    a, b = (np.fromfile(out / f"{c[:-5]}.heatmaps_s4.bin", "<f4") for c in cases)
+    assert not np.array_equal(a, b)  # two cases from two different images, neither overwritten
+
+
+# ---- evaluate -------------------------------------------------------------------------------------
+
+def _annotations(tmp_path):
+    kp = [10.0, 10.0, 2] * 14
+    gt = {"images": [{"id": 1, "file_name": "one.jpg", "width": 100, "height": 100},
+                     {"id": 2, "file_name": "two.jpg", "width": 100, "height": 100}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": kp, "num_keypoints": 14,
+                           "bbox": [5, 5, 20, 20], "area": 400, "iscrowd": 0}],
+          "categories": [{"id": 1, "name": "person", "keypoints": list(CROWDPOSE_JOINTS), "skeleton": []}]}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    return path
+
+
+def test_evaluate_skips_unknown_images_on_request_and_warns_about_unpredicted_ones(tmp_path):
+    gt = _annotations(tmp_path)
+    perfect = {"image": "x/one.jpg", "keypoints": [10.0, 10.0, 1.0] * 14, "score": 0.9}
+    stranger = {"image": "x/astronaut.png", "keypoints": [1.0, 1.0, 1.0] * 14, "score": 0.9}
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps([perfect, stranger]))
+    r = invoke(["evaluate", "--annotations", gt, "--results", results])
+    assert r.exit_code == 1 and "astronaut.png" in _error_line(r) and "--skip-unknown-images" in r.output
+    r = invoke(["evaluate", "--annotations", gt, "--results", results, "--skip-unknown-images",
+                "--json", tmp_path / "m.json"])
+    assert r.exit_code == 0, r.output
+    assert "1 image(s) not in" in r.output and "1 of 2 annotated images have no predictions" in r.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["AP"] == pytest.approx(1.0)  # the one person found exactly; two.jpg has nobody to miss
+
+
+def test_evaluate_output_checks(tmp_path):
+    gt = _annotations(tmp_path)
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps([{"image": "one.jpg", "keypoints": [10.0, 10.0, 1.0] * 14, "score": 0.9},
+                                   {"image": "one.jpg", "keypoints": [10.0, 10.0, 1.0] * 13, "score": 0.5}]))
+    r = invoke(["evaluate", "--annotations", gt, "--results", results])
+    assert "entry 1: 'keypoints' has 39 values but entry 0 has 42" in _error_line(r)
+    assert "14 joints = 42 values" in r.output
+    results.write_text(json.dumps([{"image": "one.jpg", "keypoints": [10.0, 10.0, 1.0] * 14}]))
+    assert "entry 0 has no 'score'" in _error_line(invoke(["evaluate", "--annotations", gt, "--results", results]))
+    results.write_text(json.dumps([]))
+    r = invoke(["evaluate", "--annotations", gt, "--results", results, "--json", results])
+    assert "would overwrite the results file" in _error_line(r) and results.read_text() == "[]"
+    (tmp_path / "folder").mkdir()
+    r = invoke(["evaluate", "--annotations", gt, "--results", results, "--json", tmp_path / "folder"])
+    assert "this is a folder" in _error_line(r)
+
+
+def test_click_exceptions_inside_commands_still_exit_with_their_code():
+    group = _Group(name="litepose")
+
+    @group.command("fails")
+    def fails():
+        raise click.ClickException("nope")
+
+    r = CliRunner().invoke(group, ["fails"])
+    assert r.exit_code == 1 and r.output.strip() == "Error: nope"
