@@ -15,17 +15,49 @@ from python_ref import __version__
 from python_ref.errors import LitePoseError
 
 
+# Optional heavy packages -> what to install. The device install (requirements-ref.txt) has none of them.
+_EXTRAS = {"tensorflow": "convert", "keras": "convert", "tf_keras": "convert", "onnx": "convert",
+           "onnx2tf": "convert", "onnxruntime": "convert", "sng4onnx": "convert", "onnx_graphsurgeon": "convert",
+           "psutil": "convert", "matplotlib": "convert"}
+
+
 class _Group(click.Group):
-    """Turn LitePoseError (and plain OS errors on user files) into a one-line `Error: ...`."""
+    """One-line `Error: ...` for user errors (LitePoseError, usage errors, a missing optional package)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LitePoseError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top not in _EXTRAS:
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            raise click.ClickException(
+                f"`litepose {command}` needs {top}, which is not installed here; install it with "
+                f"pip install 'litepose-edge[{_EXTRAS[top]}]' (or pip install -r requirements.txt)") from None
         except KeyboardInterrupt:
             click.echo("Interrupted", err=True)
             sys.exit(130)
+
+    def main(self, *args, **kwargs):
+        """Usage errors as one line too (click's default is a usage block plus the error)."""
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "litepose"
+            click.echo(f"Error: {exc.format_message()} (see {where} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +79,8 @@ def main():
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "dynamic", "int8"]), default="fp32", show_default=True)
 @click.option("--output", required=True, help="Output .tflite file (a model card .json is written next to it).")
 @click.option("--keras", "keras_path", default=None, help="Also save the float Keras model (.keras).")
-@click.option("--calib-images", default=None, help="Folder of representative images (int8 only).")
+@click.option("--calib-images", multiple=True, help="Folder of representative images (int8 only; searched "
+              "with its sub-folders; give the option again for more folders).")
 @click.option("--calib-annotations", default=None, help="CrowdPose/COCO annotation JSON for the calibration images.")
 @click.option("--calib-count", type=click.IntRange(1, 100000), default=100, show_default=True)
 @click.option("--calib-seed", type=int, default=0, show_default=True)
@@ -99,13 +132,13 @@ main.add_command(validate_command)
 @click.option("--model", "model_path", required=True, help="A converted LitePose .tflite file.")
 @click.option("--out", "out_dir", required=True, help="Folder for the cases (created if needed).")
 @click.option("--prefix", default=None, help="Case name prefix (default: the model file's stem).")
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_FOLDER...")
 def export_golden_command(model_path, out_dir, prefix, images):
     """Golden vectors for the Kotlin pose core: raw outputs + the poses python_ref's fast decoder finds."""
     from python_ref.golden import export_golden_for_model
-    from python_ref.predict import check_images
+    from python_ref.predict import expand_images
 
-    check_images(list(images))
-    written = export_golden_for_model(model_path, list(images), out_dir, prefix=prefix,
+    images = expand_images(images)
+    written = export_golden_for_model(model_path, images, out_dir, prefix=prefix,
                                       log=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {len(written)} golden cases to {out_dir}", err=True)

@@ -55,7 +55,7 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import atomic_path, read_user_file
+from .io_utils import atomic_path, check_distinct, read_user_file
 
 from .keypoints import AIC_JOINTS as _AIC_NAMES
 from .keypoints import COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_SIGMAS
@@ -268,33 +268,43 @@ class Results:
     keypoints: np.ndarray
     score: np.ndarray
     dropped_other_category: int = 0
+    unknown_images: list = field(default_factory=list)  # left out with skip_unknown_images
 
     @property
     def num_joints(self) -> int:
         return int(self.keypoints.shape[1])
 
 
-def load_results(path: str | os.PathLike, annotations: Annotations) -> Results:
+def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown_images: bool = False) -> Results:
     """Read `litepose predict` output (`image` = a path, matched to the annotations by file name) or COCO
-    results (`image_id`, `category_id`); both may be mixed. Every image must be in the annotation file."""
+    results (`image_id`, `category_id`); both may be mixed. Every image must be in the annotation file,
+    unless `skip_unknown_images` (their predictions are then left out and counted)."""
     path = str(path)
+    unknown: set = set()
     data = _read_json(path, "results")
     if not isinstance(data, list):
         raise LitePoseError(f"{path}: expected a JSON list of predictions, got {type(data).__name__}")
     cat_ids = {None, 1 if annotations.category_id is None else annotations.category_id}
-    ids, kps, scores, num_joints, dropped = [], [], [], None, 0
+    ids, kps, scores, num_joints, dropped, first = [], [], [], None, 0, 0
     for i, r in enumerate(data):
         if not isinstance(r, dict):
             raise LitePoseError(f"{path}: entry {i} is {type(r).__name__}, expected an object")
         if "image" in r:
             info = annotations.find_image(r["image"]) if isinstance(r["image"], str) else None
             if info is None:
+                if skip_unknown_images:
+                    unknown.add(r["image"] if isinstance(r["image"], str) else repr(r["image"]))
+                    continue
                 raise LitePoseError(f"{path}: entry {i}: image {r['image']!r} is not (or not uniquely) "
-                                    f"in {annotations.path} (matched by file name)")
+                                    f"in {annotations.path} (matched by file name; --skip-unknown-images "
+                                    "leaves such images out)")
             image_id = info.id
         elif "image_id" in r:
             image_id = r["image_id"]
             if not annotations.has_image(image_id):
+                if skip_unknown_images:
+                    unknown.add(repr(image_id))
+                    continue
                 raise LitePoseError(f"{path}: entry {i}: image_id {image_id!r} is not in {annotations.path}")
         else:
             raise LitePoseError(f"{path}: entry {i} has neither 'image' nor 'image_id'")
@@ -306,17 +316,22 @@ def load_results(path: str | os.PathLike, annotations: Annotations) -> Results:
             got = f"{len(flat)} values" if isinstance(flat, list) else repr(flat)[:40]
             raise LitePoseError(f"{path}: entry {i}: 'keypoints' has {got}, expected 3 x joints (x, y, score)")
         if num_joints is None:
-            num_joints = len(flat) // 3
+            num_joints, first = len(flat) // 3, i
         elif len(flat) != 3 * num_joints:
-            raise LitePoseError(f"{path}: entry {i}: 'keypoints' has {len(flat)} values, the entries before "
-                                f"have {3 * num_joints}")
+            ann = annotations.num_joints
+            raise LitePoseError(f"{path}: entry {i}: 'keypoints' has {len(flat)} values but entry {first} has "
+                                f"{3 * num_joints}; every entry needs the same joints ({ann} joints = {3 * ann} "
+                                "values for these annotations)")
         kps.append(_numbers(flat, None, path, f"entry {i} keypoints"))
-        scores.append(_number(r.get("score"), path, f"entry {i} score"))
+        if "score" not in r:
+            raise LitePoseError(f"{path}: entry {i} has no 'score' (the person's score)")
+        scores.append(_number(r["score"], path, f"entry {i} score"))
         ids.append(image_id)
     num_joints = num_joints or annotations.num_joints
     return Results(path=path, image_id=np.asarray(ids, np.int64),
                    keypoints=np.asarray(kps, float).reshape(len(kps), num_joints, 3),
-                   score=np.asarray(scores, float), dropped_other_category=dropped)
+                   score=np.asarray(scores, float), dropped_other_category=dropped,
+                   unknown_images=sorted(unknown))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -588,12 +603,27 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto") -> dict:
+def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto",
+                 skip_unknown_images: bool = False) -> dict:
+    if json_path is not None:
+        json_path = Path(json_path)
+        if json_path.is_dir():
+            raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
+        check_distinct({"--json output": json_path},
+                       {"annotation file": annotations_path, "results file": results_path})
     annotations = load_annotations(annotations_path)
-    results = load_results(results_path, annotations)
+    results = load_results(results_path, annotations, skip_unknown_images=skip_unknown_images)
     if results.dropped_other_category:
         print(f"{results_path}: {results.dropped_other_category} predictions of another category skipped",
               file=sys.stderr)
+    if results.unknown_images:
+        print(f"{results_path}: {len(results.unknown_images)} image(s) not in {annotations_path} left out "
+              f"(e.g. {results.unknown_images[0]})", file=sys.stderr)
+    predicted = set(results.image_id.tolist())
+    missing = [im for im in annotations.images if im.id not in predicted]
+    if missing:
+        print(f"{results_path}: {len(missing)} of {len(annotations.images)} annotated images have no "
+              f"predictions (their people count as missed), e.g. {missing[0].file_name}", file=sys.stderr)
     report = evaluate_keypoints(annotations, results, joint_map)
     if json_path is not None:
         with atomic_path(json_path) as tmp:
@@ -609,7 +639,11 @@ def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto
 @click.option("--json", "json_path", default=None, metavar="METRICS.json", help="Write the metrics here.")
 @click.option("--joint-map", type=click.Choice(JOINT_MAP_CHOICES), default="auto", show_default=True,
               help="Score 14-joint CrowdPose-order results on COCO (12 limb joints) or AIC annotations.")
-def evaluate_command(annotations_path, results_path, json_path, joint_map):
-    """OKS keypoint AP/AR: the CrowdPose protocol (14 joints, with easy/medium/hard) or COCO (17 joints)."""
-    report = run_evaluate(annotations_path, results_path, json_path, joint_map)
+@click.option("--skip-unknown-images", is_flag=True,
+              help="Leave out predictions for images that are not in --annotations (default: an error).")
+def evaluate_command(annotations_path, results_path, json_path, joint_map, skip_unknown_images):
+    """OKS keypoint AP/AR: the CrowdPose protocol (14 joints, with easy/medium/hard) or COCO (17 joints).
+
+    Every annotated image counts: one without predictions has its people missed."""
+    report = run_evaluate(annotations_path, results_path, json_path, joint_map, skip_unknown_images)
     click.echo(format_table(report))
