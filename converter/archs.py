@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from python_ref.errors import LitePoseError
+from python_ref.preprocess import MAX_INPUT_SIDE
 
 _BLOCKS_PER_STAGE = (6, 8, 10, 10)
 _STAGE_STRIDES = (2, 2, 2, 1)
@@ -80,6 +81,11 @@ def validate_arch(arch: dict, source: str) -> dict:
                 "channel": int(st["channel"]), "block_setting": blocks})
     except (KeyError, TypeError, ValueError) as exc:
         bad(f"malformed field ({type(exc).__name__}: {exc})")
+    if out["img_size"] <= 0 or out["img_size"] % 64 or out["img_size"] > MAX_INPUT_SIDE:
+        bad(f"img_size {out['img_size']}: must be a positive multiple of 64, at most {MAX_INPUT_SIDE}")
+    widths = [out["input_channel"], *out["deconv_setting"], *(st["channel"] for st in out["backbone_setting"])]
+    if min(widths, default=1) < 1:
+        bad("every channel width must be at least 1")
     if len(out["deconv_setting"]) != 3:
         bad("deconv_setting must have 3 widths")
     if len(out["backbone_setting"]) != 4:
@@ -147,6 +153,8 @@ def parse_input_size(text: str) -> tuple[int, int]:
         raise LitePoseError(f"--input-size {text}: expected HxW, e.g. 448x448 or 448x640 (height first)")
     if min(hw) <= 0 or hw[0] % 64 or hw[1] % 64:
         raise LitePoseError(f"--input-size {text}: height and width must be positive multiples of 64")
+    if max(hw) > MAX_INPUT_SIDE:
+        raise LitePoseError(f"--input-size {text}: at most {MAX_INPUT_SIDE} pixels on a side")
     return hw
 
 

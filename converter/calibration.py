@@ -1,7 +1,9 @@
 """The representative data set for INT8 calibration, pre-processed exactly like deployed inference.
 
-Sources: a folder of images (searched recursively, sorted by relative path), or CrowdPose/COCO-style annotations + that folder (only the
-annotated images, stratified by `crowdIndex` easy / medium / hard when the file has it). `count` images
+Sources: one or more folders of images (searched with their sub-folders; candidates ordered by file name,
+then path, so the layout of the folders does not change the set), or CrowdPose/COCO-style annotations + one
+folder (only the annotated images, by image id, stratified by `crowdIndex` easy / medium / hard when the
+file has it). `count` images
 are drawn with `seed` (numpy PCG64), so the same inputs always give the same set in the same order.
 Each image is decoded like `python_ref.preprocess.load_image_rgb` and letterboxed to the model input
 (`python_ref.preprocess.letterbox`), the deployed-mode geometry. The manifest records every image used
@@ -18,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
+from python_ref.io_utils import IMAGE_SUFFIXES, images_in_folder
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MIN_SIDE = 32  # smaller images say nothing about the activations of a 448-pixel input
 MANIFEST_FORMAT = "litepose-calibration/1"
 
@@ -75,8 +77,7 @@ def decode_for_calibration(path: Path) -> tuple[np.ndarray, dict]:
 
 def _folder_candidates(images_dir: Path) -> list[dict]:
     """Every image file under the folder (sub-folders too, e.g. ../shared/data), by relative path."""
-    files = sorted((p.relative_to(images_dir).as_posix() for p in images_dir.rglob("*")
-                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+    files = [p.relative_to(images_dir).as_posix() for p in images_in_folder(images_dir)]
     return [{"file": f, "image_id": None, "stratum": None} for f in files]
 
 
@@ -112,27 +113,77 @@ def _draw(candidates: list[dict], count: int, seed: int) -> list[dict]:
     return chosen
 
 
-def build_calibration_set(images_dir, input_hw, annotations=None, count: int = 100, seed: int = 0,
-                          log=print) -> CalibrationSet:
-    """Select, decode and letterbox up to `count` representative images (see module docstring)."""
+def _as_folders(images_dirs) -> list[Path]:
+    dirs = [images_dirs] if isinstance(images_dirs, (str, os.PathLike)) else list(images_dirs)
+    if not dirs:
+        raise LitePoseError("--calib-images: no calibration folder given")
+    out = []
+    for d in map(Path, dirs):
+        if d.is_file():
+            raise LitePoseError(f"{d}: is a file; --calib-images wants a folder of images")
+        if not d.is_dir():
+            raise LitePoseError(f"{d}: calibration image folder not found")
+        out.append(d)
+    return out
+
+
+def calibration_candidates(images_dirs, annotations=None, log=print) -> list[dict]:
+    """Every image the set may be drawn from (cheap: no decoding), so a bad source fails before slow work.
+
+    Several folders are searched in the order given; with more than one, each file is named
+    `<folder name>/<relative path>` in the manifest (one folder: the relative path, as before)."""
+    folders = _as_folders(images_dirs)
+    if annotations and len(folders) > 1:
+        raise LitePoseError(f"{annotations}: --calib-annotations works with one --calib-images folder, "
+                            f"got {len(folders)}")
+    labels = _folder_labels(folders)
+    candidates = []
+    for d, label in zip(folders, labels):
+        found = _annotation_candidates(d, annotations, log) if annotations else _folder_candidates(d)
+        if not found:
+            what = f"images listed in {annotations}" if annotations else f"image files ({', '.join(IMAGE_SUFFIXES)})"
+            raise LitePoseError(f"{d}: no {what} found; the calibration set would be empty")
+        for c in found:
+            c["path"] = d / c["file"]
+            if len(folders) > 1:
+                c["file"] = f"{label}/{c['file']}"
+        candidates.extend(found)
+    if not annotations:
+        # By file name first: the same images give the same set and order however they are spread over folders.
+        candidates.sort(key=lambda c: (Path(c["file"]).name, c["file"]))
+    return candidates
+
+
+def _folder_labels(folders: list[Path]) -> list[str]:
+    """The shortest trailing part of each folder's path that tells it from the others (coco/images, aic/images)."""
+    parts = [d.resolve().parts for d in folders]
+    for n in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-n:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    raise LitePoseError(f"{folders[0]}: the same calibration folder is given twice")
+
+
+def build_calibration_set(images_dirs, input_hw, annotations=None, count: int = 100, seed: int = 0,
+                          log=print, candidates: list[dict] | None = None) -> CalibrationSet:
+    """Select, decode and letterbox up to `count` representative images (see module docstring).
+
+    `images_dirs`: one folder or a list of folders; `candidates`: the result of `calibration_candidates`
+    when the caller already checked the sources."""
     from python_ref.preprocess import letterbox
 
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise LitePoseError(f"{images_dir}: calibration image folder not found")
     if count < 1:
         raise LitePoseError(f"--calib-count {count}: must be at least 1")
-    candidates = (_annotation_candidates(images_dir, annotations, log) if annotations
-                  else _folder_candidates(images_dir))
-    if not candidates:
-        what = f"images listed in {annotations}" if annotations else f"image files ({', '.join(IMAGE_SUFFIXES)})"
-        raise LitePoseError(f"{images_dir}: no {what} found; the calibration set would be empty")
+    folders = _as_folders(images_dirs)
+    if candidates is None:
+        candidates = calibration_candidates(folders, annotations, log)
+    images_dir = folders[0] if len(folders) == 1 else ", ".join(str(d) for d in folders)
     ordered = _draw(candidates, len(candidates), seed)  # full seeded order; take `count` readable ones
     images, used, skipped = [], [], []
     for c in ordered:
         if len(images) >= count:
             break
-        path = images_dir / c["file"]
+        path = c["path"]
         try:
             rgb, info = decode_for_calibration(path)
         except LitePoseError as exc:
@@ -155,7 +206,8 @@ def build_calibration_set(images_dir, input_hw, annotations=None, count: int = 1
             strata[u["stratum"]] = strata.get(u["stratum"], 0) + 1
     manifest = {
         "format": MANIFEST_FORMAT,
-        "source": {"images_dir": images_dir.name, "annotations": os.path.basename(annotations) if annotations else None},
+        "source": {"images_dir": folders[0].name if len(folders) == 1 else _folder_labels(folders),
+                   "annotations": os.path.basename(annotations) if annotations else None},
         "count_requested": int(count), "count": len(images), "seed": int(seed),
         "input_size": f"{input_hw[0]}x{input_hw[1]}", "preprocessing": "letterbox (deployed mode)",
         "strata": strata or None,

@@ -102,7 +102,7 @@ def detect_arch(sd: dict[str, np.ndarray], source: str) -> tuple[str, dict, int]
         joints = int(sd["final_refined.1.conv.3.weight"].shape[0])
     except (KeyError, IndexError, ValueError) as exc:
         raise LitePoseError(f"{source}: not a LitePose checkpoint (no tensor {exc} found)") from None
-    name = match_preset({**arch, "img_size": 0})
+    name = match_preset({**arch, "img_size": 256})  # img_size is not part of the match
     arch["img_size"] = PRESETS[name]["img_size"] if name else 256
     return name or "custom", validate_arch(arch, source), joints
 
@@ -231,11 +231,13 @@ def describe(ckpt: Checkpoint) -> str:
 
 def build_keras_from_checkpoint(path, arch: str | None = None, joints: int | None = None,
                                 input_hw: tuple[int, int] | None = None):
-    """Load a checkpoint and build the matching float Keras model. Returns (model, info dict)."""
+    """Load a checkpoint (a path, or a `Checkpoint` already read) and build the matching float Keras model.
+    Returns (model, info dict)."""
     from .archs import load_arch
-    from .network import build_litepose
 
-    ckpt = load_checkpoint(path)
+    ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(path)
+    path = ckpt.path if isinstance(path, Checkpoint) else path
+    from .network import build_litepose  # TensorFlow loads only once the file is known to be good
     if arch is not None:
         arch_name, arch_dict = load_arch(arch)
     else:

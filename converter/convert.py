@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path, write_text_atomic
+from python_ref.io_utils import atomic_path, check_distinct, write_text_atomic
 
 from .archs import load_arch, parse_input_size
 
@@ -129,8 +129,18 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     out_path = check_output_path(output, ".tflite")
     if keras_path:
         check_output_path(keras_path, ".keras")
+    if isinstance(calib_images, (str, os.PathLike)):
+        calib_images = [calib_images]
+    calib_images = list(calib_images or [])
     if PRECISIONS[precision].needs_calibration and not calib_images:
         raise LitePoseError(f"--precision {precision} needs --calib-images DIR (representative images)")
+    if precision != "int8":
+        # Options that would be silently ignored: refuse them, as --activation-ranges below.
+        for flag, given in (("--input-dtype", input_dtype != "uint8"), ("--output-dtype", output_dtype != "float32"),
+                            ("--calib-images", bool(calib_images)), ("--calib-annotations", bool(calib_annotations))):
+            if given:
+                raise LitePoseError(f"{flag} applies to --precision int8 only (the {precision} model has float "
+                                    "inputs and outputs and needs no calibration)")
     if graph not in ("deploy", "plain"):
         raise LitePoseError(f"--graph {graph}: use deploy or plain")
     explicit_ranges = activation_ranges is not None
@@ -147,12 +157,22 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
     input_hw = parse_input_size(input_size) if input_size else None
+    check_distinct({"model": out_path, "model card": out_path.with_suffix(".json"),
+                    "manifest": out_path.parent / "manifest.json", "Keras model": keras_path},
+                   {"checkpoint": checkpoint, "arch file": arch if arch and arch.lower().endswith(".json") else None,
+                    "calibration annotations": calib_annotations})
 
     t0 = time.perf_counter()
-    from .checkpoint import build_keras_from_checkpoint
+    from .checkpoint import build_keras_from_checkpoint, load_checkpoint
 
     log(f"reading {checkpoint}")
-    model, info = build_keras_from_checkpoint(checkpoint, arch=arch, joints=joints, input_hw=input_hw)
+    ckpt = load_checkpoint(checkpoint)  # a bad file fails here, before TensorFlow loads
+    calib_candidates = None
+    if PRECISIONS[precision].needs_calibration:
+        from .calibration import calibration_candidates
+
+        calib_candidates = calibration_candidates(calib_images, calib_annotations, log)
+    model, info = build_keras_from_checkpoint(ckpt, arch=arch, joints=joints, input_hw=input_hw)
     input_hw = tuple(info["input_hw"])
     log(f"built {info['arch_name']} ({info['num_joints']} joints) at {input_hw[0]}x{input_hw[1]} "
         f"in {time.perf_counter() - t0:.1f} s")
@@ -163,7 +183,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         from .calibration import build_calibration_set
 
         calib = build_calibration_set(calib_images, input_hw, annotations=calib_annotations, count=calib_count,
-                                      seed=calib_seed, log=log)
+                                      seed=calib_seed, log=log, candidates=calib_candidates)
         representative, calib_manifest = calib.images, calib.manifest
 
     export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log)
@@ -185,8 +205,12 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         tflite_out = TFLiteRunner(check_path)(np.asarray(test_image).astype(np.uint8))
     validation = compare_outputs(keras_out, tflite_out)
     worst = min(v["sqnr_db"] for v in validation.values())
-    log("validated against Keras: " + ", ".join(
-        f"{k} SQNR {v['sqnr_db']:.1f} dB, max err {v['max_abs_error']:.2e}" for k, v in validation.items()))
+    log(f"validated against Keras on the {'first calibration' if representative is not None else 'synthetic test'} "
+        "image: " + ", ".join(f"{k} SQNR {v['sqnr_db']:.1f} dB, max err {v['max_abs_error']:.2e} of values up to "
+                              f"{v['max_abs_reference']:.2g}" for k, v in validation.items()))
+    if representative is None and precision != "fp32":
+        log("  (a synthetic image gives weak heatmaps, so SQNR here is a smoke test; measure accuracy on real "
+            "images with `litepose validate`)")
     if precision == "fp32":
         for name, v in validation.items():
             if v["max_abs_error"] > 1e-4 * max(1.0, v["max_abs_reference"]):

@@ -148,15 +148,15 @@ def _read_legacy(path: Path, source: str):
 
         _SafeUnpickler(f, declare_storage, source).load()
         arrays: dict[str, np.ndarray] = {}
-        for key in _SafeUnpickler(f, None, source).load():
+        keys = _SafeUnpickler(f, None, source).load()
+        for done, key in enumerate(keys):
             header = f.read(8)
-            if len(header) < 8:
-                raise LitePoseError(f"{source}: truncated file (storage {key} missing)")
-            (numel,) = struct.unpack("<q", header)
+            (numel,) = struct.unpack("<q", header) if len(header) == 8 else (-1,)
             dtype = declared[key].dtype
-            raw = f.read(numel * dtype.itemsize)
-            if len(raw) < numel * dtype.itemsize:
-                raise LitePoseError(f"{source}: truncated file (storage {key} is short)")
+            raw = f.read(numel * dtype.itemsize) if numel >= 0 else b""
+            if numel < 0 or len(raw) < numel * dtype.itemsize:
+                raise LitePoseError(f"{source}: truncated file: the tensor data ends inside block {done + 1} of "
+                                    f"{len(keys)} (an incomplete copy or download?)")
             arrays[key] = np.frombuffer(raw, dtype=dtype.newbyteorder("<"), count=numel).astype(dtype)
         f.seek(object_offset)
         return _SafeUnpickler(f, lambda info: arrays[info[1]], source).load()
@@ -175,7 +175,10 @@ def read_torch_file(path: str | Path):
         if zipfile.is_zipfile(path):
             return _read_zip(path, source)
         with open(path, "rb") as f:
-            head = f.read(2)
+            head = f.read(4)
+        if head == b"PK\x03\x04":
+            raise LitePoseError(f"{source}: a zip file whose end is missing: truncated (an incomplete copy or "
+                                "download?)")
         if head[:1] != b"\x80":
             raise LitePoseError(f"{source}: not a PyTorch checkpoint (neither a torch zip file nor a pickle)")
         return _read_legacy(path, source)

@@ -143,3 +143,24 @@ def test_real_crowdpose_annotations(shared_dir):
                               count=100, seed=0, log=_quiet).manifest
     assert sorted(im["image_id"] for im in m["images"]) == [103319, 106848]
     assert m["strata"] == {"medium": 2}          # crowdIndex 0.39 and 0.33
+
+
+def test_several_folders_give_the_same_set_as_one_flat_folder(tmp_path):
+    """The draw depends on the images (by file name), not on how they are spread over folders."""
+    flat, coco, aic = tmp_path / "flat", tmp_path / "coco" / "images", tmp_path / "aic" / "images"
+    for d in (flat, coco, aic):
+        d.mkdir(parents=True)
+    for i in range(7):
+        img = _rgb(40, 40, 10 + i)
+        cv2.imwrite(str(flat / f"img{i}.png"), img)
+        cv2.imwrite(str((coco if i % 2 else aic) / f"img{i}.png"), img)
+    one = build_calibration_set(flat, HW, count=5, seed=1, log=_quiet)
+    two = build_calibration_set([coco, aic], HW, count=5, seed=1, log=_quiet)
+    assert [im["sha256"] for im in one.manifest["images"]] == [im["sha256"] for im in two.manifest["images"]]
+    assert all(np.array_equal(a, b) for a, b in zip(one.images, two.images))
+    assert two.manifest["source"]["images_dir"] == ["coco/images", "aic/images"]
+    assert {im["file"].rsplit("/", 1)[0] for im in two.manifest["images"]} <= {"coco/images", "aic/images"}
+    with pytest.raises(LitePoseError, match="is a file"):
+        build_calibration_set([coco, flat / "img0.png"], HW, log=_quiet)
+    with pytest.raises(LitePoseError, match="given twice"):
+        build_calibration_set([coco, coco], HW, log=_quiet)

@@ -55,7 +55,9 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
 @pytest.mark.parametrize("case", ["truncated", "not_a_checkpoint", "arch_mismatch", "wrong_joints",
                                   "size_not_64", "missing_folder", "output_is_folder", "missing_checkpoint",
                                   "int8_without_calibration", "bad_arch_name", "ranges_for_float",
-                                  "rounding_for_float"])
+                                  "rounding_for_float", "dtype_for_float", "calibration_for_float",
+                                  "calibration_is_a_file", "output_is_the_checkpoint", "size_too_large",
+                                  "arch_img_size", "truncated_zip", "truncated_legacy"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -93,9 +95,36 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         extra, expect = ["--activation-ranges", "mse-backbone"], ["--activation-ranges mse-backbone", "int8 only"]
     elif case == "rounding_for_float":
         extra, expect = ["--weight-rounding", "gptq"], ["--weight-rounding gptq", "int8 only"]
+    elif case == "dtype_for_float":  # would be ignored: the fp32 model's input is float32
+        extra, expect = ["--input-dtype", "int8"], ["--input-dtype", "int8 only"]
+    elif case == "calibration_for_float":
+        extra, expect = ["--calib-images", str(tmp_path)], ["--calib-images", "int8 only"]
+    elif case == "calibration_is_a_file":
+        image = tmp_path / "one.png"
+        image.write_bytes(b"x")
+        extra, expect = ["--precision", "int8", "--calib-images", str(image)], ["one.png", "wants a folder"]
+    elif case == "output_is_the_checkpoint":
+        ckpt = out.parent / "weights.tflite"
+        ckpt.write_bytes(xs_ckpt.read_bytes())
+        out = ckpt
+        expect = ["weights.tflite", "would overwrite the checkpoint"]
+    elif case == "size_too_large":
+        extra, expect = ["--input-size", "64000x64000"], ["--input-size", "at most 4096"]
+    elif case == "arch_img_size":
+        arch = json.loads((xs_ckpt.parent / "configs" / "search-XS.json").read_text())
+        (tmp_path / "xs300.json").write_text(json.dumps({**arch, "img_size": 300}))
+        extra, expect = ["--arch", str(tmp_path / "xs300.json")], ["xs300.json", "img_size 300", "multiple of 64"]
+    elif case == "truncated_zip":
+        ckpt = tmp_path / "half.pth"
+        ckpt.write_bytes(xs_ckpt.read_bytes()[:3_000_000])
+        expect = ["half.pth", "truncated"]
+    elif case == "truncated_legacy":
+        ckpt = tmp_path / "half_legacy.pth"
+        ckpt.write_bytes((xs_ckpt.parent / "litepose-xs-crowdpose-random.legacy.pth").read_bytes()[:3_000_000])
+        expect = ["half_legacy.pth", "truncated", "of 679"]
     before = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
     result = invoke(["convert", "--checkpoint", str(ckpt), "--output", str(out), "--input-size", "128x128", *extra]
-                    if case != "size_not_64" else
+                    if case not in ("size_not_64", "size_too_large", "arch_img_size") else
                     ["convert", "--checkpoint", str(ckpt), "--output", str(out), *extra])
     _assert_one_line_error(result, *expect)
     after = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
