@@ -71,7 +71,9 @@ dependencies {
 /**
  * Copies the models of ../../tflite_models/manifest.json into generated assets (assets/models/...), after
  * checking each one's TFLite identifier and sha256 (buildSrc ModelBundler), and writes the app's model manifest
- * and the synthetic benchmark still. Fails the build with the offending file's path on any problem.
+ * and the synthetic benchmark still. Listed models that are absent (git-ignored, made by `litepose convert`) are
+ * skipped with a warning naming the command that makes each; fails the build with the offending file's path if
+ * none is there or one is corrupt.
  */
 abstract class BundleModelsTask : DefaultTask() {
     @get:Internal
@@ -87,12 +89,13 @@ abstract class BundleModelsTask : DefaultTask() {
 
     @TaskAction
     fun bundle() {
-        val entries = try {
+        val result = try {
             ModelBundler.bundle(modelsDir.get().asFile, outputDir.get().asFile)
         } catch (e: ModelBundleException) {
             throw GradleException("LitePose models: ${e.message}")
         }
-        for (e in entries) logger.lifecycle("bundled ${e.file}: ${e.variant} ${e.precision} ${e.inputSize} J=${e.joints}")
+        for (s in result.skipped) logger.warn("LitePose models: ${s.warning}")
+        for (e in result.bundled) logger.lifecycle("bundled ${e.file}: ${e.variant} ${e.precision} ${e.inputSize} J=${e.joints}")
     }
 }
 

@@ -3,17 +3,25 @@ package dev.litepose.demo
 import android.Manifest
 import android.app.Activity
 import android.app.AlertDialog
+import android.content.ActivityNotFoundException
+import android.content.Intent
 import android.content.pm.PackageManager
+import android.graphics.Rect
 import android.graphics.SurfaceTexture
 import android.hardware.display.DisplayManager
+import android.net.Uri
 import android.os.Build
 import android.os.Bundle
 import android.os.Handler
 import android.os.HandlerThread
 import android.os.Looper
+import android.provider.Settings
 import android.view.Gravity
 import android.view.TextureView
+import android.view.View
 import android.view.ViewGroup
+import android.view.WindowInsets
+import android.widget.Button
 import android.widget.FrameLayout
 import android.widget.TextView
 import android.widget.Toast
@@ -26,6 +34,7 @@ import dev.litepose.demo.data.MovingAverage
 import dev.litepose.demo.ml.BenchmarkRunner
 import dev.litepose.demo.ml.ModelCatalog
 import dev.litepose.demo.ml.PoseEngine
+import dev.litepose.demo.ui.CameraPermission
 import dev.litepose.demo.ui.ControlPanel
 import dev.litepose.demo.ui.HudText
 import dev.litepose.demo.ui.OverlayView
@@ -43,6 +52,7 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     private lateinit var textureView: TextureView
     private lateinit var overlay: OverlayView
     private lateinit var panel: ControlPanel
+    private lateinit var grantButton: Button
     private var camera: CameraSource? = null
     private var engine: PoseEngine? = null
     private var benchmark: BenchmarkRunner? = null
@@ -77,9 +87,24 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
 
         val root = FrameLayout(this)
         textureView = TextureView(this)
+        textureView.keepScreenOn = true // only while this view is shown: the screen can sleep once the app is left
         overlay = OverlayView(this)
         root.addView(textureView, FrameLayout.LayoutParams(ViewGroup.LayoutParams.MATCH_PARENT, ViewGroup.LayoutParams.MATCH_PARENT))
         root.addView(overlay, FrameLayout.LayoutParams(ViewGroup.LayoutParams.MATCH_PARENT, ViewGroup.LayoutParams.MATCH_PARENT))
+        grantButton = Button(this).apply {
+            text = Texts.GRANT_CAMERA
+            isAllCaps = false
+            visibility = View.GONE
+            setOnClickListener { onGrantTapped() }
+        }
+        root.addView(grantButton, FrameLayout.LayoutParams(ViewGroup.LayoutParams.WRAP_CONTENT, ViewGroup.LayoutParams.WRAP_CONTENT, Gravity.CENTER))
+        // targetSdk 35+ draws edge-to-edge on Android 15+: keep the controls and texts off the bars and the cutout.
+        root.setOnApplyWindowInsetsListener { _, insets ->
+            val safe = safeInsets(insets)
+            overlay.setHudInsets(safe.left, safe.top)
+            if (::panel.isInitialized) panel.setPadding(safe.left, 0, safe.right, safe.bottom)
+            insets
+        }
 
         val catalog = try {
             ModelCatalog.parse(assets.open(ModelCatalog.MANIFEST_ASSET).use { it.readBytes().toString(Charsets.UTF_8) })
@@ -88,6 +113,7 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
             setContentView(root)
             return
         }
+        wantedSettings = InferenceSettings(modelIndex = catalog.defaultModelIndex)
         val poseEngine = PoseEngine(this, catalog)
         engine = poseEngine
         benchmark = BenchmarkRunner(this, poseEngine)
@@ -99,7 +125,10 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
         textureView.surfaceTextureListener = object : TextureView.SurfaceTextureListener {
             override fun onSurfaceTextureAvailable(surface: SurfaceTexture, width: Int, height: Int) = startCameraIfAllowed()
             override fun onSurfaceTextureSizeChanged(surface: SurfaceTexture, width: Int, height: Int) = updatePreviewTransform()
-            override fun onSurfaceTextureDestroyed(surface: SurfaceTexture): Boolean = true
+            override fun onSurfaceTextureDestroyed(surface: SurfaceTexture): Boolean {
+                camera?.stop() // the texture is released after this returns: no session may keep drawing into it
+                return true
+            }
             override fun onSurfaceTextureUpdated(surface: SurfaceTexture) = Unit
         }
         analysisHandler.post { applySettingsOnAnalysisThread() }
@@ -128,25 +157,74 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
 
     private fun startCameraIfAllowed() {
         val source = camera ?: return
-        if (checkSelfPermission(Manifest.permission.CAMERA) != PackageManager.PERMISSION_GRANTED) {
-            // Ask once per activity: onResume runs again after the dialog, and a refusal must not loop.
-            if (!permissionAsked) {
+        val granted = checkSelfPermission(Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED
+        when (CameraPermission.onCameraWanted(granted, permissionAsked)) {
+            CameraPermission.Step.ASK -> {
                 permissionAsked = true
                 requestPermissions(arrayOf(Manifest.permission.CAMERA), CAMERA_REQUEST)
-            } else {
-                overlay.setMessage(Texts.PERMISSION_NEEDED)
             }
-            return
+            CameraPermission.Step.SHOW_GRANT_BUTTON -> showPermissionPrompt(true)
+            CameraPermission.Step.START_CAMERA -> {
+                showPermissionPrompt(false)
+                val texture = textureView.surfaceTexture ?: return
+                source.start(texture, frontCamera) // a no-op if this camera is already open or opening
+            }
         }
-        val texture = textureView.surfaceTexture ?: return
-        source.start(texture, frontCamera)
     }
 
     override fun onRequestPermissionsResult(requestCode: Int, permissions: Array<out String>, grantResults: IntArray) {
         super.onRequestPermissionsResult(requestCode, permissions, grantResults)
         if (requestCode != CAMERA_REQUEST) return
         if (grantResults.firstOrNull() == PackageManager.PERMISSION_GRANTED) startCameraIfAllowed()
-        else overlay.setMessage(Texts.PERMISSION_NEEDED)
+        else showPermissionPrompt(true)
+    }
+
+    private fun onGrantTapped() {
+        when (CameraPermission.onGrantTapped(shouldShowRequestPermissionRationale(Manifest.permission.CAMERA))) {
+            CameraPermission.GrantAction.ASK_AGAIN -> requestPermissions(arrayOf(Manifest.permission.CAMERA), CAMERA_REQUEST)
+            CameraPermission.GrantAction.OPEN_SETTINGS -> openAppSettings()
+        }
+    }
+
+    /** Android shows no dialog any more after a permanent refusal: only the app's settings page can grant it. */
+    private fun openAppSettings() {
+        val intent = Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", packageName, null))
+        try {
+            startActivity(intent)
+        } catch (e: ActivityNotFoundException) {
+            Toast.makeText(this, Texts.OPEN_SETTINGS_FAILED, Toast.LENGTH_LONG).show()
+        }
+    }
+
+    /** The permission message and the grant button, shown together; hiding them clears only that message. */
+    private fun showPermissionPrompt(show: Boolean) {
+        val wasShown = grantButton.visibility == View.VISIBLE
+        grantButton.visibility = if (show) View.VISIBLE else View.GONE
+        if (show) overlay.setMessage(Texts.PERMISSION_NEEDED) else if (wasShown) overlay.setMessage(null)
+    }
+
+    /** Status messages from the engine must not hide why the camera is off. */
+    private fun showMessage(text: String?) {
+        overlay.setMessage(text ?: if (grantButton.visibility == View.VISIBLE) Texts.PERMISSION_NEEDED else null)
+    }
+
+    /** System bars and display cutout, in pixels from each window edge. */
+    private fun safeInsets(insets: WindowInsets): Rect {
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.R) {
+            val i = insets.getInsets(WindowInsets.Type.systemBars() or WindowInsets.Type.displayCutout())
+            return Rect(i.left, i.top, i.right, i.bottom)
+        }
+        @Suppress("DEPRECATION") // the API 30 replacement is used above
+        val bars = Rect(insets.systemWindowInsetLeft, insets.systemWindowInsetTop, insets.systemWindowInsetRight, insets.systemWindowInsetBottom)
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) {
+            insets.displayCutout?.let { c ->
+                bars.set(
+                    maxOf(bars.left, c.safeInsetLeft), maxOf(bars.top, c.safeInsetTop),
+                    maxOf(bars.right, c.safeInsetRight), maxOf(bars.bottom, c.safeInsetBottom),
+                )
+            }
+        }
+        return bars
     }
 
     private fun currentDisplayDegrees(): Int {
@@ -183,7 +261,7 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     }
 
     override fun onCameraError(message: String) {
-        overlay.setMessage(Texts.cameraFailed(message))
+        showMessage(Texts.cameraFailed(message))
     }
 
     /** Analysis thread. */
@@ -200,7 +278,7 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
             // A model whose outputs break the contract: say so once and stop analysing, instead of crashing.
             val reason = e.message ?: e.javaClass.simpleName
             poseEngine.close()
-            mainHandler.post { overlay.setMessage(Texts.modelFailed(reason)) }
+            mainHandler.post { showMessage(Texts.modelFailedWhileRunning(reason)) }
             return
         }
         fps.tick(System.nanoTime())
@@ -229,13 +307,13 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
                 fps.clear(); preMs.clear(); inferMs.clear(); decodeMs.clear()
                 mainHandler.post {
                     val reason = status.fallbackReason
-                    overlay.setMessage(reason?.let { Texts.fallback(it) })
+                    showMessage(reason?.let { Texts.fallback(it) })
                     if (reason != null) Toast.makeText(this, Texts.fallback(reason), Toast.LENGTH_LONG).show()
                 }
             }
         } catch (e: Exception) {
             val reason = e.message ?: e.javaClass.simpleName
-            mainHandler.post { overlay.setMessage(Texts.modelFailed(reason)) }
+            mainHandler.post { showMessage(Texts.modelFailed(reason)) }
         }
         engineSettings = target
     }

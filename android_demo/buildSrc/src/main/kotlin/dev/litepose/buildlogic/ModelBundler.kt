@@ -27,11 +27,24 @@ data class ModelEntry(
     val inputSize: String get() = "${inputHeight}x$inputWidth"
 }
 
+/** A manifest entry whose file is absent (the .tflite files are git-ignored build output): left out of the app. */
+data class SkippedModel(val entry: ModelEntry, val convertCommand: String) {
+    /** The build warning: which file, and the command that makes it. */
+    val warning: String
+        get() = "tflite_models/${entry.file} is not there (models are git-ignored; make them with `litepose convert`), " +
+            "so it is not bundled. From the repository root: $convertCommand"
+}
+
+/** What [ModelBundler.bundle] did: the models in the app, and the listed ones that were not there. */
+data class BundleResult(val bundled: List<ModelEntry>, val skipped: List<SkippedModel>)
+
 /**
  * Copies the models listed in `tflite_models/manifest.json` into the app's generated assets after checking
- * each one (exists, TFLite flatbuffer identifier "TFL3" at byte 4, sha256 as listed), writes the app's model
- * manifest and the synthetic benchmark still. Any problem stops the build: a missing or corrupt model (or an
- * HTML error page saved under a model's name) must never ship.
+ * each one (TFLite flatbuffer identifier "TFL3" at byte 4, sha256 as listed), writes the app's model manifest
+ * and the synthetic benchmark still. The manifest is committed but the .tflite files are made by
+ * `litepose convert` and git-ignored, so a listed file that is absent is skipped (with the command that makes
+ * it); the build fails if none is there, or if a present file is corrupt or stale: a bad model (or an HTML
+ * error page saved under a model's name) must never ship.
  */
 object ModelBundler {
     const val MANIFEST_NAME = "manifest.json"
@@ -45,13 +58,29 @@ object ModelBundler {
     private val SHA256_HEX = Regex("^[0-9a-f]{64}$")
     private val INPUT_SIZE = Regex("^([1-9][0-9]*)x([1-9][0-9]*)$")
 
+    /** Checkpoint folder of the repository README's commands, relative to the repository root. */
+    const val CHECKPOINTS_DIR = "../shared/checkpoints"
+
+    /** Calibration images of the repository README's quick start, relative to the repository root. */
+    /** The repository README's calibration folders: COCO, AI Challenger and people photos (CrowdPose kept out for evaluation). */
+    val CALIBRATION_DIRS = listOf("../shared/data/coco/images", "../shared/data/aic/images", "../shared/data/people")
+
     /**
-     * Checks every model of `modelsDir/manifest.json` and writes `outDir/models/...`, `outDir/models/manifest.json`
-     * and `outDir/benchmark/still.ppm`; `outDir` is emptied first so no stale model ships. Returns the entries.
+     * Checks the models of `modelsDir/manifest.json` that are there and writes `outDir/models/...`,
+     * `outDir/models/manifest.json` and `outDir/benchmark/still.ppm`; `outDir` is emptied first so no stale
+     * model ships. Absent models are skipped and returned with the command that makes each.
      */
-    fun bundle(modelsDir: File, outDir: File): List<ModelEntry> {
+    fun bundle(modelsDir: File, outDir: File): BundleResult {
         val manifest = File(modelsDir, MANIFEST_NAME)
-        val entries = readManifest(manifest)
+        val all = readManifest(manifest)
+        val (entries, absent) = all.partition { File(modelsDir, it.file).exists() }
+        val skipped = absent.map { SkippedModel(it, convertCommand(modelsDir, it)) }
+        if (entries.isEmpty()) {
+            throw ModelBundleException(
+                "$manifest lists ${all.size} model(s) but none is in $modelsDir (they are git-ignored build output); " +
+                    "make at least one, from the repository root:\n" + skipped.joinToString("\n") { "  ${it.convertCommand}" },
+            )
+        }
         for (entry in entries) verifyModel(modelsDir, manifest, entry)
         if (outDir.exists() && !outDir.deleteRecursively()) throw ModelBundleException("$outDir: cannot clear the output directory")
         for (entry in entries) {
@@ -63,14 +92,45 @@ object ModelBundler {
         val still = File(outDir, STILL_ASSET)
         still.parentFile.mkdirs()
         still.writeBytes(SyntheticStill.ppm(STILL_WIDTH, STILL_HEIGHT))
-        return entries
+        return BundleResult(entries, skipped)
+    }
+
+    /**
+     * The `litepose convert` command, run from the repository root, that writes `entry.file` and its manifest
+     * entry. The checkpoint and non-default options come from the model card next to the file
+     * (`<name>.json`, committed) when it is readable; int8 calibrates on [CALIBRATION_DIRS], as the repository README does.
+     */
+    fun convertCommand(modelsDir: File, entry: ModelEntry): String {
+        val card = File(modelsDir, entry.file.removeSuffix(".tflite") + ".json").takeIf { it.isFile }?.let {
+            try {
+                JSONObject(it.readText())
+            } catch (_: JSONException) {
+                null
+            }
+        }
+        val checkpoint = card?.optString("checkpoint", "")?.takeIf { it.isNotBlank() }?.let { "$CHECKPOINTS_DIR/$it" }
+            ?: "CHECKPOINT.pth"
+        val parts = mutableListOf("litepose convert", "--checkpoint $checkpoint", "--input-size ${entry.inputSize}", "--precision ${entry.precision}")
+        card?.optString("graph", "")?.takeIf { it.isNotBlank() && it != "deploy" }?.let { parts += "--graph $it" }
+        if (entry.precision == "int8") {
+            CALIBRATION_DIRS.forEach { parts += "--calib-images $it" }
+            val requested = card?.optJSONObject("calibration")?.optInt("count_requested", 100) ?: 100
+            if (requested != 100) parts += "--calib-count $requested"
+            val inputDtype = card?.optJSONObject("inputs")?.optJSONObject("image")?.optString("dtype", "uint8") ?: "uint8"
+            if (inputDtype == "int8") parts += "--input-dtype int8"
+            card?.optString("activation_ranges", "")?.takeIf { it.isNotBlank() && it != "mse-backbone" }?.let { parts += "--activation-ranges $it" }
+            card?.optString("weight_rounding", "")?.takeIf { it.isNotBlank() && it != "gptq" }?.let { parts += "--weight-rounding $it" }
+        }
+        parts += "--output tflite_models/${entry.file}"
+        return parts.joinToString(" ")
     }
 
     /** Parses and validates the manifest (not the model files). */
     fun readManifest(manifest: File): List<ModelEntry> {
         if (!manifest.isFile) {
             throw ModelBundleException(
-                "$manifest: missing; export models first (`litepose export ...` writes tflite_models/ and its manifest)",
+                "$manifest: missing; convert a model first (`litepose convert --checkpoint CKPT --precision int8 --calib-images DIR " +
+                    "--output tflite_models/NAME.tflite` writes it and the manifest; see android_demo/README.md)",
             )
         }
         val root = try {

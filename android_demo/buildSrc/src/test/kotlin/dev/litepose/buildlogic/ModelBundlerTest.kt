@@ -28,8 +28,8 @@ class ModelBundlerTest {
         File(models, "manifest.json").writeText("""{"models": [${entries.joinToString(",")}]}""")
     }
 
-    private fun entry(file: String, sha: String, size: String = "256x192", joints: Any = 14) =
-        """{"file": "$file", "sha256": "$sha", "variant": "XS", "precision": "int8", "input_size": "$size", "joints": $joints}"""
+    private fun entry(file: String, sha: String, size: String = "256x192", joints: Any = 14, precision: String = "int8") =
+        """{"file": "$file", "sha256": "$sha", "variant": "XS", "precision": "$precision", "input_size": "$size", "joints": $joints}"""
 
     @Test
     fun `sha256 matches the NIST test vector`() {
@@ -44,8 +44,10 @@ class ModelBundlerTest {
         writeManifest(entry("xs_int8.tflite", ModelBundler.sha256(a)), entry("sub/s_fp32.tflite", ModelBundler.sha256(b), "448x640", 17))
         File(out, "models/stale.tflite").apply { parentFile.mkdirs(); writeText("old") }
 
-        val entries = ModelBundler.bundle(models, out)
+        val result = ModelBundler.bundle(models, out)
+        val entries = result.bundled
 
+        assertEquals(emptyList<SkippedModel>(), result.skipped)
         assertEquals(listOf(192, 640), entries.map { it.inputWidth })
         assertEquals(listOf(256, 448), entries.map { it.inputHeight })
         assertArrayEquals(a.readBytes(), File(out, "models/xs_int8.tflite").readBytes())
@@ -83,12 +85,76 @@ class ModelBundlerTest {
     }
 
     @Test
-    fun `a missing model or manifest fails with the path`() {
-        val noManifest = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
-        assertTrue(noManifest.message!!.contains("manifest.json: missing"), noManifest.message)
-        writeManifest(entry("gone.tflite", "0".repeat(64)))
+    fun `a missing manifest fails with the path and the convert command`() {
         val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
-        assertTrue(e.message!!.contains("gone.tflite: missing"), e.message)
+        assertTrue(e.message!!.contains("manifest.json: missing") && e.message!!.contains("litepose convert"), e.message)
+        assertFalse(e.message!!.contains("litepose export"), e.message)
+    }
+
+    @Test
+    fun `absent models are skipped with the command that makes them`() {
+        val present = writeModel("xs_int8.tflite", fakeModel("a"))
+        writeManifest(entry("m_fp32.tflite", "0".repeat(64), size = "448x448", precision = "fp32"), entry("xs_int8.tflite", ModelBundler.sha256(present)))
+        File(models, "m_fp32.json").writeText("""{"checkpoint": "litepose-auto-m-crowdpose-448.pth", "graph": "deploy", "precision": "fp32"}""")
+
+        val result = ModelBundler.bundle(models, out)
+
+        assertEquals(listOf("xs_int8.tflite"), result.bundled.map { it.file })
+        val skipped = result.skipped.single()
+        assertEquals("m_fp32.tflite", skipped.entry.file)
+        assertEquals(
+            "litepose convert --checkpoint ../shared/checkpoints/litepose-auto-m-crowdpose-448.pth --input-size 448x448 " +
+                "--precision fp32 --output tflite_models/m_fp32.tflite",
+            skipped.convertCommand,
+        )
+        assertTrue(skipped.warning.contains("tflite_models/m_fp32.tflite") && skipped.warning.contains(skipped.convertCommand), skipped.warning)
+        val app = JSONObject(File(out, ModelBundler.APP_MANIFEST_ASSET).readText()).getJSONArray("models")
+        assertEquals(1, app.length(), "only the bundled model is offered in the app")
+        assertEquals("models/xs_int8.tflite", app.getJSONObject(0).getString("asset"))
+        assertFalse(File(out, "models/m_fp32.tflite").exists())
+    }
+
+    @Test
+    fun `no model present fails, listing every command`() {
+        writeManifest(entry("gone.tflite", "0".repeat(64)), entry("gone_too.tflite", "1".repeat(64), precision = "fp32"))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("none is in"), e.message)
+        assertTrue(e.message!!.contains("--output tflite_models/gone.tflite") && e.message!!.contains("--output tflite_models/gone_too.tflite"), e.message)
+        assertFalse(out.exists(), "nothing may be written")
+    }
+
+    @Test
+    fun `a present model with the wrong sha256 fails even when others are absent`() {
+        writeModel("xs.tflite", fakeModel("changed"))
+        writeManifest(entry("xs.tflite", "0".repeat(64)), entry("gone.tflite", "1".repeat(64)))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("xs.tflite: sha256"), e.message)
+    }
+
+    @Test
+    fun `the convert command follows the model card's non-default options`() {
+        models.mkdirs()
+        val int8 = ModelEntry("sub/m_int8.tflite", "0".repeat(64), "M", "int8", 448, 320, 14)
+        // Without a card: a placeholder checkpoint, the README's calibration folder.
+        assertEquals(
+            "litepose convert --checkpoint CHECKPOINT.pth --input-size 448x320 --precision int8 --calib-images ../shared/data/coco/images --calib-images ../shared/data/aic/images --calib-images ../shared/data/people " +
+                "--output tflite_models/sub/m_int8.tflite",
+            ModelBundler.convertCommand(models, int8),
+        )
+        File(models, "sub").mkdirs()
+        File(models, "sub/m_int8.json").writeText(
+            """{"checkpoint": "ck.pth", "graph": "plain", "calibration": {"count_requested": 50},
+               "inputs": {"image": {"dtype": "int8", "scale": 1.0, "zero_point": -128}},
+               "activation_ranges": "minmax", "weight_rounding": "nearest"}""",
+        )
+        assertEquals(
+            "litepose convert --checkpoint ../shared/checkpoints/ck.pth --input-size 448x320 --precision int8 --graph plain " +
+                "--calib-images ../shared/data/coco/images --calib-images ../shared/data/aic/images --calib-images ../shared/data/people --calib-count 50 --input-dtype int8 --activation-ranges minmax " +
+                "--weight-rounding nearest --output tflite_models/sub/m_int8.tflite",
+            ModelBundler.convertCommand(models, int8),
+        )
+        File(models, "sub/m_int8.json").writeText("<html>not json")
+        assertTrue(ModelBundler.convertCommand(models, int8).contains("--checkpoint CHECKPOINT.pth"))
     }
 
     @Test

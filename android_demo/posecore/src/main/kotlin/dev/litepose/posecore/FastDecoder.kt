@@ -13,7 +13,16 @@ import kotlin.math.min
  * (a streaming, vectorisable pass); the rest works on at most J × top_k peaks. An instance reuses
  * scratch buffers between calls: use one decoder per thread.
  */
-class FastDecoder(val params: DecoderParams = DecoderParams()) {
+class FastDecoder(params: DecoderParams = DecoderParams()) {
+    /**
+     * May be changed between calls (the app's threshold sliders): the scratch buffers are kept, and the
+     * peak detector is rebuilt only when [DecoderParams.nmsKernel] or [DecoderParams.topK] change.
+     */
+    var params: DecoderParams = params
+        set(value) {
+            if (value.nmsKernel != field.nmsKernel || value.topK != field.topK) detector = PeakDetector(value.nmsKernel, value.topK)
+            field = value
+        }
 
     /** One NMS peak of one joint: half-resolution cell, aggregated value, upsampled tag. */
     private class Peak(val x: Int, val y: Int, val value: Float, val tag: Float)
@@ -36,7 +45,7 @@ class FastDecoder(val params: DecoderParams = DecoderParams()) {
         }
     }
 
-    private val detector = PeakDetector(params.nmsKernel, params.topK) // steps 1-4, reuses its buffers
+    private var detector = PeakDetector(params.nmsKernel, params.topK) // steps 1-4, reuses its buffers
 
     /**
      * Decodes one image.

@@ -21,7 +21,7 @@ import kotlin.math.min
 /**
  * Deployed-mode letterbox (docs/design.md, python_ref.preprocess.Letterbox): the upright image
  * `srcW × srcH` is resized to `resizedW × resizedH`, keeping its aspect ratio, and centred at integer
- * offsets on a black `dstW × dstH` model input.
+ * offsets on a `dstW × dstH` model input filled with the ImageNet mean colour [FILL_RGB] (124, 116, 104).
  */
 class Letterbox(val srcW: Int, val srcH: Int, val dstW: Int, val dstH: Int) {
     init {

@@ -10,15 +10,27 @@ import kotlin.math.min
  * ([CameraTransform]), resize with bilinear half-pixel-centre sampling (edge clamp, like
  * `cv2.INTER_LINEAR`, no antialiasing) into the letterbox rectangle, [Letterbox.FILL_RGB] elsewhere.
  *
+ * Integer inputs are written with `quantization` (null = the contract's for `inputType`): pixel value v is
+ * stored as `round(v / scale) + zeroPoint`, clamped to the type's range.
+ *
  * Not bit-identical to OpenCV's fixed-point uint8 resize (±1 grey level); the golden tests therefore start
  * from the model outputs, not from images.
  */
-class InputWriter(val camera: CameraTransform, val letterbox: Letterbox, val inputType: InputType) {
+class InputWriter(
+    val camera: CameraTransform,
+    val letterbox: Letterbox,
+    val inputType: InputType,
+    quantization: Quantization? = null,
+) {
     init {
         require(letterbox.srcW == camera.uprightW && letterbox.srcH == camera.uprightH) {
             "letterbox source ${letterbox.srcW}x${letterbox.srcH} is not the upright frame ${camera.uprightW}x${camera.uprightH}"
         }
+        quantization?.let { inputType.checkWritable(it) }
     }
+
+    /** Non-null only when it differs from the contract's, so the standard models keep the plain byte path. */
+    private val customQuantization: Quantization? = quantization?.takeIf { it != inputType.standardQuantization }
 
     val bufferSize: Int = letterbox.dstW * letterbox.dstH * 3 * inputType.bytesPerChannel
 
@@ -76,6 +88,11 @@ class InputWriter(val camera: CameraTransform, val letterbox: Letterbox, val inp
     }
 
     private fun put(out: ByteBuffer, r: Float, g: Float, b: Float) {
+        val q = customQuantization
+        if (q != null) {
+            out.put(quantize(r, q)); out.put(quantize(g, q)); out.put(quantize(b, q))
+            return
+        }
         when (inputType) {
             InputType.FLOAT32 -> { out.putFloat(r); out.putFloat(g); out.putFloat(b) }
             InputType.UINT8 -> { out.put(toByte(r, 0)); out.put(toByte(g, 0)); out.put(toByte(b, 0)) }
@@ -111,4 +128,8 @@ class InputWriter(val camera: CameraTransform, val letterbox: Letterbox, val inp
         private fun toByte(v: Float, zeroPoint: Int): Byte =
             (floor(v + 0.5f).toInt().coerceIn(0, 255) + zeroPoint).toByte()
     }
+
+    /** v >= 0, so rounding half up is TFLite's round-half-away-from-zero. */
+    private fun quantize(v: Float, q: Quantization): Byte =
+        (floor(v / q.scale + 0.5f).toInt() + q.zeroPoint).coerceIn(inputType.storedRange).toByte()
 }

@@ -2,16 +2,58 @@ package dev.litepose.posecore
 
 import java.nio.ByteBuffer
 
-/** Element type of the model's `image` input (docs/design.md "Model I/O contract"). */
-enum class InputType(val bytesPerChannel: Int) {
-    /** uint8 RGB 0..255 (scale 1, zero point 0): the default for INT8 models. */
-    UINT8(1),
+/**
+ * Element type of the model's `image` input (docs/design.md "Model I/O contract"). The pixel values are RGB
+ * 0..255 in every case; integer inputs store them quantised, `q = round(v / scale) + zeroPoint`.
+ *
+ * @property storedRange the integers an element can hold (unused for FLOAT32).
+ */
+enum class InputType(val bytesPerChannel: Int, val storedRange: IntRange) {
+    /** uint8 RGB 0..255 (contract: scale 1, zero point 0): the default for INT8 models. */
+    UINT8(1, 0..255),
 
-    /** int8 RGB, value - 128 (scale 1, zero point -128). */
-    INT8(1),
+    /** int8 RGB, value - 128 (contract: scale 1, zero point -128). */
+    INT8(1, -128..127),
 
     /** float32 RGB 0..255 in native byte order. */
-    FLOAT32(4),
+    FLOAT32(4, 0..0),
+    ;
+
+    /** The contract's quantisation of this type; null for FLOAT32, which takes the values as they are. */
+    val standardQuantization: Quantization?
+        get() = when (this) {
+            UINT8 -> Quantization(1f, 0)
+            INT8 -> Quantization(1f, -128)
+            FLOAT32 -> null
+        }
+
+    /**
+     * The quantisation to write pixels with, from the input tensor's (scale, zero point) as the interpreter
+     * reports them: null for FLOAT32; the contract's for a uint8 input without parameters (scale 0 = raw 0..255).
+     * Throws [IllegalArgumentException] naming the values when pixels 0..255 cannot be written faithfully.
+     */
+    fun inputQuantization(scale: Float, zeroPoint: Int): Quantization? {
+        if (this == FLOAT32) return null
+        if (this == UINT8 && scale == 0f && zeroPoint == 0) return standardQuantization
+        require(scale.isFinite() && scale > 0f) {
+            "${name.lowercase()} input with quantisation scale $scale, zero point $zeroPoint: the scale must be finite and > 0 " +
+                "(contract: scale 1, zero point ${standardQuantization?.zeroPoint})"
+        }
+        return Quantization(scale, zeroPoint).also { checkWritable(it) }
+    }
+
+    /** Fails unless `q` stores every pixel value 0..255 to within half a step (no clipping of dark or bright pixels). */
+    internal fun checkWritable(q: Quantization) {
+        val what = "${name.lowercase()} input with quantisation scale ${q.scale}, zero point ${q.zeroPoint}"
+        require(this != FLOAT32) { "a float32 input takes no quantisation, got scale ${q.scale}, zero point ${q.zeroPoint}" }
+        require(q.zeroPoint in storedRange) { "$what: the zero point is outside ${storedRange.first}..${storedRange.last}" }
+        val lowest = q.scale.toDouble() * (storedRange.first - q.zeroPoint)
+        val highest = q.scale.toDouble() * (storedRange.last - q.zeroPoint)
+        require(lowest <= q.scale / 2.0 && highest >= 255.0 - q.scale / 2.0) {
+            "$what represents pixel values %.4g..%.4g, not 0..255: the model expects another input range than the contract's RGB 0..255"
+                .format(lowest, highest)
+        }
+    }
 }
 
 /**
@@ -50,6 +92,9 @@ interface PoseModel : AutoCloseable {
 
     /** Element type of the input buffer [run] expects. */
     val inputType: InputType get() = InputType.UINT8
+
+    /** How integer inputs are quantised; null = the contract's for [inputType] (see [InputType.inputQuantization]). */
+    val inputQuantization: Quantization? get() = null
 
     /**
      * Runs one inference on `input` (`[1, H, W, 3]` RGB, [inputType], position 0, limit = size) and returns

@@ -16,12 +16,13 @@ data class PoseResult(val persons: List<Person>, val timings: StageTimings, val 
 /**
  * Camera frame -> model input (rotation + letterbox) -> model -> fast decoder -> upright image pixels.
  *
- * Holds one input buffer and one decoder: call [process] from one thread at a time.
+ * Holds one input buffer and one decoder: call [process] from one thread at a time. Thresholds can change
+ * between frames without reallocating anything: set [minPersonScore] and `decoder.params`.
  */
 class PosePipeline(
     val model: PoseModel,
     val decoder: FastDecoder = FastDecoder(),
-    val minPersonScore: Float = 0f,
+    var minPersonScore: Float = 0f,
 ) {
     private var writer: InputWriter? = null
     private var input: ByteBuffer? = null
@@ -57,7 +58,7 @@ class PosePipeline(
         ) return current
         val camera = CameraTransform(frameW, frameH, rotationDegrees)
         val letterbox = Letterbox(camera.uprightW, camera.uprightH, model.inputWidth, model.inputHeight)
-        return InputWriter(camera, letterbox, model.inputType).also {
+        return InputWriter(camera, letterbox, model.inputType, model.inputQuantization).also {
             writer = it
             if ((input?.capacity() ?: -1) != it.bufferSize) input = it.allocate()
         }

@@ -145,4 +145,29 @@ class FastDecoderEquivalenceTest {
         assertEquals(paramSets.size * 3 * shapes.size, cases)
         assertTrue(people > 500, "the random maps should produce people to compare, got $people")
     }
+
+    @Test
+    fun `changing params on one decoder gives what a freshly built decoder gives`() {
+        val rnd = Random(7)
+        val paramSets = listOf(
+            DecoderParams(),
+            DecoderParams(detectionThreshold = 0.3, tagThreshold = 0.5), // thresholds only: buffers kept
+            DecoderParams(detectionThreshold = 0.02, tagThreshold = 2.0),
+            DecoderParams(nmsKernel = 3, topK = 4), // a new peak detector
+            DecoderParams(nmsKernel = 3, topK = 4, detectionThreshold = 0.05, adjust = false),
+            DecoderParams(),
+        )
+        val reused = FastDecoder()
+        var people = 0
+        for (round in 0 until 4) for (params in paramSets) {
+            val (h4, w4) = listOf(8 to 8, 17 to 12, 5 to 9)[rnd.nextInt(3)]
+            val joints = listOf(1, 14, 17)[rnd.nextInt(3)]
+            val m = RandomMaps(h4, w4, joints, rnd, quantised = rnd.nextBoolean(), dirty = false)
+            reused.params = params
+            val expected = FastDecoder(params).decode(m.hm4, m.tags, m.hm2, h4, w4, joints)
+            assertSameBits(expected, reused.decode(m.hm4, m.tags, m.hm2, h4, w4, joints), "round $round $params")
+            people += expected.size
+        }
+        assertTrue(people > 20, "the maps should produce people to compare, got $people")
+    }
 }

@@ -15,9 +15,11 @@ private class BrightestPixelModel(override val inputWidth: Int, override val inp
     var closed = false
     var calls = 0
     var lastCell = -1 to -1
+    val inputs = ArrayList<ByteBuffer>()
 
     override fun run(input: ByteBuffer): ModelOutputs {
         calls++
+        inputs.add(input)
         var best = -1
         var bestValue = -1
         for (p in 0 until inputWidth * inputHeight) {
@@ -73,5 +75,21 @@ class PosePipelineTest {
         assertEquals(1, PosePipeline(model, minPersonScore = 0.9f).process(frame, 32, 32, 0).persons.size)
         assertEquals(0, PosePipeline(model, minPersonScore = 0.91f).process(frame, 32, 32, 0).persons.size)
     }
-}
 
+    @Test
+    fun `thresholds change in place, keeping the input buffer, with a fresh pipeline's results`() {
+        val frame = IntArray(32 * 32) { 0xFF000000.toInt() }
+        frame[5 * 32 + 5] = 0xFFFF0000.toInt()
+        val model = BrightestPixelModel(32, 32)
+        val pipeline = PosePipeline(model, FastDecoder(), minPersonScore = 0f)
+        assertEquals(1, pipeline.process(frame, 32, 32, 0).persons.size)
+        for ((params, minScore) in listOf(DecoderParams(detectionThreshold = 2.0) to 0f, DecoderParams(tagThreshold = 0.2) to 0.95f,
+            DecoderParams(detectionThreshold = 0.5) to 0.5f)) {
+            pipeline.decoder.params = params
+            pipeline.minPersonScore = minScore
+            val fresh = PosePipeline(BrightestPixelModel(32, 32), FastDecoder(params), minScore).process(frame, 32, 32, 0)
+            assertEquals(fresh.persons, pipeline.process(frame, 32, 32, 0).persons, "$params, min score $minScore")
+        }
+        assertTrue(model.inputs.all { it === model.inputs[0] }, "the input buffer must be reused")
+    }
+}

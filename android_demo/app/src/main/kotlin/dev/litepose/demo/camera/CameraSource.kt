@@ -12,11 +12,13 @@ import android.hardware.camera2.CameraManager
 import android.hardware.camera2.CaptureRequest
 import android.hardware.camera2.params.OutputConfiguration
 import android.hardware.camera2.params.SessionConfiguration
+import android.media.Image
 import android.media.ImageReader
 import android.os.Build
 import android.os.Handler
 import android.os.HandlerThread
 import android.view.Surface
+import dev.litepose.demo.ui.Texts
 import java.util.concurrent.Executor
 
 /**
@@ -26,6 +28,10 @@ import java.util.concurrent.Executor
  * `acquireLatestImage()` (older queued frames are dropped), converts it to ARGB and closes it at once, so
  * the camera never waits for the (slower) inference that follows on the analysis thread.
  * Frames only live in memory: nothing is stored or sent.
+ *
+ * [start] and [stop] run on the main thread, camera2 callbacks on the "camera" thread, frames on the analysis
+ * thread. Each open has a generation ([CameraOpenTracker]): callbacks of a replaced or stopped open close their
+ * camera and return. The reader is closed on the analysis thread, so it never closes under a frame being read.
  */
 class CameraSource(
     private val context: Context,
@@ -42,7 +48,7 @@ class CameraSource(
     )
 
     interface Listener {
-        /** Main thread, before the first frame: set the preview transform. */
+        /** Main thread, right after the camera is asked for (before its first frame): set the preview transform. */
         fun onCameraConfigured(config: Config)
 
         /**
@@ -59,49 +65,91 @@ class CameraSource(
     private val cameraThread = HandlerThread("camera").apply { start() }
     private val cameraHandler = Handler(cameraThread.looper)
     private val mainHandler = Handler(context.mainLooper)
-    private val mainExecutor = Executor { mainHandler.post(it) }
 
-    @Volatile private var device: CameraDevice? = null
-    @Volatile private var session: CameraCaptureSession? = null
+    // Guarded by lock: main thread (start/stop) and camera thread (callbacks) both change them.
+    private val lock = Any()
+    private val opens = CameraOpenTracker()
+    private var device: CameraDevice? = null
+    private var session: CameraCaptureSession? = null
     private var reader: ImageReader? = null
     private var previewSurface: Surface? = null
-    private var argb = IntArray(0)
 
-    /** True while a camera is open or opening. */
-    @Volatile var running = false
-        private set
+    private var argb = IntArray(0) // analysis thread only
+
+    /** A start-up problem reported as a camera error, not a crash. */
+    private class CameraUnavailable(message: String) : Exception(message)
 
     /**
      * Opens the first camera facing the requested way and starts preview + analysis. Needs the CAMERA
-     * permission (checked by the activity) and an available SurfaceTexture.
+     * permission (checked by the activity) and an available SurfaceTexture. A no-op if this lens is already
+     * open or opening on this texture (the permission result and onResume both start it on first launch).
      */
-    @SuppressLint("MissingPermission")
     fun start(surfaceTexture: SurfaceTexture, front: Boolean) {
+        val previous = synchronized(lock) {
+            if (opens.isOpenOrOpening(surfaceTexture, front)) return
+            opens.stop()
+            detachLocked()
+        }
+        previous()
+        var config: Config? = null
+        val failure: String? = synchronized(lock) {
+            val generation = opens.begin(surfaceTexture, front)
+            val message = try {
+                config = openLocked(generation, surfaceTexture, front)
+                null
+            } catch (e: CameraUnavailable) {
+                e.message
+            } catch (e: CameraAccessException) {
+                "camera not accessible: ${e.message}"
+            } catch (e: SecurityException) {
+                "camera permission missing"
+            } catch (e: IllegalArgumentException) {
+                "cannot set up the camera: ${e.message}"
+            } catch (e: IllegalStateException) {
+                "cannot set up the camera: ${e.message}"
+            } catch (e: Surface.OutOfResourcesException) {
+                "the preview surface is gone: ${e.message}"
+            }
+            if (message != null) opens.ended(generation)
+            message
+        }
+        if (failure != null) {
+            stop() // releases whatever was set up before the failure
+            listener.onCameraError(failure)
+            return
+        }
+        config?.let { listener.onCameraConfigured(it) }
+    }
+
+    /** Closes session, camera and reader; frames in flight are dropped. */
+    fun stop() {
+        val detached = synchronized(lock) {
+            opens.stop()
+            detachLocked()
+        }
+        detached()
+    }
+
+    /** Stops the camera thread; the source cannot be started again. */
+    fun release() {
         stop()
-        val id = try {
-            findCamera(front)
-        } catch (e: CameraAccessException) {
-            listener.onCameraError("camera not accessible: ${e.message}")
-            return
-        }
-        if (id == null) {
-            listener.onCameraError(if (front) "no front camera" else "no back camera")
-            return
-        }
+        cameraThread.quitSafely()
+    }
+
+    /** Under lock: sets up the reader and preview surface of `generation` and asks for the camera. */
+    @SuppressLint("MissingPermission")
+    private fun openLocked(generation: Int, surfaceTexture: SurfaceTexture, front: Boolean): Config {
+        val id = findCamera(front) ?: throw CameraUnavailable(if (front) "no front camera" else "no back camera")
         val characteristics = manager.getCameraCharacteristics(id)
         val map = characteristics.get(CameraCharacteristics.SCALER_STREAM_CONFIGURATION_MAP)
-        if (map == null) {
-            listener.onCameraError("camera $id reports no stream configurations")
-            return
-        }
+            ?: throw CameraUnavailable("camera $id reports no stream configurations")
         val (analysis, preview) = try {
             SizeChooser.choose(
                 map.getOutputSizes(ImageFormat.YUV_420_888).orEmpty().map { FrameSize(it.width, it.height) },
                 map.getOutputSizes(SurfaceTexture::class.java).orEmpty().map { FrameSize(it.width, it.height) },
             )
         } catch (e: IllegalArgumentException) {
-            listener.onCameraError("camera $id: ${e.message}")
-            return
+            throw CameraUnavailable("camera $id: ${e.message}")
         }
         val config = Config(
             cameraId = id,
@@ -114,61 +162,37 @@ class CameraSource(
         val surface = Surface(surfaceTexture)
         previewSurface = surface
         val imageReader = ImageReader.newInstance(analysis.width, analysis.height, ImageFormat.YUV_420_888, 2)
-        imageReader.setOnImageAvailableListener({ r -> analyse(r, config) }, analysisHandler)
         reader = imageReader
-        listener.onCameraConfigured(config)
-        running = true
-        try {
-            manager.openCamera(id, object : CameraDevice.StateCallback() {
-                override fun onOpened(camera: CameraDevice) {
-                    if (!running) {
-                        camera.close()
-                        return
-                    }
-                    device = camera
-                    createSession(camera, surface, imageReader)
-                }
-
-                override fun onDisconnected(camera: CameraDevice) {
-                    camera.close()
-                    if (device === camera) device = null
-                }
-
-                override fun onError(camera: CameraDevice, error: Int) {
-                    camera.close()
-                    if (device === camera) device = null
-                    postError("camera $id failed (error $error)")
-                }
-            }, cameraHandler)
-        } catch (e: CameraAccessException) {
-            running = false
-            listener.onCameraError("cannot open camera $id: ${e.message}")
-        } catch (e: SecurityException) {
-            running = false
-            listener.onCameraError("camera permission missing")
-        }
+        imageReader.setOnImageAvailableListener({ r -> analyse(r, config, generation) }, analysisHandler)
+        manager.openCamera(id, deviceCallback(generation, id, surface, imageReader), cameraHandler)
+        return config
     }
 
-    /** Closes session, camera and reader; frames in flight are dropped. */
-    fun stop() {
-        running = false
-        try {
-            session?.close()
-        } catch (_: IllegalStateException) {
-        }
+    /** Under lock: takes the open's objects out of the fields; the returned function closes them (outside the lock). */
+    private fun detachLocked(): () -> Unit {
+        val oldSession = session
+        val oldDevice = device
+        val oldReader = reader
+        val oldSurface = previewSurface
         session = null
-        device?.close()
         device = null
-        reader?.close()
         reader = null
-        previewSurface?.release()
         previewSurface = null
+        return {
+            try {
+                oldSession?.close()
+            } catch (_: IllegalStateException) {
+            }
+            oldDevice?.close()
+            oldReader?.let { closeOnAnalysisThread(it) }
+            oldSurface?.release()
+        }
     }
 
-    /** Stops the camera thread; the source cannot be started again. */
-    fun release() {
-        stop()
-        cameraThread.quitSafely()
+    /** After any frame being read: ImageReader.close() closes its acquired images, whose planes then throw. */
+    private fun closeOnAnalysisThread(r: ImageReader) {
+        r.setOnImageAvailableListener(null, null)
+        if (!analysisHandler.post { r.close() }) r.close() // the analysis thread has quit: nothing reads it
     }
 
     private fun findCamera(front: Boolean): String? {
@@ -178,33 +202,74 @@ class CameraSource(
         }
     }
 
-    private fun createSession(camera: CameraDevice, preview: Surface, imageReader: ImageReader) {
+    private fun isCurrent(generation: Int): Boolean = synchronized(lock) { opens.isCurrent(generation) }
+
+    private fun deviceCallback(generation: Int, id: String, surface: Surface, imageReader: ImageReader) =
+        object : CameraDevice.StateCallback() {
+            override fun onOpened(camera: CameraDevice) {
+                var stale = false
+                val error = synchronized(lock) {
+                    if (!opens.isCurrent(generation)) {
+                        stale = true
+                        null
+                    } else {
+                        device = camera
+                        createSessionLocked(generation, camera, surface, imageReader)
+                    }
+                }
+                if (stale) camera.close()
+                error?.let { postError(generation, it) }
+            }
+
+            override fun onDisconnected(camera: CameraDevice) {
+                if (lost(generation, camera)) postError(generation, Texts.CAMERA_DISCONNECTED)
+            }
+
+            override fun onError(camera: CameraDevice, error: Int) {
+                if (lost(generation, camera)) postError(generation, "camera $id failed (error $error)")
+            }
+        }
+
+    /** Camera thread: the camera of `generation` stopped working. Returns true if that open was the current one. */
+    private fun lost(generation: Int, camera: CameraDevice): Boolean {
+        camera.close()
+        return synchronized(lock) {
+            val current = opens.isCurrent(generation)
+            if (current) {
+                if (device === camera) {
+                    device = null
+                    session = null
+                }
+                opens.ended(generation)
+            }
+            current
+        }
+    }
+
+    /** Under lock, camera thread: asks for the preview + analysis session. Returns an error message or null. */
+    private fun createSessionLocked(generation: Int, camera: CameraDevice, preview: Surface, imageReader: ImageReader): String? {
         val callback = object : CameraCaptureSession.StateCallback() {
             override fun onConfigured(s: CameraCaptureSession) {
-                if (device !== camera) {
-                    s.close()
-                    return
-                }
-                session = s
-                try {
-                    val request = camera.createCaptureRequest(CameraDevice.TEMPLATE_PREVIEW).apply {
-                        addTarget(preview)
-                        addTarget(imageReader.surface)
-                        set(CaptureRequest.CONTROL_MODE, CaptureRequest.CONTROL_MODE_AUTO)
+                var stale = false
+                val error = synchronized(lock) {
+                    if (!opens.isCurrent(generation) || device !== camera) {
+                        stale = true
+                        null
+                    } else {
+                        session = s
+                        startRepeating(camera, s, preview, imageReader)
                     }
-                    s.setRepeatingRequest(request.build(), null, cameraHandler)
-                } catch (e: CameraAccessException) {
-                    postError("cannot start the preview: ${e.message}")
-                } catch (e: IllegalStateException) {
-                    postError("camera closed while starting: ${e.message}")
                 }
+                if (stale) s.close()
+                error?.let { postError(generation, it) }
             }
 
             override fun onConfigureFailed(s: CameraCaptureSession) {
-                postError("the camera rejected the preview + analysis streams")
+                postError(generation, "the camera rejected the preview + analysis streams")
             }
         }
-        try {
+        // A surface released by a concurrent stop, or a closed camera, throws here instead of answering.
+        return try {
             if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) {
                 val outputs = listOf(OutputConfiguration(preview), OutputConfiguration(imageReader.surface))
                 val executor = Executor { cameraHandler.post(it) }
@@ -213,40 +278,77 @@ class CameraSource(
                 @Suppress("DEPRECATION")
                 camera.createCaptureSession(listOf(preview, imageReader.surface), callback, cameraHandler)
             }
+            null
         } catch (e: CameraAccessException) {
-            postError("cannot configure the camera: ${e.message}")
+            "cannot configure the camera: ${e.message}"
+        } catch (e: IllegalArgumentException) {
+            "cannot configure the camera: ${e.message}"
+        } catch (e: IllegalStateException) {
+            "camera closed while configuring: ${e.message}"
         }
     }
 
+    /** Returns an error message or null. */
+    private fun startRepeating(camera: CameraDevice, s: CameraCaptureSession, preview: Surface, imageReader: ImageReader): String? =
+        try {
+            val request = camera.createCaptureRequest(CameraDevice.TEMPLATE_PREVIEW).apply {
+                addTarget(preview)
+                addTarget(imageReader.surface)
+                set(CaptureRequest.CONTROL_MODE, CaptureRequest.CONTROL_MODE_AUTO)
+            }
+            s.setRepeatingRequest(request.build(), null, cameraHandler)
+            null
+        } catch (e: CameraAccessException) {
+            "cannot start the preview: ${e.message}"
+        } catch (e: IllegalArgumentException) {
+            "cannot start the preview: ${e.message}"
+        } catch (e: IllegalStateException) {
+            "camera closed while starting: ${e.message}"
+        }
+
+    /** What [analyse] keeps of an image after closing it. */
+    private class Converted(val width: Int, val height: Int, val timestampNanos: Long, val convertMs: Double)
+
     /** Analysis thread: newest frame only, converted and released before the listener runs inference. */
-    private fun analyse(r: ImageReader, config: Config) {
+    private fun analyse(r: ImageReader, config: Config, generation: Int) {
         val image = try {
             r.acquireLatestImage()
         } catch (_: IllegalStateException) {
-            null // reader closed by stop()
+            null // reader closed
         } ?: return
-        val width = image.width
-        val height = image.height
-        val timestamp = image.timestamp
-        val t0 = System.nanoTime()
-        try {
-            if (argb.size != width * height) argb = IntArray(width * height)
-            val planes = image.planes
-            YuvToArgb.convert(
-                width, height,
-                YuvPlane(planes[0].buffer, planes[0].rowStride, planes[0].pixelStride),
-                YuvPlane(planes[1].buffer, planes[1].rowStride, planes[1].pixelStride),
-                YuvPlane(planes[2].buffer, planes[2].rowStride, planes[2].pixelStride),
-                argb,
-            )
+        val frame = try {
+            convert(image)
+        } catch (_: IllegalStateException) {
+            null // the image was closed under us (reader closed): a dropped frame
         } finally {
-            image.close()
+            try {
+                image.close()
+            } catch (_: IllegalStateException) {
+            }
         }
-        val convertMs = (System.nanoTime() - t0) / 1e6
-        if (running) listener.onFrame(argb, width, height, config, convertMs, timestamp)
+        if (frame != null && isCurrent(generation)) {
+            listener.onFrame(argb, frame.width, frame.height, config, frame.convertMs, frame.timestampNanos)
+        }
     }
 
-    private fun postError(message: String) {
-        mainExecutor.execute { listener.onCameraError(message) }
+    private fun convert(image: Image): Converted {
+        val t0 = System.nanoTime()
+        val width = image.width
+        val height = image.height
+        if (argb.size != width * height) argb = IntArray(width * height)
+        val planes = image.planes
+        YuvToArgb.convert(
+            width, height,
+            YuvPlane(planes[0].buffer, planes[0].rowStride, planes[0].pixelStride),
+            YuvPlane(planes[1].buffer, planes[1].rowStride, planes[1].pixelStride),
+            YuvPlane(planes[2].buffer, planes[2].rowStride, planes[2].pixelStride),
+            argb,
+        )
+        return Converted(width, height, image.timestamp, (System.nanoTime() - t0) / 1e6)
+    }
+
+    /** Shown on the main thread unless the open it concerns was replaced or stopped meanwhile. */
+    private fun postError(generation: Int, message: String) {
+        mainHandler.post { if (isCurrent(generation)) listener.onCameraError(message) }
     }
 }

@@ -6,7 +6,8 @@ import dev.litepose.posecore.ScaleMode
 
 /**
  * Everything the user can change while the camera runs. Changing [modelIndex], [accelerator] or [threads]
- * rebuilds the interpreter; the thresholds only rebuild the (cheap) decoder.
+ * rebuilds the interpreter; the thresholds are set on the existing decoder. The app starts on
+ * ModelCatalog.defaultModelIndex (the first int8 model), not on the default 0.
  *
  * @property minPersonScore persons below this score are not shown (posecore PosePipeline filter).
  * @property keypointThreshold joints (and the bones between them) at or below this value are not drawn.

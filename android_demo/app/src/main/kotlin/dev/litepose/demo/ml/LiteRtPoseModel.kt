@@ -15,7 +15,8 @@ import java.nio.ByteOrder
 /**
  * posecore's [PoseModel] on the LiteRT Interpreter, through the model's signature names (docs/design.md
  * "Model I/O contract": input `image [1, H, W, 3]`, outputs `heatmaps_s4`, `tags_s4`, `heatmaps_s2`, NHWC).
- * Quantised outputs are dequantised with posecore [Quantization].
+ * Quantised outputs are dequantised with posecore [Quantization]; an integer input is written with its tensor's
+ * (scale, zero point), checked by posecore [InputType.inputQuantization].
  *
  * The output arrays are reused: a [ModelOutputs] is valid until the next [run]. Use from one thread.
  * Build it with [create], which wires up the accelerator and falls back to CPU when the GPU cannot be used.
@@ -49,6 +50,7 @@ class LiteRtPoseModel private constructor(
     override val inputHeight: Int
     override val joints: Int
     override val inputType: InputType
+    override val inputQuantization: Quantization?
     private val heatmapsS4: Output
     private val tagsS4: Output
     private val heatmapsS2: Output
@@ -59,7 +61,7 @@ class LiteRtPoseModel private constructor(
     init {
         val where = spec.asset
         signatureKey = interpreter.signatureKeys.firstOrNull()
-            ?: throw IllegalStateException("$where: the model has no signature; export it with `litepose export`")
+            ?: throw IllegalStateException("$where: the model has no signature; convert it with `litepose convert` (README)")
         val inputs = interpreter.getSignatureInputs(signatureKey).toList()
         inputName = if (INPUT in inputs) INPUT else inputs.singleOrNull()
             ?: throw IllegalStateException("$where: no input named '$INPUT' (inputs: $inputs)")
@@ -76,6 +78,12 @@ class LiteRtPoseModel private constructor(
             DataType.UINT8 -> InputType.UINT8
             DataType.INT8 -> InputType.INT8
             else -> throw IllegalStateException("$where: unsupported input type ${input.dataType()}")
+        }
+        val inputParams = input.quantizationParams()
+        inputQuantization = try {
+            inputType.inputQuantization(inputParams.scale, inputParams.zeroPoint)
+        } catch (e: IllegalArgumentException) {
+            throw IllegalStateException("$where: input '$inputName': ${e.message}")
         }
         val outputs = interpreter.getSignatureOutputs(signatureKey).toSet()
         for (name in OUTPUTS) check(name in outputs) { "$where: no output named '$name' (outputs: $outputs)" }
@@ -155,18 +163,23 @@ class LiteRtPoseModel private constructor(
                 if (!compatibility.isDelegateSupportedOnThisDevice) {
                     return GpuAttempt.Failed("this GPU is not on LiteRT's compatibility list")
                 }
-                val delegate = GpuDelegate(compatibility.bestOptionsForThisDevice)
+                // Building the delegate can fail too (no OpenCL/GLES context): inside the try, so it falls back to CPU.
+                var delegate: GpuDelegate? = null
                 var interpreter: Interpreter? = null
                 return try {
-                    interpreter = Interpreter(model, Interpreter.Options().addDelegate(delegate))
-                    GpuAttempt.Ready(LiteRtPoseModel(interpreter, delegate, spec, AcceleratorStatus(Accelerator.GPU, Accelerator.GPU, 1, null)))
+                    val gpu = GpuDelegate(compatibility.bestOptionsForThisDevice)
+                    delegate = gpu
+                    interpreter = Interpreter(model, Interpreter.Options().addDelegate(gpu))
+                    GpuAttempt.Ready(LiteRtPoseModel(interpreter, gpu, spec, AcceleratorStatus(Accelerator.GPU, Accelerator.GPU, 1, null)))
                 } catch (e: RuntimeException) {
                     interpreter?.close()
-                    delegate.close()
-                    GpuAttempt.Failed("the GPU delegate rejected the model (${e.message?.lineSequence()?.firstOrNull() ?: e.javaClass.simpleName})")
+                    delegate?.close()
+                    GpuAttempt.Failed("the GPU delegate could not run the model (${e.message?.lineSequence()?.firstOrNull() ?: e.javaClass.simpleName})")
                 }
             } catch (e: LinkageError) {
                 return GpuAttempt.Failed("GPU delegate library not available (${e.message})")
+            } catch (e: RuntimeException) {
+                return GpuAttempt.Failed("the GPU compatibility check failed (${e.message ?: e.javaClass.simpleName})")
             } finally {
                 compatibility.close()
             }

@@ -22,6 +22,9 @@ data class ModelSpec(
 
 /** The bundled models and the benchmark still, from the app's asset manifest. */
 class ModelCatalog(val models: List<ModelSpec>, val benchmarkImage: String) {
+    /** The model selected at start: the first int8 one (the fast one on phones), else the first listed. */
+    val defaultModelIndex: Int get() = models.indexOfFirst { it.precision.equals("int8", ignoreCase = true) }.coerceAtLeast(0)
+
     companion object {
         const val MANIFEST_ASSET = "models/manifest.json"
         private val INPUT_SIZE = Regex("^([1-9][0-9]*)x([1-9][0-9]*)$")

@@ -26,7 +26,8 @@ class PoseEngine(private val context: Context, val catalog: ModelCatalog) : Auto
     val ready: Boolean get() = pipeline != null
 
     /**
-     * Applies `new`: rebuilds the interpreter only if model, accelerator or threads changed, the decoder always.
+     * Applies `new`: rebuilds the interpreter and pipeline only if model, accelerator or threads changed; threshold
+     * changes (every slider step) go into the existing pipeline and decoder without reallocating their buffers.
      * Returns the accelerator status if the interpreter was rebuilt, else null. On failure no model is active.
      */
     fun apply(new: InferenceSettings): AcceleratorStatus? {
@@ -44,7 +45,13 @@ class PoseEngine(private val context: Context, val catalog: ModelCatalog) : Auto
             model = current
             rebuilt = current.status
         }
-        pipeline = PosePipeline(current, FastDecoder(new.decoderParams), new.minPersonScore)
+        val existing = pipeline
+        if (existing != null && existing.model === current) {
+            existing.decoder.params = new.decoderParams
+            existing.minPersonScore = new.minPersonScore
+        } else {
+            pipeline = PosePipeline(current, FastDecoder(new.decoderParams), new.minPersonScore)
+        }
         settings = new
         return rebuilt
     }

@@ -26,6 +26,8 @@ class OverlayView(context: Context) : View(context) {
     private var message: String? = null
     private var scaleMode = ScaleMode.FILL
     private var keypointThreshold = 0.1f
+    private var hudLeft = 0f
+    private var hudTop = 0f
 
     private val density = resources.displayMetrics.density
     private val bone = Paint(Paint.ANTI_ALIAS_FLAG).apply { strokeWidth = 4f * density; strokeCap = Paint.Cap.ROUND }
@@ -47,6 +49,14 @@ class OverlayView(context: Context) : View(context) {
     /** A persistent notice (e.g. GPU fallback); null clears it. */
     fun setMessage(text: String?) {
         message = text
+        invalidate()
+    }
+
+    /** Keeps the HUD and messages clear of the status bar and cutout (the window is edge-to-edge). */
+    fun setHudInsets(left: Int, top: Int) {
+        if (hudLeft == left.toFloat() && hudTop == top.toFloat()) return
+        hudLeft = left.toFloat()
+        hudTop = top.toFloat()
         invalidate()
     }
 
@@ -85,10 +95,11 @@ class OverlayView(context: Context) : View(context) {
         val lineHeight = text.textSize * 1.3f
         val pad = 6f * density
         val widest = lines.maxOf { text.measureText(it) }
-        canvas.drawRect(0f, 0f, widest + 2 * pad, lines.size * lineHeight + 2 * pad, panel)
+        // The dark box reaches the screen edge, behind the status bar; the text starts below it.
+        canvas.drawRect(0f, 0f, hudLeft + widest + 2 * pad, hudTop + lines.size * lineHeight + 2 * pad, panel)
         for ((k, line) in lines.withIndex()) {
             val paint = if (k >= hud.size) warning else text
-            canvas.drawText(line, pad, pad + (k + 1) * lineHeight - text.descent(), paint)
+            canvas.drawText(line, hudLeft + pad, hudTop + pad + (k + 1) * lineHeight - text.descent(), paint)
         }
     }
 }

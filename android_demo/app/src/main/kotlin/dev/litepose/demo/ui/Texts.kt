@@ -22,14 +22,19 @@ object Texts {
     const val KEYPOINT_THRESHOLD = "Keypoint threshold"
     const val CLOSE = "Close"
     const val PERMISSION_NEEDED = "LitePose needs the camera to find people. Frames stay on this phone."
+    const val GRANT_CAMERA = "Grant camera access"
+    const val OPEN_SETTINGS_FAILED = "Could not open the app settings: allow the camera under Settings › Apps › LitePose › Permissions."
+    const val CAMERA_DISCONNECTED = "the camera was disconnected (another app may be using it); reopen LitePose to retry"
     const val BENCHMARK_RUNNING = "Benchmark running…"
-    const val NO_MODELS = "No models bundled: build with tflite_models/ exported (see README)."
+    const val NO_MODELS = "No models bundled: make them with `litepose convert` into tflite_models/ and rebuild (see android_demo/README.md)."
 
     fun benchmarkDone(meanMs: Double, path: String) = "Benchmark: %.1f ms per frame; JSON in logcat and %s".format(meanMs, path)
 
     fun benchmarkFailed(reason: String) = "Benchmark failed: $reason"
 
     fun modelFailed(reason: String) = "Model could not be loaded: $reason"
+
+    fun modelFailedWhileRunning(reason: String) = "Model failed while running: $reason"
 
     fun cameraFailed(reason: String) = "Camera: $reason"
 

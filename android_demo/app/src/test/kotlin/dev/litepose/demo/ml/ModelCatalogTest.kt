@@ -8,8 +8,13 @@ import org.junit.jupiter.api.assertThrows
 class ModelCatalogTest {
     private val sha = "ab".repeat(32)
 
-    private fun model(asset: String = "models/xs.tflite", size: String = "448x640", joints: String = "14") =
-        """{"asset": "$asset", "variant": "XS", "precision": "int8", "input_size": "$size", "joints": $joints, "sha256": "$sha"}"""
+    private fun model(asset: String = "models/xs.tflite", size: String = "448x640", joints: String = "14", precision: String = "int8") =
+        """{"asset": "$asset", "variant": "XS", "precision": "$precision", "input_size": "$size", "joints": $joints, "sha256": "$sha"}"""
+
+    private fun catalogOf(vararg precisions: String) = ModelCatalog.parse(
+        """{"models": [${precisions.mapIndexed { k, p -> model(asset = "models/m$k.tflite", precision = p) }.joinToString(",")}],
+           "benchmark_image": "b"}""",
+    )
 
     @Test
     fun `parses models with height-first input sizes`() {
@@ -36,5 +41,12 @@ class ModelCatalogTest {
             val e = assertThrows<IllegalArgumentException>(json) { ModelCatalog.parse(json) }
             assertTrue(e.message!!.startsWith("assets/models/manifest.json: ") && e.message!!.contains(expected), e.message)
         }
+    }
+
+    @Test
+    fun `the default model is the first int8 one, else the first`() {
+        assertEquals(1, catalogOf("fp32", "int8", "int8").defaultModelIndex)
+        assertEquals(0, catalogOf("INT8", "fp32").defaultModelIndex)
+        assertEquals(0, catalogOf("fp32", "fp16").defaultModelIndex)
     }
 }
