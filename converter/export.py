@@ -10,6 +10,7 @@ import contextlib
 import json
 import tempfile
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,11 +119,14 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
             conv.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[input_dtype]
             conv.inference_output_type = {"int8": tf.int8, "float32": tf.float32}[output_dtype]
         log(f"converting to TFLite ({precision})")
-        if precision == "int8" and recalibrate:
-            with _exact_activation_ranges(images, log, range_method, narrow_sums):
+        with warnings.catch_warnings():
+            # TF's own calibrator still uses tf.lite.Interpreter; its deprecation notice is not for our users
+            warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
+            if precision == "int8" and recalibrate:
+                with _exact_activation_ranges(images, log, range_method, narrow_sums):
+                    data = conv.convert()
+            else:
                 data = conv.convert()
-        else:
-            data = conv.convert()
         log(f"converted in {time.perf_counter() - t0:.1f} s, {len(data) / 1e6:.2f} MB")
     if precision == "int8" and input_dtype in ("uint8", "int8"):
         data = _set_image_input_scale(data, input_dtype)

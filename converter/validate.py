@@ -4,10 +4,14 @@ Both models see the same deployed-mode input (letterbox to the model's size) and
 decoded the same way. The report (JSON for machines, markdown + PNG overlays for people) holds:
 per-output SQNR and max error, per-joint keypoint error of matched people, person-count agreement,
 OKS-AP of the model's poses scored against the reference's poses (score > 0.1, CrowdPose sigmas, area
-0.53 x keypoint box), AP of both against annotations when given, and latency at each thread count.
-Thresholds make the command exit 1 (after writing the report) when the model is worse than allowed.
-Calibration images (model card manifest, by sha256) that reappear among the evaluation images are
-reported and, with `exclude_calibration`, left out.
+0.53 x keypoint box), AP of both against annotations when given (over the validated images the annotation
+file lists; its other images are left out, with a warning), and latency at each thread count.
+Thresholds make the command exit 1 (after writing the report) when the model is worse than allowed; a
+threshold that could not be measured fails. Calibration images (model card manifest, by sha256) that
+reappear among the evaluation images are reported and, with `exclude_calibration`, left out. The reference
+must have the model's joints and input size; another checkpoint than the card's, or a quantised .tflite, is
+warned about. Nothing outside the report folder is written unless `update_manifest` (`--update-manifest`):
+then the model's entry in the manifest.json next to it records the accuracy and latency.
 
 For scale, the report also measures the reference against itself on a JPEG quality-95 re-encode of each
 input (`input_sensitivity`): an invisible change of the input. A model whose SQNR is close to that number
@@ -15,10 +19,13 @@ differs from the reference about as much as the reference differs from itself on
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +51,16 @@ def log(msg: str) -> None:
 class _KerasReference:
     """The float network from a checkpoint, built at the deployed model's input size (needs TensorFlow)."""
 
-    def __init__(self, path: str, input_hw):
-        from .checkpoint import build_keras_from_checkpoint
+    is_float = True
 
+    def __init__(self, path: str, input_hw, num_joints: int | None = None, model_name: str = "the model"):
+        from .checkpoint import build_keras_from_checkpoint, load_checkpoint
+
+        ckpt = load_checkpoint(path)     # cheap: the joint count is checked before TensorFlow builds anything
+        if num_joints is not None and ckpt.num_joints != num_joints:
+            raise LitePoseError(f"{path}: the reference has {ckpt.num_joints} joints, the model ({model_name}) "
+                                f"has {num_joints}; compare a model with the network it was converted from")
+        self.checkpoint_sha256, self.arch_name = ckpt.sha256, ckpt.arch_name
         self.model, self.info = build_keras_from_checkpoint(path, input_hw=tuple(input_hw))
         self.description = f"{Path(path).name} (float Keras network, {self.info['arch_name']})"
 
@@ -56,25 +70,91 @@ class _KerasReference:
 
 
 class _TFLiteReference:
-    def __init__(self, path: str, input_hw):
+    def __init__(self, path: str, input_hw, num_joints: int | None = None, model_name: str = "the model"):
         from python_ref.runner import TFLiteRunner
 
         self.runner = TFLiteRunner(path)
         if tuple(self.runner.input_hw) != tuple(input_hw):
-            raise LitePoseError(f"{path}: reference input is {self.runner.input_hw}, the model's is {tuple(input_hw)}")
-        self.description = f"{Path(path).name} ({self.runner.input_dtype.name} input TFLite)"
+            raise LitePoseError(f"{path}: the reference's input is {_hw(self.runner.input_hw)}, the model's "
+                                f"({model_name}) is {_hw(input_hw)}")
+        if num_joints is not None and self.runner.num_joints != num_joints:
+            raise LitePoseError(f"{path}: the reference has {self.runner.num_joints} joints, the model ({model_name}) "
+                                f"has {num_joints}; compare a model with the network it was converted from")
+        self.input_dtype = self.runner.input_dtype.name
+        self.quantised_outputs = sorted(k for k, (scale, _) in self.runner.output_quantization.items() if scale)
+        self.is_float = self.runner.input_dtype == np.float32 and not self.quantised_outputs
+        self.description = f"{Path(path).name} ({self.input_dtype} input TFLite)"
 
     def __call__(self, image_uint8):
         return self.runner(image_uint8)
 
 
-def load_reference(path: str, input_hw):
+def _hw(hw) -> str:
+    return f"{hw[0]}x{hw[1]}"
+
+
+def load_reference(path: str, input_hw, num_joints: int | None = None, model_name: str = "the model"):
+    """The reference network; a LitePoseError (naming `path` and both values) when its joint count or input
+    size differs from the model's."""
     p = Path(path)
     if not p.exists():
         raise LitePoseError(f"{path}: reference not found (a checkpoint or a float .tflite)")
     if p.suffix.lower() == ".tflite":
-        return _TFLiteReference(path, input_hw)
-    return _KerasReference(path, input_hw)
+        return _TFLiteReference(path, input_hw, num_joints, model_name)
+    return _KerasReference(path, input_hw, num_joints, model_name)
+
+
+def _read_card(card_path: Path, warn) -> dict | None:
+    """A model card as a dict; None (with one warning) when it is absent, unreadable or not a JSON object."""
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        warn(f"{card_path}: unreadable model card ({_first_line(exc)}); treated as absent "
+             "(calibration overlap and checkpoint not checked)")
+        return None
+    if not isinstance(card, dict):
+        warn(f"{card_path}: not a model card (a JSON {type(card).__name__}, expected an object); treated as absent "
+             "(calibration overlap and checkpoint not checked)")
+        return None
+    return card
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "strerror", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def reference_warnings(ref, reference: str, model_name: str, card: dict | None) -> list[str]:
+    """One-line warnings about a reference that is probably not the model's float network: a checkpoint other
+    than the one the model card records, or a .tflite whose inputs/outputs (or card) say it is quantised."""
+    out = []
+    expected = (card or {}).get("checkpoint_sha256")
+    variant = (card or {}).get("variant")
+    if isinstance(ref, _KerasReference):
+        if isinstance(expected, str) and expected and ref.checkpoint_sha256 != expected:
+            variants = (f"; reference {ref.arch_name}, model {variant}" if variant and ref.arch_name != variant
+                        else "")
+            out.append(f"{reference}: not the checkpoint {model_name} was converted from (sha256 "
+                       f"{ref.checkpoint_sha256[:12]}, the model card records {expected[:12]}{variants}); fine for "
+                       "another checkpoint of the same network, otherwise the numbers compare different weights")
+        return out
+    from .export import card_path_for
+
+    ref_card = _read_card(card_path_for(reference), lambda msg: None) or {}
+    precision = ref_card.get("precision")
+    if not ref.is_float or precision in ("int8", "dynamic"):
+        what = [f"input {ref.input_dtype}"] if ref.input_dtype != "float32" else []
+        what += [f"{len(ref.quantised_outputs)} quantised outputs"] if ref.quantised_outputs else []
+        what += [f"its card says {precision}"] if precision in ("int8", "dynamic") else []
+        out.append(f"{reference}: the reference is not a float model ({', '.join(what)}); the numbers measure "
+                   "the difference between two quantised models, not the loss against float")
+    ref_ckpt = ref_card.get("checkpoint_sha256")
+    if isinstance(expected, str) and expected and isinstance(ref_ckpt, str) and ref_ckpt != expected:
+        out.append(f"{reference}: converted from another checkpoint than {model_name} (sha256 {ref_ckpt[:12]}, "
+                   f"the model card records {expected[:12]})")
+    return out
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
@@ -115,12 +195,16 @@ def jpeg_roundtrip(image_rgb: np.ndarray, quality: int = SENSITIVITY_JPEG_QUALIT
 def input_views(image_rgb: np.ndarray, count: int) -> list[np.ndarray]:
     """`count` fixed variations of an image (mirrored, shifted by a few pixels, rescaled by 0.8-0.95): the
     int8 error of a network this sensitive moves by about a decibel between two images or two nearly equal
-    builds, so a steadier SQNR pools over more inputs than the few annotated images."""
+    builds, so a steadier SQNR pools over more inputs than the few annotated images. On an image smaller than
+    the shift, the shift stops at the last row / column: every view keeps at least 1 x 1 pixels."""
     import cv2
 
+    h, w = image_rgb.shape[:2]
+    if count > 0 and (h < 1 or w < 1):
+        raise LitePoseError(f"an empty {h}x{w} image has no views")
     views = []
     for i in range(count):
-        dy, dx = (5 * i) % 13, (7 * i) % 17
+        dy, dx = min((5 * i) % 13, h - 1), min((7 * i) % 17, w - 1)
         v = image_rgb[dy:, dx:]
         scale = (1.0, 0.9, 0.8, 0.95)[(i // 2) % 4]
         if scale != 1.0:
@@ -283,14 +367,83 @@ def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label,
     return png.tobytes()
 
 
+def _probe_writable(folder: Path, what: str) -> None:
+    """Fail now, with one line, when no file can be created in `folder` (permissions, read-only file system)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".litepose-write-test-")
+    except OSError as exc:
+        raise LitePoseError(f"{what}: cannot write in {folder} ({_first_line(exc)})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_report_folder(report: str) -> Path:
+    """The report folder, checked before any slow work: an existing folder we can write in, or a new one whose
+    parent exists and is writable (it is created only when the report is written)."""
+    report_dir = Path(report)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise LitePoseError(f"{report}: exists and is not a folder")
+    if report_dir.is_symlink() and not report_dir.exists():
+        raise LitePoseError(f"{report}: a broken symbolic link")
+    if report_dir.is_dir():
+        _probe_writable(report_dir, report)
+        for name in ("report.json", "report.md"):
+            if (report_dir / name).is_dir():
+                raise LitePoseError(f"{report_dir / name}: is a folder; the report cannot be written there")
+        return report_dir
+    parent = report_dir.parent
+    if parent.exists() and not parent.is_dir():
+        raise LitePoseError(f"{report}: {parent} is a file, not a folder")
+    if not parent.is_dir():
+        raise LitePoseError(f"{report}: the folder {parent} does not exist")
+    _probe_writable(parent, report)
+    return report_dir
+
+
+def _manifest_to_update(model_path: Path, model_sha: str, card: dict | None, card_path: Path) -> Path:
+    """The manifest.json whose entry for this model `--update-manifest` rewrites; every reason it could not be
+    updated is an error now, before the slow work."""
+    manifest = model_path.parent / "manifest.json"
+    if card is None:
+        raise LitePoseError(f"{card_path}: --update-manifest needs the model card (litepose convert writes it "
+                            "next to the model)")
+    if card.get("sha256") != model_sha:
+        raise LitePoseError(f"{card_path}: the card describes another build (sha256 {str(card.get('sha256'))[:12]}, "
+                            f"{model_path.name} is {model_sha[:12]}); convert again or drop --update-manifest")
+    missing = [k for k in ("size_bytes", "variant", "precision", "input_size", "joints") if k not in card]
+    if missing or not isinstance(card.get("inputs"), dict) or not isinstance(card["inputs"].get("image"), dict):
+        raise LitePoseError(f"{card_path}: not a complete model card (missing {', '.join(missing) or 'inputs'}); "
+                            "--update-manifest cannot write the entry")
+    if not manifest.is_file():
+        raise LitePoseError(f"{manifest}: not found; --update-manifest updates the model's entry in the "
+                            "manifest.json next to it (litepose convert writes it)")
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LitePoseError(f"{manifest}: unreadable manifest ({_first_line(exc)})") from None
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise LitePoseError(f"{manifest}: not a litepose manifest (no 'models' list)")
+    entry = next((m for m in entries if isinstance(m, dict) and m.get("file") == model_path.name), None)
+    if entry is None:
+        raise LitePoseError(f"{manifest}: no entry for {model_path.name} (litepose convert adds it)")
+    if entry.get("sha256") != model_sha:
+        raise LitePoseError(f"{manifest}: the entry for {model_path.name} describes another build (sha256 "
+                            f"{str(entry.get('sha256'))[:12]}, the file is {model_sha[:12]}); convert again or drop "
+                            "--update-manifest")
+    _probe_writable(manifest.parent, str(manifest))
+    return manifest
+
+
 def run_validate(*, model: str, reference: str, images: str, report: str, annotations: str | None = None,
                  min_sqnr: float | None = None, min_oks_ap: float | None = None, max_ap_drop: float | None = None,
                  threads=(1, 2), runs: int = 10, mode: str = "fast", joint_map: str = "auto",
                  exclude_calibration: bool = False, max_overlays: int = 12, input_sensitivity: bool = True,
-                 views: int = 0) -> dict:
+                 views: int = 0, update_manifest: bool = False) -> dict:
     """Validate `model` against `reference`; write the report; return it. Raises LitePoseError for user
     errors; sets report['passed'] (the CLI exits 1 when False). `views`: also pool the SQNR over that many
-    variations of each image (`input_views`; reported, not a threshold)."""
+    variations of each image (`input_views`; reported, not a threshold). Nothing outside `report` is written
+    unless `update_manifest`: then the model's entry in manifest.json next to it gets the accuracy and latency."""
     from python_ref.io_utils import write_bytes_atomic, write_text_atomic
     from python_ref.preprocess import letterbox, load_image_rgb
     from python_ref.runner import TFLiteRunner
@@ -298,34 +451,40 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     from .calibration import calibration_hashes
     from .export import card_path_for
 
-    report_dir = Path(report)
-    if report_dir.exists() and not report_dir.is_dir():
-        raise LitePoseError(f"{report}: exists and is not a folder")
-    if not report_dir.parent.is_dir():
-        raise LitePoseError(f"{report}: the folder {report_dir.parent} does not exist")
+    report_dir = check_report_folder(report)
     if mode not in ("fast", "official"):
         raise LitePoseError(f"--mode {mode}: use fast or official")
     if views < 0:
         raise LitePoseError(f"--views {views}: use 0 or more")
+    if max_ap_drop is not None and not annotations:
+        raise LitePoseError(f"--max-ap-drop {max_ap_drop}: needs --annotations (the AP is measured against them)")
     files = _list_images(Path(images))
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        log(f"warning: {msg}")
+
     runner = TFLiteRunner(model)
     input_hw, num_joints = runner.input_hw, runner.num_joints
-    ref = load_reference(reference, input_hw)
-    log(f"model {Path(model).name} ({input_hw[0]}x{input_hw[1]} {runner.input_dtype.name}), reference {ref.description}")
-
+    model_sha = hashlib.sha256(Path(model).read_bytes()).hexdigest()
     card_path = card_path_for(model)
-    card = None
-    if card_path.is_file():
-        try:
-            card = json.loads(card_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            log(f"warning: {card_path}: unreadable model card; calibration overlap not checked")
-    calib = calibration_hashes(card)
+    card = _read_card(card_path, warn)
+    manifest = _manifest_to_update(Path(model), model_sha, card, card_path) if update_manifest else None
+    try:
+        calib = calibration_hashes(card)
+    except (AttributeError, TypeError, KeyError):
+        warn(f"{card_path}: malformed calibration manifest in the model card; calibration overlap not checked")
+        calib = set()
     ann = None
     if annotations:
         from python_ref.evaluate import load_annotations
 
         ann = load_annotations(annotations)
+    ref = load_reference(reference, input_hw, num_joints, Path(model).name)
+    log(f"model {Path(model).name} ({input_hw[0]}x{input_hw[1]} {runner.input_dtype.name}), reference {ref.description}")
+    for msg in reference_warnings(ref, reference, Path(model).name, card):
+        warn(msg)
 
     energies = {k: _Energy() for k in OUTPUT_NAMES}
     jpeg_energies = {k: _Energy() for k in OUTPUT_NAMES}
@@ -339,6 +498,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     overlays = []
     first_image = None
     evaluated = 0
+    validated_ids: dict[int, str] = {}    # annotation image id -> validated file
     for n, path in enumerate(files):
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         in_calib = sha in calib
@@ -390,6 +550,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         if ann is not None:
             info = ann.find_image(path.name)
             if info is not None:
+                validated_ids[info.id] = path.name
                 for key, poses, scores in (("reference", rp, rs), ("model", mp, ms)):
                     for p, s in zip(poses, scores):
                         results[key].append({"image_id": info.id, "keypoints": p.reshape(-1).tolist(),
@@ -416,7 +577,14 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                              "max_px": float(np.max(e)) if e else None} for j, e in enumerate(joint_err)}
     ap = None
     if ann is not None:
-        ap = _annotation_ap(ann, results, joint_map, num_joints)
+        ap = _annotation_ap(ann, validated_ids, results, joint_map, num_joints)
+        if ap["images_scored"] == 0:
+            warn(f"{annotations}: none of the {evaluated} validated images is among its {ap['annotated_images']} "
+                 "annotated images (matched by file name); AP not measured")
+        elif ap["annotated_images_not_validated"]:
+            warn(f"{annotations}: {ap['annotated_images_not_validated']} of {ap['annotated_images']} annotated "
+                 f"images were not validated and are left out of the AP (e.g. {ap['not_validated_example']}); "
+                 f"AP over the other {ap['images_scored']}")
     timings = [latency(model, first_image, t, runs) for t in threads]
     for t in timings:
         log(f"latency {t['threads']} thread(s): median {t['median_ms']:.1f} ms over {t['runs']} runs")
@@ -433,18 +601,19 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         checks.append({"check": f"OKS-AP vs reference >= {min_oks_ap}", "value": val,
                        "passed": val is not None and val >= min_oks_ap})
     if max_ap_drop is not None:
-        if ap is None or ap.get("drop") is None:
-            checks.append({"check": f"AP drop <= {max_ap_drop}", "value": None, "passed": False,
-                           "note": "needs --annotations with annotated images"})
+        check = {"check": f"AP drop <= {max_ap_drop}", "value": ap["drop"]}
+        if ap["drop"] is None:
+            check.update(passed=False, note=ap["note"])
         else:
-            checks.append({"check": f"AP drop <= {max_ap_drop}", "value": ap["drop"],
-                           "passed": ap["drop"] <= max_ap_drop})
+            check["passed"] = ap["drop"] <= max_ap_drop
+        checks.append(check)
     result = {
         "format": REPORT_FORMAT,
-        "model": {"file": Path(model).name, "sha256": hashlib.sha256(Path(model).read_bytes()).hexdigest(),
+        "model": {"file": Path(model).name, "sha256": model_sha,
                   "input_size": f"{input_hw[0]}x{input_hw[1]}", "input_dtype": runner.input_dtype.name,
                   "precision": (card or {}).get("precision")},
         "reference": {"file": Path(reference).name, "description": ref.description},
+        "warnings": warnings,
         "decoder": mode, "person_score_threshold": PERSON_SCORE,
         "images": {"folder": Path(images).name, "evaluated": evaluated, "calibration_overlap": overlap,
                    "calibration_images_excluded": bool(exclude_calibration and overlap)},
@@ -471,36 +640,27 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     for name, png in overlays:
         write_bytes_atomic(report_dir / f"overlay_{name}", png)
     log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays")
-    _update_manifest(Path(model), card, result)
+    if manifest is not None:
+        _update_manifest(Path(model), manifest, card, result)
     return result
 
 
-def _update_manifest(model_path: Path, card: dict | None, result: dict) -> None:
-    """Record accuracy and latency in the manifest entry of this model, when it has one (tflite_models/)."""
-    manifest = model_path.parent / "manifest.json"
-    if card is None or not manifest.is_file():
-        return
-    try:
-        entries = json.loads(manifest.read_text()).get("models", [])
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return
-    entry = next((m for m in entries if m.get("file") == model_path.name), None)
-    if entry is None or entry.get("sha256") != result["model"]["sha256"]:
-        return
+def _update_manifest(model_path: Path, manifest: Path, card: dict, result: dict) -> None:
+    """Record accuracy and latency in this model's manifest entry (checked by `_manifest_to_update`)."""
     from .convert import update_manifest
 
     accuracy = {"reference": result["reference"]["file"], "images": result["images"]["folder"],
                 "evaluated": result["images"]["evaluated"],
                 "sqnr_db": {k: round(v["sqnr_db"], 2) for k, v in result["outputs"].items()},
                 "oks_ap_vs_reference": result["oks_ap_vs_reference"].get("AP")}
-    if result["annotations"]:
-        accuracy["ap"] = {"annotations": result["annotations"]["file"],
-                          "reference": result["annotations"]["reference"]["AP"],
-                          "model": result["annotations"]["model"]["AP"], "drop_points": result["annotations"]["drop"]}
+    a = result["annotations"]
+    if a and a["drop"] is not None:
+        accuracy["ap"] = {"annotations": a["file"], "images": a["images_scored"], "reference": a["reference"]["AP"],
+                          "model": a["model"]["AP"], "drop_points": a["drop"]}
     latency_ms = {str(t["threads"]): round(t["median_ms"], 1) for t in result["latency"]}
     update_manifest(model_path, {**card, "accuracy": accuracy, "latency": {"median_ms_by_threads": latency_ms}},
                     extra={"graph": card.get("graph")})
-    log(f"updated {manifest} ({model_path.name}: accuracy, latency)")
+    log(f"updated {manifest}: entry {model_path.name} (accuracy, latency)")
 
 
 def _json_default(v):
@@ -509,20 +669,45 @@ def _json_default(v):
     raise TypeError(type(v).__name__)
 
 
-def _annotation_ap(ann, results: dict, joint_map: str, num_joints: int) -> dict:
+def restrict_annotations(ann, image_ids):
+    """The annotation file reduced to the images `image_ids` (and their people): what AP is computed over."""
+    ids = set(image_ids)
+    keep = np.isin(ann.image_id, sorted(ids))
+    n = len(ann.image_id)
+    per_person = {f.name: getattr(ann, f.name)[keep] for f in dataclasses.fields(ann)
+                  if isinstance(getattr(ann, f.name), np.ndarray) and getattr(ann, f.name).shape[:1] == (n,)}
+    images = [im for im in ann.images if im.id in ids]
+    return dataclasses.replace(ann, images=images, **per_person, _by_id={im.id: im for im in images},
+                               _by_name={k: v for k, v in ann._by_name.items() if v.id in ids})
+
+
+def _annotation_ap(ann, validated: dict, results: dict, joint_map: str, num_joints: int) -> dict:
+    """AP of both models over the annotated images that were validated (`validated`: annotation image id ->
+    file); annotated images that were not validated are left out (their people could only count as missed)."""
     from python_ref.evaluate import Results, evaluate_keypoints
 
-    out = {"file": Path(ann.path).name}
+    not_validated = [im.file_name for im in ann.images if im.id not in validated]
+    out = {"file": Path(ann.path).name, "annotated_images": len(ann.images), "images_scored": len(validated),
+           "annotated_images_not_validated": len(not_validated),
+           "not_validated_example": not_validated[0] if not_validated else None}
+    empty = {k: None for k in ("AP", "AP50", "AP75", "AR")}
+    if not validated:
+        return out | {"reference": empty, "model": empty, "protocol": None, "joint_map": None, "num_people": 0,
+                      "drop": None, "note": f"AP not measured: none of the validated images is in {out['file']}"}
+    sub = restrict_annotations(ann, validated)
     for key in ("reference", "model"):
         rows = results[key]
         res = Results(path=f"{key} poses", image_id=np.asarray([r["image_id"] for r in rows], np.int64),
                       keypoints=np.asarray([r["keypoints"] for r in rows], float).reshape(len(rows), num_joints, 3),
                       score=np.asarray([r["score"] for r in rows], float))
-        rep = evaluate_keypoints(ann, res, joint_map=joint_map)
+        rep = evaluate_keypoints(sub, res, joint_map=joint_map)
         out[key] = {k: rep[k] for k in ("AP", "AP50", "AP75", "AR")}
         out["protocol"], out["joint_map"], out["num_people"] = rep["protocol"], rep["joint_map"], rep["num_people"]
     r, m = out["reference"]["AP"], out["model"]["AP"]
     out["drop"] = None if r is None or m is None else 100.0 * (r - m)   # AP points
+    if out["drop"] is None:
+        out["note"] = (f"AP not measured: the {len(validated)} validated images annotated in {out['file']} have "
+                       "no scorable people")
     return out
 
 
@@ -538,6 +723,8 @@ def format_markdown(r: dict) -> str:
     lines = [f"# litepose validate: {r['model']['file']} vs {r['reference']['file']}", "",
              f"Input {r['model']['input_size']} ({r['model']['input_dtype']}), decoder {r['decoder']}, "
              f"{r['images']['evaluated']} images from `{r['images']['folder']}`.", ""]
+    for w in r.get("warnings") or []:
+        lines += [f"**Warning:** {w}", ""]
     if r["images"]["calibration_overlap"]:
         lines += [f"**Warning:** {len(r['images']['calibration_overlap'])} evaluation image(s) were calibration "
                   f"images: {', '.join(r['images']['calibration_overlap'])}"
@@ -565,10 +752,13 @@ def format_markdown(r: dict) -> str:
               f"- person counts equal on {pc['images_with_equal_counts']}/{pc['images']} images "
               f"(reference {pc['reference_people']} people, model {pc['model_people']})"]
     a = r["annotations"]
-    if a:
+    if a and a["drop"] is None:
+        lines.append(f"- AP against `{a['file']}`: {a.get('note', 'not measured')}")
+    elif a:
         lines.append(f"- AP against `{a['file']}` ({a['protocol']}, joint map {a['joint_map']}, {a['num_people']} "
-                     f"people): reference {_fmt(a['reference']['AP'], 3)}, model {_fmt(a['model']['AP'], 3)}, "
-                     f"drop {_fmt(a['drop'], 2)} points")
+                     f"people on {a['images_scored']} of its {a['annotated_images']} images): reference "
+                     f"{_fmt(a['reference']['AP'], 3)}, model {_fmt(a['model']['AP'], 3)}, drop {_fmt(a['drop'], 2)} "
+                     "points")
     lines += ["", "| joint | matched | mean px | median px | max px |", "|---|---|---|---|---|"]
     for j, v in r["per_joint_error_px"].items():
         lines.append(f"| {j} | {v['count']} | {_fmt(v['mean_px'], 2)} | {_fmt(v['median_px'], 2)} | "
@@ -582,7 +772,8 @@ def format_markdown(r: dict) -> str:
         for c in r["checks"]:
             val = c["value"]
             lines.append(f"- {'PASS' if c['passed'] else 'FAIL'}: {c['check']} (got "
-                         f"{_fmt(val, 3) if isinstance(val, float) else val})")
+                         f"{_fmt(val, 3) if isinstance(val, float) else val}"
+                         + (f"; {c['note']}" if c.get("note") else "") + ")")
     lines += ["", "## Per image", "", "SQNR in dB" + (" (in brackets: the reference against itself on the JPEG-95 "
               "input)." if sens else "."), "", "| image | " + " | ".join(OUTPUT_NAMES) + " | people ref/model |",
               "|---|" + "---|" * (len(OUTPUT_NAMES) + 1)]
@@ -619,7 +810,9 @@ def _command():
     @click.option("--report", required=True, help="Report folder (report.md, report.json, overlay_*.png).")
     @click.option("--min-sqnr", type=float, default=None, help="Fail when any output's SQNR (dB) is lower.")
     @click.option("--min-oks-ap", type=float, default=None, help="Fail when OKS-AP vs the reference is lower.")
-    @click.option("--max-ap-drop", type=float, default=None, help="Fail when AP vs annotations drops more (points).")
+    @click.option("--max-ap-drop", type=float, default=None,
+                  help="Fail when AP vs --annotations drops more (points); AP is over the validated images the "
+                  "annotations list, and fails when there are none.")
     @click.option("--threads", default="1,2", show_default=True, help="Thread counts to time.")
     @click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="Timed runs each.")
     @click.option("--mode", type=click.Choice(["fast", "official"]), default="fast", show_default=True,
@@ -632,15 +825,19 @@ def _command():
     @click.option("--views", type=int, default=0, show_default=True,
                   help="Also report the SQNR pooled over N mirrored / shifted / rescaled copies of each image: "
                   "steadier than the few images themselves when comparing two builds.")
+    @click.option("--update-manifest", is_flag=True,
+                  help="Record the accuracy and latency in the model's entry of the manifest.json next to it "
+                  "(default: nothing outside --report is written).")
     def validate_command(model, reference, images, annotations, report, min_sqnr, min_oks_ap, max_ap_drop, threads,
-                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity, views):
+                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity, views, update_manifest):
         """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
         result = run_validate(model=model, reference=reference, images=images, annotations=annotations,
                               report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
                               threads=_threads(threads), runs=runs, mode=mode, joint_map=joint_map,
                               exclude_calibration=exclude_calibration_images, input_sensitivity=input_sensitivity,
-                              views=views)
-        failed = [c["check"] for c in result["checks"] if not c["passed"]]
+                              views=views, update_manifest=update_manifest)
+        failed = [c["check"] + (f" ({c['note']})" if c.get("note") else "")
+                  for c in result["checks"] if not c["passed"]]
         if failed:
             raise LitePoseError(f"{model}: below the thresholds: {'; '.join(failed)} (report in {report})")
 

@@ -1,7 +1,9 @@
-"""`litepose validate`: metrics against known answers, thresholds, exit codes, calibration overlap."""
+"""`litepose validate`: metrics against known answers, thresholds, exit codes, calibration overlap, reference
+checks, AP over the validated images only, outputs (report folder, --update-manifest)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -54,6 +56,22 @@ def test_input_views_are_fixed_small_variations():
     assert input_views(image, 0) == []
 
 
+@pytest.mark.parametrize("side", [1, 4])
+def test_input_views_of_tiny_images_keep_at_least_one_pixel(side):
+    """The shifts (up to 12 rows / 16 columns) stop at the last row / column of a tiny image."""
+    from converter.validate import input_views
+
+    image = np.arange(side * side * 3, dtype=np.uint8).reshape(side, side, 3)
+    views = input_views(image, 8)
+    assert len(views) == 8
+    for v in views:
+        assert v.dtype == np.uint8 and v.ndim == 3 and v.shape[2] == 3 and min(v.shape[:2]) >= 1
+    np.testing.assert_array_equal(views[0], image[:, ::-1])
+    np.testing.assert_array_equal(views[1], image[side - 1:, side - 1:])      # shift clamped: the last pixel
+    # every view's pixels come from the image (1 x 1 after the shift: the resize keeps that one colour)
+    np.testing.assert_array_equal(views[2], image[side - 1:, side - 1:])
+
+
 def test_jpeg_roundtrip_is_a_small_real_change():
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[0:64, 0:96]
@@ -92,10 +110,29 @@ def _validate(args):
     return CliRunner().invoke(main, ["validate"] + [str(a) for a in args])
 
 
+FAST = ["--runs", 1, "--threads", "1", "--no-input-sensitivity"]
+
+
+def _warnings(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("[litepose] warning:")]
+
+
+def _one_line_error(res) -> str:
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, res.output
+    return errors[0]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
 @pytest.mark.needs_shared
 def test_float_tflite_matches_its_checkpoint_and_passes(xs_models, shared_dir, tmp_path):
     root, ckpt, _ = xs_models
     crowd = shared_dir / "data" / "crowdpose"
+    before = _snapshot(root)
     res = _validate([root / "xs_fp32.tflite", "--reference", ckpt, "--images", crowd / "images",
                      "--annotations", crowd / "annotations.json", "--report", tmp_path / "r",
                      "--min-sqnr", 60, "--min-oks-ap", 0.99, "--max-ap-drop", 0.01, "--runs", 2, "--threads", "1"])
@@ -105,6 +142,9 @@ def test_float_tflite_matches_its_checkpoint_and_passes(xs_models, shared_dir, t
     assert rep["oks_ap_vs_reference"]["AP"] == pytest.approx(1.0)
     assert rep["person_count_agreement"]["images_with_equal_counts"] == 2
     assert rep["annotations"]["drop"] == pytest.approx(0.0, abs=1e-9)
+    assert rep["annotations"]["images_scored"] == 2 and rep["annotations"]["annotated_images_not_validated"] == 0
+    assert rep["warnings"] == [] and _warnings(res.output) == []    # the model's own checkpoint: no warning
+    assert _snapshot(root) == before               # without --update-manifest nothing outside the report changes
     assert rep["passed"] and len(rep["latency"]) == 1
     assert (tmp_path / "r" / "report.md").read_text().startswith("# litepose validate")
     assert sorted(p.name for p in (tmp_path / "r").glob("overlay_*.png")) == ["overlay_103319.png",
@@ -171,3 +211,252 @@ def test_bad_inputs_fail_clearly(tmp_path):
     res = _validate([tmp_path / "nope.tflite", "--reference", tmp_path / "x.pth", "--images", tmp_path,
                      "--report", tmp_path / "r"])
     assert res.exit_code == 1 and "Error:" in res.output and "Traceback" not in res.output
+
+
+# ---- AP over the validated images only ---------------------------------------------------------------
+
+def _annotation_file(path: Path, images: list[tuple[int, str, list]]) -> Path:
+    """A CrowdPose-style annotation file: (image id, file name, people as (14, 3) x, y, score/visibility)."""
+    from python_ref.keypoints import CROWDPOSE_JOINTS
+
+    anns = []
+    for image_id, _, people in images:
+        for p in people:
+            p = np.asarray(p, float)
+            vis = p[:, 2] > 0
+            x0, y0 = p[vis, 0].min(), p[vis, 1].min()
+            kp = np.concatenate([p[:, :2] * vis[:, None], np.where(vis, 2.0, 0.0)[:, None]], 1)
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                         "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int(vis.sum()),
+                         "bbox": [float(x0), float(y0), float(p[vis, 0].max() - x0), float(p[vis, 1].max() - y0)]})
+    path.write_text(json.dumps({
+        "images": [{"id": i, "file_name": name, "width": 640, "height": 480} for i, name, _ in images],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person", "keypoints": list(CROWDPOSE_JOINTS)}]}))
+    return path
+
+
+@pytest.mark.needs_shared
+def test_ap_is_measured_on_the_validated_images_only(xs_models, shared_dir, tmp_path):
+    """Ground truth = the float reference's own people on the four COCO images (so the reference's AP is
+    exactly 1), plus two annotated images that are not in the folder. The extra images must not change AP."""
+    from python_ref.evaluate import Results, evaluate_keypoints, load_annotations, run_evaluate
+
+    root, _, _ = xs_models
+    images = shared_dir / "data" / "coco" / "images"
+    common = [root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", images] + FAST
+    res = _validate(common + ["--report", tmp_path / "poses"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "poses" / "report.json").read_text())["per_image"]
+    people = {row["image"]: row["poses"]["reference"] for row in rows}
+    assert len(people) == 4 and sum(map(len, people.values())) >= 4       # the reference finds people
+    folder = [(i + 1, name, people[name]) for i, name in enumerate(sorted(people))]
+    biggest = max(folder, key=lambda f: len(f[2]))[2]
+    extra = [(101, "not_here_1.jpg", biggest), (102, "sub/not_here_2.jpg", biggest)]
+    only_folder = _annotation_file(tmp_path / "folder.json", folder)
+    with_extra = _annotation_file(tmp_path / "extra.json", extra[:1] + folder + extra[1:])
+
+    # the dilution this guards against: over every image of extra.json the reference misses the extra people
+    ann = load_annotations(with_extra)
+    ref_rows = [(ann.find_image(name).id, p) for name, ps in people.items() for p in ps]
+    diluted = evaluate_keypoints(ann, Results(path="ref", image_id=np.array([i for i, _ in ref_rows]),
+                                              keypoints=np.array([p for _, p in ref_rows], float),
+                                              score=np.ones(len(ref_rows))), joint_map="none")["AP"]
+    assert diluted < 0.8
+
+    aps = {}
+    for name, ann_file in (("folder", only_folder), ("extra", with_extra)):
+        res = _validate(common + ["--annotations", ann_file, "--report", tmp_path / name, "--max-ap-drop", 100])
+        assert res.exit_code == 0, res.output
+        aps[name] = json.loads((tmp_path / name / "report.json").read_text())["annotations"]
+        if name == "extra":
+            assert len(_warnings(res.output)) == 1
+            assert "2 of 6 annotated images were not validated" in _warnings(res.output)[0]
+    assert aps["folder"]["reference"]["AP"] == pytest.approx(1.0)       # its own poses as ground truth
+    for key in ("reference", "model"):
+        assert aps["extra"][key] == aps["folder"][key]
+    assert aps["extra"]["drop"] == aps["folder"]["drop"] and aps["folder"]["drop"] > 0
+    assert aps["folder"]["images_scored"] == aps["extra"]["images_scored"] == 4
+    assert (aps["folder"]["annotated_images"], aps["extra"]["annotated_images"]) == (4, 6)
+    assert aps["extra"]["annotated_images_not_validated"] == 2
+    assert "on 4 of its 6 images" in (tmp_path / "extra" / "report.md").read_text()
+    # the model's AP recomputed by `litepose evaluate` from its detections in the report (matched by name)
+    model_rows = json.loads((tmp_path / "extra" / "report.json").read_text())["per_image"]
+    preds = [{"image": row["image"], "keypoints": np.asarray(p).reshape(-1).tolist(), "score": s}
+             for row in model_rows for p, s in zip(row["poses"]["model"], row["poses"]["model_scores"])]
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    assert run_evaluate(only_folder, tmp_path / "preds.json")["AP"] == pytest.approx(aps["extra"]["model"]["AP"])
+
+
+@pytest.mark.needs_shared
+def test_ap_gate_fails_when_no_validated_image_is_annotated(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    crowd = shared_dir / "data" / "crowdpose"
+    data = json.loads((crowd / "annotations.json").read_text())
+    for im in data["images"]:
+        im["file_name"] = "elsewhere_" + im["file_name"]      # the same people, on images not in the folder
+    (tmp_path / "other.json").write_text(json.dumps(data))
+    res = _validate([root / "xs_fp32.tflite", "--reference", root / "xs_fp32.tflite", "--images", crowd / "images",
+                     "--annotations", tmp_path / "other.json", "--max-ap-drop", 100, "--report", tmp_path / "r"]
+                    + FAST)
+    assert "AP not measured" in _one_line_error(res) and "below the thresholds" in res.output
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    a = rep["annotations"]
+    assert a["images_scored"] == 0 and a["annotated_images"] == 2 and a["drop"] is None
+    assert a["reference"]["AP"] is None and a["model"]["AP"] is None
+    assert not rep["passed"] and rep["checks"][0]["passed"] is False and "not measured" in rep["checks"][0]["note"]
+    assert "not measured" in (tmp_path / "r" / "report.md").read_text()
+    # without --annotations the gate cannot be met: refused before any work
+    res = _validate([root / "xs_fp32.tflite", "--reference", root / "xs_fp32.tflite", "--images", crowd / "images",
+                     "--max-ap-drop", 1, "--report", tmp_path / "r2"] + FAST)
+    assert "needs --annotations" in _one_line_error(res) and not (tmp_path / "r2").exists()
+
+
+# ---- the reference against the model -----------------------------------------------------------------
+
+def _tiny_litepose_tflite(path: Path, hw: tuple[int, int], joints: int) -> Path:
+    """A small float model with the LitePose I/O contract (input `image`, three named outputs)."""
+    import keras
+    import tensorflow as tf
+
+    image = keras.Input((*hw, 3), batch_size=1, name="image")
+    s2 = keras.layers.Conv2D(4, 3, strides=2, padding="same")(image)
+    s4 = keras.layers.Conv2D(4, 3, strides=2, padding="same")(s2)
+    outs = {"heatmaps_s4": keras.layers.Conv2D(joints, 1)(s4), "tags_s4": keras.layers.Conv2D(joints, 1)(s4),
+            "heatmaps_s2": keras.layers.Conv2D(joints, 1)(s2)}
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(keras.Model(image, outs)).convert())
+    return path
+
+
+@pytest.mark.needs_shared
+def test_reference_of_another_network_shape_is_refused(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    model = root / "xs_fp32.tflite"                     # 128x128, 14 joints
+    common = ["--images", shared_dir / "data" / "crowdpose" / "images", "--report", tmp_path / "r"] + FAST
+    coco_ckpt = shared_dir / "checkpoints" / "litepose-l-coco-random.pth"
+    line = _one_line_error(_validate([model, "--reference", coco_ckpt] + common))
+    assert str(coco_ckpt) in line and "17 joints" in line and "has 14" in line
+    wrong_size = _tiny_litepose_tflite(tmp_path / "64.tflite", (64, 64), 14)
+    line = _one_line_error(_validate([model, "--reference", wrong_size] + common))
+    assert str(wrong_size) in line and "64x64" in line and "128x128" in line
+    wrong_joints = _tiny_litepose_tflite(tmp_path / "17.tflite", (128, 128), 17)
+    line = _one_line_error(_validate([model, "--reference", wrong_joints] + common))
+    assert str(wrong_joints) in line and "17 joints" in line and "has 14" in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.needs_shared
+def test_reference_of_another_checkpoint_or_quantised_is_warned(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    images = ["--images", shared_dir / "data" / "crowdpose" / "images"]
+    s_ckpt = shared_dir / "checkpoints" / "litepose-s-crowdpose-random.pth"   # same head shapes, other weights
+    res = _validate([root / "xs_fp32.tflite", "--reference", s_ckpt, "--report", tmp_path / "s"] + images + FAST)
+    assert res.exit_code == 0, res.output
+    (warning,) = _warnings(res.output)
+    card_sha = json.loads((root / "xs_fp32.json").read_text())["checkpoint_sha256"]
+    assert "not the checkpoint" in warning and card_sha[:12] in warning and "42ca256c7a30" in warning
+    assert "reference S, model XS" in warning
+    rep = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert len(rep["warnings"]) == 1
+    assert "**Warning:** " + rep["warnings"][0] in (tmp_path / "s" / "report.md").read_text()
+    # an int8 model (uint8 input) given as "the float reference"
+    res = _validate([root / "xs_fp32.tflite", "--reference", root / "xs_int8.tflite", "--report", tmp_path / "q"]
+                    + images + FAST)
+    assert res.exit_code == 0, res.output
+    (warning,) = _warnings(res.output)
+    assert "not a float model" in warning and "input uint8" in warning and str(root / "xs_int8.tflite") in warning
+
+
+@pytest.mark.needs_shared
+def test_model_card_that_is_not_an_object_is_ignored_with_a_warning(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    shutil.copy(root / "xs_fp32.tflite", tmp_path / "m.tflite")
+    (tmp_path / "m.json").write_text('[{"image": "a.jpg", "keypoints": [], "score": 0.5}]')   # predictions
+    res = _validate([tmp_path / "m.tflite", "--reference", root / "xs_fp32.tflite", "--images",
+                     shared_dir / "data" / "crowdpose" / "images", "--report", tmp_path / "r"] + FAST)
+    assert res.exit_code == 0, res.output
+    (warning,) = _warnings(res.output)
+    assert str(tmp_path / "m.json") in warning and "not a model card" in warning
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["model"]["precision"] is None and rep["images"]["calibration_overlap"] == []
+    assert all(v["sqnr_db"] == float("inf") for v in rep["outputs"].values())     # the same model twice
+
+
+# ---- outputs ------------------------------------------------------------------------------------------
+
+@pytest.mark.needs_shared
+def test_manifest_is_updated_only_with_the_flag(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("xs_int8.tflite", "xs_int8.json", "xs_fp32.json", "manifest.json"):
+        shutil.copy(root / name, models / name)
+    before = _snapshot(models)
+    args = [models / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images",
+            shared_dir / "data" / "coco" / "images"] + FAST
+    res = _validate(args + ["--report", tmp_path / "r1"])
+    assert res.exit_code == 0, res.output
+    assert _snapshot(models) == before and "[litepose] updated" not in res.output
+    res = _validate(args + ["--report", tmp_path / "r2", "--update-manifest"])
+    assert res.exit_code == 0, res.output
+    updated = [line for line in res.output.splitlines() if line.startswith("[litepose] updated")]
+    assert len(updated) == 1 and str(models / "manifest.json") in updated[0] and "entry xs_int8.tflite" in updated[0]
+    after = _snapshot(models)
+    assert {k for k in after if after[k] != before[k]} == {"manifest.json"}          # the card is not rewritten
+    rep = json.loads((tmp_path / "r2" / "report.json").read_text())
+    old = {m["file"]: m for m in json.loads(before["manifest.json"])["models"]}
+    new = {m["file"]: m for m in json.loads(after["manifest.json"])["models"]}
+    assert new["xs_fp32.tflite"] == old["xs_fp32.tflite"]
+    entry = new["xs_int8.tflite"]
+    assert entry["sha256"] == old["xs_int8.tflite"]["sha256"] == rep["model"]["sha256"]
+    assert entry["accuracy"]["sqnr_db"] == {k: round(v["sqnr_db"], 2) for k, v in rep["outputs"].items()}
+    assert entry["accuracy"]["evaluated"] == 4 and "ap" not in entry["accuracy"]
+    assert entry["latency"]["median_ms_by_threads"] == {"1": round(rep["latency"][0]["median_ms"], 1)}
+    # asked for but impossible (no manifest next to the model): refused before the work
+    (models / "manifest.json").unlink()
+    line = _one_line_error(_validate(args + ["--report", tmp_path / "r3", "--update-manifest"]))
+    assert str(models / "manifest.json") in line and not (tmp_path / "r3").exists()
+
+
+@pytest.mark.needs_shared
+def test_report_location_is_checked_before_the_work(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    args = [root / "xs_fp32.tflite", "--reference", root / "xs_fp32.tflite", "--images",
+            shared_dir / "data" / "crowdpose" / "images"] + FAST
+    (tmp_path / "file").write_text("x")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):       # root ignores permission bits; /sys refuses new files to root too
+            read_only = Path("/sys")
+            if not read_only.is_dir():
+                pytest.skip("running as root without /sys: no folder that refuses writes")
+        cases = [(tmp_path / "file", "exists and is not a folder"), (tmp_path / "file" / "r", "is a file"),
+                 (tmp_path / "missing" / "r", "does not exist"), (read_only / "r", "cannot write in"),
+                 (read_only, "cannot write in")]
+        for report, what in cases:
+            res = _validate(args + ["--report", report])
+            line = _one_line_error(res)
+            assert line.startswith(f"Error: {report}: ") and what in line, line
+            assert "validated 1/" not in res.output                              # nothing was run
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+@pytest.mark.needs_shared
+def test_tiny_images_validate_with_views(xs_models, tmp_path):
+    import cv2
+
+    root, _, _ = xs_models
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    cv2.imwrite(str(folder / "one.png"), np.full((1, 1, 3), 180, np.uint8))
+    cv2.imwrite(str(folder / "four.png"), rng.integers(0, 256, (4, 4, 3)).astype(np.uint8))
+    res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
+                     "--views", 3, "--report", tmp_path / "r"] + FAST)
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["images"]["evaluated"] == 2 and rep["views"]["inputs"] == 6
+    assert all(0 < v < 200 for v in rep["views"]["sqnr_db"].values())     # int8 vs float: finite, real numbers
