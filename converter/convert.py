@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path, check_distinct, write_text_atomic
+from python_ref.io_utils import atomic_path, check_distinct, probe_writable, write_text_atomic
 
 from .archs import load_arch, parse_input_size
 
@@ -28,10 +28,9 @@ def check_output_path(output: str | Path, suffix: str) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise LitePoseError(f"{out}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise LitePoseError(f"{out}: the folder {parent} is not writable")
     if out.is_dir():
         raise LitePoseError(f"{out}: is a folder")
+    probe_writable(parent, str(out))
     return out
 
 

@@ -23,9 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
+from python_ref.io_utils import probe_writable
 
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -367,16 +366,6 @@ def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label,
     return png.tobytes()
 
 
-def _probe_writable(folder: Path, what: str) -> None:
-    """Fail now, with one line, when no file can be created in `folder` (permissions, read-only file system)."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".litepose-write-test-")
-    except OSError as exc:
-        raise LitePoseError(f"{what}: cannot write in {folder} ({_first_line(exc)})") from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
 def check_report_folder(report: str) -> Path:
     """The report folder, checked before any slow work: an existing folder we can write in, or a new one whose
     parent exists and is writable (it is created only when the report is written)."""
@@ -386,7 +375,7 @@ def check_report_folder(report: str) -> Path:
     if report_dir.is_symlink() and not report_dir.exists():
         raise LitePoseError(f"{report}: a broken symbolic link")
     if report_dir.is_dir():
-        _probe_writable(report_dir, report)
+        probe_writable(report_dir, report)
         for name in ("report.json", "report.md"):
             if (report_dir / name).is_dir():
                 raise LitePoseError(f"{report_dir / name}: is a folder; the report cannot be written there")
@@ -396,7 +385,7 @@ def check_report_folder(report: str) -> Path:
         raise LitePoseError(f"{report}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise LitePoseError(f"{report}: the folder {parent} does not exist")
-    _probe_writable(parent, report)
+    probe_writable(parent, report)
     return report_dir
 
 
@@ -431,7 +420,7 @@ def _manifest_to_update(model_path: Path, model_sha: str, card: dict | None, car
         raise LitePoseError(f"{manifest}: the entry for {model_path.name} describes another build (sha256 "
                             f"{str(entry.get('sha256'))[:12]}, the file is {model_sha[:12]}); convert again or drop "
                             "--update-manifest")
-    _probe_writable(manifest.parent, str(manifest))
+    probe_writable(manifest.parent, str(manifest))
     return manifest
 
 

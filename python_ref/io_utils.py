@@ -51,6 +51,17 @@ def final_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def probe_writable(folder: str | os.PathLike, what: str) -> None:
+    """Fail now, with one line, when no file can be created in `folder` (permissions, a read-only file
+    system: os.access says yes to root on both), rather than after the slow work."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".litepose-write-test-")
+    except OSError as exc:
+        raise LitePoseError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def check_distinct(outputs: dict[str, object], inputs: dict[str, object]) -> None:
     """Refuse an output path that is one of the inputs (or another output): writing it would destroy it.
 

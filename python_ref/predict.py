@@ -23,7 +23,8 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, write_bytes_atomic
+from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, probe_writable,
+                       write_bytes_atomic)
 from .preprocess import InputTooLarge, letterbox, load_image_rgb, official_resize
 
 MODES = ("official", "fast")
@@ -36,17 +37,16 @@ class DeployedModel:
     default_mode, default_flip = "fast", False
 
     def __init__(self, path, num_threads: int | None = None, joints: int | None = None):
-        from .runner import TFLiteRunner
+        from .runner import TFLiteRunner, runtime_name
 
         self.runner = TFLiteRunner(path, num_threads=num_threads)
         self.num_joints = self.runner.num_joints
         if joints is not None and joints != self.num_joints:
             raise LitePoseError(f"{path}: --joints {joints}, but the model has {self.num_joints} joints")
         h, w = self.runner.input_hw
-        from .runner import runtime_name
-
         self.description = (f"{Path(path).name} ({h}x{w} {self.runner.input_dtype.name} input, {self.num_joints} "
                             f"joints; {runtime_name()})")
+        self.warnings = card_mismatch(path)
 
     def prepare(self, image_rgb: np.ndarray):
         """(network input uint8 RGB at the model's size, its `Letterbox` to map poses back)."""
@@ -54,6 +54,26 @@ class DeployedModel:
 
     def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
         return self.runner(net_input)
+
+
+def card_mismatch(path) -> list[str]:
+    """A warning when the model card next to a .tflite records another sha256: a damaged or replaced file
+    still runs and quietly finds nobody, so say so before predicting."""
+    import hashlib
+
+    card_path = Path(path).with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    recorded = card.get("sha256") if isinstance(card, dict) else None
+    if not isinstance(recorded, str) or not isinstance(card.get("precision"), str):
+        return []  # not a model card
+    actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if actual == recorded:
+        return []
+    return [f"{path}: sha256 {actual[:12]} differs from its model card {card_path.name} ({recorded[:12]}): "
+            "the file was changed or damaged after conversion, or the card belongs to another build"]
 
 
 class CheckpointModel:
@@ -203,8 +223,7 @@ def check_json_path(json_path) -> Path | None:
     parent = json_path.parent if str(json_path.parent) else Path(".")
     if not parent.is_dir():
         raise LitePoseError(f"{json_path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise LitePoseError(f"{json_path}: the folder {parent} is not writable")
+    probe_writable(parent, str(json_path))
     return json_path
 
 
@@ -242,8 +261,9 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
             draw_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
-        if not os.access(draw_dir, os.W_OK):
-            raise LitePoseError(f"{draw_dir}: the --draw folder is not writable")
+        probe_writable(draw_dir, str(draw_dir))
+    for warning in getattr(model, "warnings", []):
+        progress(f"warning: {warning}")
     progress(f"{model.description}: {len(images)} image(s), {mode} decoder, flip {'on' if flip else 'off'}")
     entries: list[dict] = []
     overlays: list[tuple[Path, bytes]] = []

@@ -232,3 +232,32 @@ def test_click_exceptions_inside_commands_still_exit_with_their_code():
 
     r = CliRunner().invoke(group, ["fails"])
     assert r.exit_code == 1 and r.output.strip() == "Error: nope"
+
+
+@pytest.mark.needs_shared
+def test_predict_warns_when_the_model_differs_from_its_card(xs_tflite, tmp_path):
+    good = _image(tmp_path / "good.png")
+    model = tmp_path / "m.tflite"
+    model.write_bytes(xs_tflite.read_bytes())
+    card = json.loads(xs_tflite.with_suffix(".json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    r = invoke(["predict", "--model", model, good, "--json", tmp_path / "a.json"])
+    assert r.exit_code == 0 and "differs from its model card" not in r.output, r.output
+    (tmp_path / "m.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
+    r = invoke(["predict", "--model", model, good, "--json", tmp_path / "b.json"])
+    assert r.exit_code == 0 and "warning:" in r.output and "differs from its model card m.json" in r.output
+
+
+def test_python_ref_exports_the_common_names_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, python_ref; assert 'cv2' not in sys.modules; "
+            "from python_ref import DeployedModel, predict_image, draw_poses, letterbox, decode_fast; "
+            "from python_ref.predict import predict_image as p; assert p is predict_image; "
+            "assert 'tensorflow' not in sys.modules; print(sorted(python_ref.__all__)[:2])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "DeployedModel" in out.stdout
+    import python_ref
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        python_ref.nope  # noqa: B018
