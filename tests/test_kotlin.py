@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -39,7 +40,8 @@ def _run_maven(args: list[str], what: str) -> None:
 
 @pytest.fixture(scope="session")
 def golden_dir(shared_dir, converted_model):
-    """Real golden cases: LitePose-M (real weights) fp32 at 448x448 and XS (random weights) int8."""
+    """Real golden cases: LitePose-M (real weights) fp32 at 448x448 and XS (random weights) int8 with int8
+    outputs, so the Kotlin side dequantises real raw outputs too."""
     from python_ref.golden import export_golden_for_model
 
     out = REPO / "golden"
@@ -47,10 +49,12 @@ def golden_dir(shared_dir, converted_model):
         shutil.rmtree(out)
     images = [str(shared_dir / "data" / p) for p in GOLDEN_IMAGES]
     m_fp32 = converted_model("litepose-auto-m-crowdpose-448.pth", "448x448", "fp32")
-    xs_int8 = converted_model("litepose-xs-crowdpose-random.pth", "256x320", "int8", calib_count=8)
+    xs_int8 = converted_model("litepose-xs-crowdpose-random.pth", "256x320", "int8", calib_count=8,
+                              output_dtype="int8")
     cases = export_golden_for_model(m_fp32, images, out, prefix="m-fp32")
     cases += export_golden_for_model(xs_int8, images[:3], out, prefix="xs-random-int8")
     assert len(cases) == len(images) + 3
+    assert all("quantization" in json.loads(c.read_text()) for c in cases[-3:])  # raw int8 outputs included
     return out
 
 

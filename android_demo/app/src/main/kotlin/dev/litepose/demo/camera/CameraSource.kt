@@ -206,20 +206,11 @@ class CameraSource(
 
     private fun deviceCallback(generation: Int, id: String, surface: Surface, imageReader: ImageReader) =
         object : CameraDevice.StateCallback() {
-            override fun onOpened(camera: CameraDevice) {
-                var stale = false
-                val error = synchronized(lock) {
-                    if (!opens.isCurrent(generation)) {
-                        stale = true
-                        null
-                    } else {
-                        device = camera
-                        createSessionLocked(generation, camera, surface, imageReader)
-                    }
+            override fun onOpened(camera: CameraDevice) =
+                adoptIfCurrent(generation, camera, { true }) {
+                    device = camera
+                    createSessionLocked(generation, camera, surface, imageReader)
                 }
-                if (stale) camera.close()
-                error?.let { postError(generation, it) }
-            }
 
             override fun onDisconnected(camera: CameraDevice) {
                 if (lost(generation, camera)) postError(generation, Texts.CAMERA_DISCONNECTED)
@@ -229,6 +220,26 @@ class CameraSource(
                 if (lost(generation, camera)) postError(generation, "camera $id failed (error $error)")
             }
         }
+
+    /**
+     * Camera thread: keeps `resource` (under the lock, through `adopt`, which returns an error message or null)
+     * if `generation` is still the current open and `stillWanted()`; otherwise closes it, as a stale answer.
+     */
+    private inline fun adoptIfCurrent(
+        generation: Int, resource: AutoCloseable, stillWanted: () -> Boolean, adopt: () -> String?,
+    ) {
+        var stale = false
+        val error = synchronized(lock) {
+            if (opens.isCurrent(generation) && stillWanted()) {
+                adopt()
+            } else {
+                stale = true
+                null
+            }
+        }
+        if (stale) resource.close()
+        error?.let { postError(generation, it) }
+    }
 
     /** Camera thread: the camera of `generation` stopped working. Returns true if that open was the current one. */
     private fun lost(generation: Int, camera: CameraDevice): Boolean {
@@ -249,20 +260,11 @@ class CameraSource(
     /** Under lock, camera thread: asks for the preview + analysis session. Returns an error message or null. */
     private fun createSessionLocked(generation: Int, camera: CameraDevice, preview: Surface, imageReader: ImageReader): String? {
         val callback = object : CameraCaptureSession.StateCallback() {
-            override fun onConfigured(s: CameraCaptureSession) {
-                var stale = false
-                val error = synchronized(lock) {
-                    if (!opens.isCurrent(generation) || device !== camera) {
-                        stale = true
-                        null
-                    } else {
-                        session = s
-                        startRepeating(camera, s, preview, imageReader)
-                    }
+            override fun onConfigured(s: CameraCaptureSession) =
+                adoptIfCurrent(generation, s, { device === camera }) {
+                    session = s
+                    startRepeating(camera, s, preview, imageReader)
                 }
-                if (stale) s.close()
-                error?.let { postError(generation, it) }
-            }
 
             override fun onConfigureFailed(s: CameraCaptureSession) {
                 postError(generation, "the camera rejected the preview + analysis streams")
