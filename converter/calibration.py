@@ -118,7 +118,10 @@ def _as_folders(images_dirs) -> list[Path]:
     if not dirs:
         raise LitePoseError("--calib-images: no calibration folder given")
     out = []
-    for d in map(Path, dirs):
+    for raw in dirs:
+        if not str(raw).strip():  # Path("") is the current folder: searched recursively, a surprise
+            raise LitePoseError("--calib-images: an empty folder name (an unset shell variable?)")
+        d = Path(raw)
         if d.is_file():
             raise LitePoseError(f"{d}: is a file; --calib-images wants a folder of images")
         if not d.is_dir():
@@ -148,6 +151,15 @@ def calibration_candidates(images_dirs, annotations=None, log=print) -> list[dic
             if len(folders) > 1:
                 c["file"] = f"{label}/{c['file']}"
         candidates.extend(found)
+    seen, unique = set(), []
+    for c in candidates:  # nested folders (data and data/coco/images) would offer an image twice
+        key = c["path"].resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    if len(unique) < len(candidates):
+        log(f"calibration: {len(candidates) - len(unique)} images are in more than one of the folders; each is used once")
+    candidates = unique
     if not annotations:
         # By file name first: the same images give the same set and order however they are spread over folders.
         candidates.sort(key=lambda c: (Path(c["file"]).name, c["file"]))

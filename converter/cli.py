@@ -48,6 +48,9 @@ class _Group(click.Group):
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # bare `litepose`: the help
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
             where = exc.ctx.command_path if exc.ctx else "litepose"
             click.echo(f"Error: {exc.format_message()} (see {where} --help)", err=True)
             sys.exit(exc.exit_code)
@@ -99,6 +102,14 @@ def convert(checkpoint, arch, joints, input_size, precision, output, keras_path,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding):
     """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
     from .convert import run_convert
+
+    if precision != "int8":  # options that only int8 reads, given on the command line, even at their default
+        ctx = click.get_current_context()
+        for name in ("calib_count", "calib_seed", "input_dtype", "output_dtype"):
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+                flag = "--" + name.replace("_", "-")
+                raise LitePoseError(f"{flag} applies to --precision int8 only (the {precision} model has float "
+                                    "inputs and outputs and needs no calibration)")
 
     run_convert(checkpoint=checkpoint, arch=arch, joints=int(joints) if joints else None, input_size=input_size,
                 precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,

@@ -17,6 +17,9 @@ from python_ref.io_utils import atomic_path, check_distinct, probe_writable, wri
 from .archs import load_arch, parse_input_size
 
 
+MANIFEST_FORMAT = "litepose-manifest/1"
+
+
 def log(msg: str) -> None:
     print(f"[litepose] {msg}", file=sys.stderr, flush=True)
 
@@ -53,22 +56,39 @@ def compare_outputs(reference: dict, test: dict) -> dict:
     return out
 
 
+def read_manifest(manifest_path: Path) -> dict:
+    """The litepose manifest at `manifest_path` (a new one when absent); anything else there is an error, so
+    `convert` can refuse before the slow work rather than fail after it."""
+    if not manifest_path.exists():
+        return {"format": MANIFEST_FORMAT, "models": []}
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LitePoseError(f"{manifest_path}: unreadable manifest ({exc}); fix or delete it") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list) \
+            or manifest.get("format", MANIFEST_FORMAT) != MANIFEST_FORMAT \
+            or not all(isinstance(m, dict) for m in manifest["models"]):
+        raise LitePoseError(f"{manifest_path}: not a litepose manifest ({MANIFEST_FORMAT} with a 'models' list); "
+                            "write the model into another folder, or fix or delete the file")
+    manifest.setdefault("models", [])
+    return manifest
+
+
 def update_manifest(model_path: Path, card: dict, extra: dict | None = None) -> Path:
-    """Add or replace this model's entry in `manifest.json` next to it (paths relative to it)."""
+    """Add or replace this model's entry in `manifest.json` next to it (paths relative to it). Re-making a
+    byte-identical file keeps the accuracy and latency that `validate --update-manifest` recorded for it."""
     manifest_path = model_path.parent / "manifest.json"
-    manifest = {"format": "litepose-manifest/1", "models": []}
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            manifest.setdefault("models", [])
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LitePoseError(f"{manifest_path}: unreadable manifest ({exc}); fix or delete it") from None
+    manifest = read_manifest(manifest_path)
+    old = next((m for m in manifest["models"] if m.get("file") == model_path.name), {})
+    same_build = old.get("sha256") == card["sha256"]
     entry = {
         "file": model_path.name, "sha256": card["sha256"], "size_bytes": card["size_bytes"],
         "variant": card["variant"], "precision": card["precision"], "input_size": card["input_size"],
         "joints": card["joints"], "input_dtype": card["inputs"]["image"]["dtype"],
         "checkpoint_sha256": card.get("checkpoint_sha256"),
-        "accuracy": card.get("accuracy"), "latency": card.get("latency"),
+        "accuracy": card.get("accuracy") or (old.get("accuracy") if same_build else None),
+        "latency": card.get("latency") or (old.get("latency") if same_build else None),
+        "graph": card.get("graph"),
     }
     entry.update(extra or {})
     manifest["models"] = [m for m in manifest["models"] if m.get("file") != model_path.name] + [entry]
@@ -156,6 +176,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
     input_hw = parse_input_size(input_size) if input_size else None
+    read_manifest(out_path.parent / "manifest.json")  # a foreign or broken manifest fails now, not after the work
     check_distinct({"model": out_path, "model card": out_path.with_suffix(".json"),
                     "manifest": out_path.parent / "manifest.json", "Keras model": keras_path},
                    {"checkpoint": checkpoint, "arch file": arch if arch and arch.lower().endswith(".json") else None,

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import probe_writable
+from python_ref.io_utils import check_distinct, probe_writable
 
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 PERSON_SCORE = 0.1
+MAX_VIEWS = 64  # each view is a full model + reference run per image; more adds time, not information
 SENSITIVITY_JPEG_QUALITY = 95
 MAX_DETECTIONS = 20   # python_ref.evaluate scores the best 20 detections per image (COCO maxDets)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -443,11 +444,20 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     report_dir = check_report_folder(report)
     if mode not in ("fast", "official"):
         raise LitePoseError(f"--mode {mode}: use fast or official")
-    if views < 0:
-        raise LitePoseError(f"--views {views}: use 0 or more")
+    if not 0 <= views <= MAX_VIEWS:
+        raise LitePoseError(f"--views {views}: use 0 to {MAX_VIEWS}")
     if max_ap_drop is not None and not annotations:
         raise LitePoseError(f"--max-ap-drop {max_ap_drop}: needs --annotations (the AP is measured against them)")
     files = _list_images(Path(images))
+    overlay_names = _overlay_names(files)
+    from .export import card_path_for as _card_of
+
+    check_distinct(  # a report folder that is also the image folder must not replace an input
+        {"report": report_dir / "report.json", "markdown report": report_dir / "report.md",
+         **{f"overlay {name}": report_dir / name for name in overlay_names}},
+        {"model": model, "model card": _card_of(model), "reference": reference,
+         "reference's card": _card_of(reference) if str(reference).endswith(".tflite") else None,
+         "annotation file": annotations, **{f"input image {f.name}": f for f in files}})
     warnings: list[str] = []
 
     def warn(msg: str) -> None:
@@ -545,7 +555,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                         results[key].append({"image_id": info.id, "keypoints": p.reshape(-1).tolist(),
                                              "score": float(s)})
         if len(overlays) < max_overlays:
-            overlays.append((path.stem + ".png", _overlay(rgb, rp, rs, mp, ms, num_joints,
+            overlays.append((overlay_names[n], _overlay(rgb, rp, rs, mp, ms, num_joints,
                                                            "reference", Path(model).name)))
         log(f"validated {n + 1}/{len(files)}: {path.name}: " + ", ".join(
             f"{k} {row['outputs'][k]['sqnr_db']:.1f} dB" for k in OUTPUT_NAMES)
@@ -624,10 +634,11 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         "per_image": per_image,
     }
     report_dir.mkdir(exist_ok=True)
-    write_text_atomic(report_dir / "report.json", json.dumps(result, indent=2, default=_json_default) + "\n")
+    write_text_atomic(report_dir / "report.json",
+                      json.dumps(_finite(result), indent=2, default=_json_default, allow_nan=False) + "\n")
     write_text_atomic(report_dir / "report.md", format_markdown(result))
     for name, png in overlays:
-        write_bytes_atomic(report_dir / f"overlay_{name}", png)
+        write_bytes_atomic(report_dir / name, png)
     log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays")
     if manifest is not None:
         _update_manifest(Path(model), manifest, card, result)
@@ -650,6 +661,27 @@ def _update_manifest(model_path: Path, manifest: Path, card: dict, result: dict)
     update_manifest(model_path, {**card, "accuracy": accuracy, "latency": {"median_ms_by_threads": latency_ms}},
                     extra={"graph": card.get("graph")})
     log(f"updated {manifest}: entry {model_path.name} (accuracy, latency)")
+
+
+def _overlay_names(files: list[Path]) -> list[str]:
+    """`overlay_<stem>.png`, with `-2`, `-3`... when two images share a stem (a.jpg and a.png)."""
+    used: dict[str, int] = {}
+    names = []
+    for f in files:
+        used[f.stem] = used.get(f.stem, 0) + 1
+        names.append(f"overlay_{f.stem}.png" if used[f.stem] == 1 else f"overlay_{f.stem}-{used[f.stem]}.png")
+    return names
+
+
+def _finite(v):
+    """JSON has no Infinity / NaN: an SQNR of identical outputs (inf) is written as null."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+        return None
+    return v
 
 
 def _json_default(v):
@@ -811,7 +843,7 @@ def _command():
                   help="Leave out images the model card lists as calibration images.")
     @click.option("--input-sensitivity/--no-input-sensitivity", default=True, show_default=True,
                   help="Also run the reference on a JPEG-95 copy of each input, for scale (one more reference run).")
-    @click.option("--views", type=int, default=0, show_default=True,
+    @click.option("--views", type=click.IntRange(0, MAX_VIEWS), default=0, show_default=True,
                   help="Also report the SQNR pooled over N mirrored / shifted / rescaled copies of each image: "
                   "steadier than the few images themselves when comparing two builds.")
     @click.option("--update-manifest", is_flag=True,

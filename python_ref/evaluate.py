@@ -269,6 +269,7 @@ class Results:
     score: np.ndarray
     dropped_other_category: int = 0
     unknown_images: list = field(default_factory=list)  # left out with skip_unknown_images
+    name_clashes: list = field(default_factory=list)    # different paths matched to one annotated image
 
     @property
     def num_joints(self) -> int:
@@ -281,6 +282,7 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
     unless `skip_unknown_images` (their predictions are then left out and counted)."""
     path = str(path)
     unknown: set = set()
+    paths_of: dict = {}  # image id -> the distinct `image` paths matched to it
     data = _read_json(path, "results")
     if not isinstance(data, list):
         raise LitePoseError(f"{path}: expected a JSON list of predictions, got {type(data).__name__}")
@@ -299,6 +301,7 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
                                     f"in {annotations.path} (matched by file name; --skip-unknown-images "
                                     "leaves such images out)")
             image_id = info.id
+            paths_of.setdefault(image_id, set()).add(os.path.normpath(r["image"]))
         elif "image_id" in r:
             image_id = r["image_id"]
             if not annotations.has_image(image_id):
@@ -331,7 +334,8 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
     return Results(path=path, image_id=np.asarray(ids, np.int64),
                    keypoints=np.asarray(kps, float).reshape(len(kps), num_joints, 3),
                    score=np.asarray(scores, float), dropped_other_category=dropped,
-                   unknown_images=sorted(unknown))
+                   unknown_images=sorted(unknown),
+                   name_clashes=sorted(sorted(v) for v in paths_of.values() if len(v) > 1))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -619,6 +623,9 @@ def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto
     if results.unknown_images:
         print(f"{results_path}: {len(results.unknown_images)} image(s) not in {annotations_path} left out "
               f"(e.g. {results.unknown_images[0]})", file=sys.stderr)
+    for clash in results.name_clashes:
+        print(f"{results_path}: warning: {len(clash)} different files are matched by file name to one annotated "
+              f"image ({', '.join(clash[:3])}); their predictions are pooled", file=sys.stderr)
     predicted = set(results.image_id.tolist())
     missing = [im for im in annotations.images if im.id not in predicted]
     if missing:

@@ -160,9 +160,11 @@ def export_golden_for_model(model_path: str | os.PathLike, images: list[str], ou
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     if not parent.is_dir():
         raise LitePoseError(f"{out_dir}: the folder {parent} does not exist")
-    prefix = prefix if prefix is not None else re.sub(r"[^A-Za-z0-9._-]", "_", Path(model_path).stem)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", prefix):
-        raise LitePoseError(f"--prefix {prefix!r}: case names may only use letters, digits, '.', '_' and '-'")
+    if prefix is None:
+        prefix = re.sub(r"[^A-Za-z0-9._-]", "_", Path(model_path).stem).lstrip("._-")[:64] or "model"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", prefix):
+        raise LitePoseError(f"--prefix {prefix!r}: up to 64 letters, digits, '.', '_' and '-', starting with a "
+                            "letter or digit")
     names, used = [], {}
     for image_path in images:  # one case per image; equal stems get -2, -3, ...
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(image_path).stem) or "image"

@@ -25,6 +25,10 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         os.chmod(tmp, final_mode(path))
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota, a vanished folder: the user's problem, said in one line
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise LitePoseError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -37,7 +41,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 def images_in_folder(folder: str | os.PathLike) -> list[Path]:
     """The image files below `folder` (sub-folders too), sorted by relative path."""
     folder = Path(folder)
-    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.name.startswith("._")),  # macOS resource forks: not images
                   key=lambda p: p.relative_to(folder).as_posix())
 
 

@@ -189,6 +189,8 @@ def expand_images(images) -> list[str]:
     out: list[str] = []
     for image in images:
         path = Path(image)
+        if str(image).strip() == "":
+            raise LitePoseError("an empty image path was given (an unset shell variable?)")
         if path.is_dir():
             found = images_in_folder(path)
             if not found:
@@ -198,7 +200,17 @@ def expand_images(images) -> list[str]:
             raise LitePoseError(f"{image}: no such image file")
         else:
             out.append(str(image))
-    return out
+    seen: set[Path] = set()
+    unique = []
+    for image in out:  # the same file twice (a folder and a file in it, ./x and x) would be counted twice
+        key = Path(image).resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(image)
+    if len(unique) < len(out):
+        print(f"warning: {len(out) - len(unique)} image path(s) given twice; each file is used once",
+              file=sys.stderr)
+    return unique
 
 
 def check_images(images) -> None:
@@ -297,14 +309,20 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
             line += f" -> {overlay_path}"
         progress(line)
     if skipped == len(images):
-        raise LitePoseError(f"none of the {len(images)} images could be read; nothing written")
+        raise LitePoseError(f"{images[0]}: none of the {len(images)} images could be read (this is the first); "
+                            "nothing written")
     # Every image went through: only now write, so a failure leaves no partial set of files behind.
     for path, data in overlays:
         write_bytes_atomic(path, data)
     text = json.dumps(entries, separators=(",", ":")) + "\n"
     if json_path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            if sys.stdout is None:
+                raise OSError("standard output is closed")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
     else:
         with atomic_path(json_path) as tmp:
             Path(tmp).write_text(text, encoding="utf-8")

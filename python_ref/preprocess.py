@@ -95,7 +95,7 @@ def official_input_size(image_hw: tuple[int, int], input_size: int) -> tuple[tup
         w_in = int(_ceil64(min_input_size / h * w))
         scale = np.array([w_in / h_in * h / 200.0, h / 200.0])
     if max(w_in, h_in) > MAX_INPUT_SIDE:
-        raise InputTooLarge(f"a {w}x{h} image needs a {h_in}x{w_in} network input in the official mode (more than "
+        raise InputTooLarge(f"a {h}x{w} (HxW) image needs a {h_in}x{w_in} network input in the official mode (more than "
                             f"{MAX_INPUT_SIDE} pixels on a side); crop it, or use a .tflite model (letterboxed)")
     return (w_in, h_in), center, scale
 

@@ -145,7 +145,7 @@ def test_official_mode_refuses_an_input_beyond_the_size_limit():
 
     (w_in, h_in), _, _ = official_input_size((4, 40), 256)  # 10:1 fits
     assert (h_in, w_in) == (256, 2560)
-    with pytest.raises(InputTooLarge, match="3000x4 image needs a 256x192000"):
+    with pytest.raises(InputTooLarge, match=r"4x3000 \(HxW\) image needs a 256x192000"):
         official_input_size((4, 3000), 256)
     assert MAX_INPUT_SIDE >= 2560
 
@@ -261,3 +261,51 @@ def test_python_ref_exports_the_common_names_lazily():
     import python_ref
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         python_ref.nope  # noqa: B018
+
+
+def test_reconverting_the_same_build_keeps_its_recorded_accuracy(tmp_path):
+    from converter.convert import update_manifest
+
+    card = {"sha256": "a" * 64, "size_bytes": 1, "variant": "XS", "precision": "fp32", "input_size": "128x128",
+            "joints": 14, "inputs": {"image": {"dtype": "float32"}}, "graph": "deploy"}
+    model = tmp_path / "x.tflite"
+    manifest = update_manifest(model, card)
+    data = json.loads(manifest.read_text())
+    data["models"][0].update(accuracy={"oks_ap_vs_reference": 0.9}, latency={"median_ms_by_threads": {"1": 5.0}})
+    manifest.write_text(json.dumps(data))
+    entry = json.loads(update_manifest(model, card).read_text())["models"][0]  # the same bytes again
+    assert entry["accuracy"] == {"oks_ap_vs_reference": 0.9} and entry["graph"] == "deploy"
+    entry = json.loads(update_manifest(model, {**card, "sha256": "b" * 64}).read_text())["models"][0]
+    assert entry["accuracy"] is None and entry["latency"] is None  # another build: old numbers do not apply
+
+
+def test_write_errors_are_one_line_and_leave_nothing(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(LitePoseError, match=r"out.json: cannot write \(No space left on device\)"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.needs_shared
+def test_the_same_image_twice_is_used_once_and_empty_paths_are_refused(xs_tflite, tmp_path):
+    (tmp_path / "d").mkdir()
+    img = _image(tmp_path / "d" / "x.png")
+    (tmp_path / "d" / "._x.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    r = invoke(["predict", "--model", xs_tflite, img, tmp_path / "d", f"{tmp_path}/d/../d/x.png",
+                "--json", tmp_path / "p.json"])
+    assert r.exit_code == 0, r.output
+    assert "2 image path(s) given twice" in r.output
+    assert {e["image"] for e in json.loads((tmp_path / "p.json").read_text())} <= {str(img)}
+    r = invoke(["predict", "--model", xs_tflite, "", "--json", tmp_path / "q.json"])
+    assert "empty image path" in _error_line(r)
+
+
+def test_evaluate_warns_when_different_files_share_an_annotated_name(tmp_path):
+    gt = _annotations(tmp_path)
+    entry = {"keypoints": [10.0, 10.0, 1.0] * 14, "score": 0.9}
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps([{**entry, "image": "a/one.jpg"}, {**entry, "image": "b/one.jpg"}]))
+    r = invoke(["evaluate", "--annotations", gt, "--results", results])
+    assert r.exit_code == 0 and "2 different files are matched by file name" in r.output, r.output

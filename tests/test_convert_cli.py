@@ -57,7 +57,8 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
                                   "int8_without_calibration", "bad_arch_name", "ranges_for_float",
                                   "rounding_for_float", "dtype_for_float", "calibration_for_float",
                                   "calibration_is_a_file", "output_is_the_checkpoint", "size_too_large",
-                                  "arch_img_size", "truncated_zip", "truncated_legacy"])
+                                  "arch_img_size", "truncated_zip", "truncated_legacy", "foreign_manifest",
+                                  "calib_count_for_float", "empty_calib_folder_name"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -118,6 +119,13 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         ckpt = tmp_path / "half.pth"
         ckpt.write_bytes(xs_ckpt.read_bytes()[:3_000_000])
         expect = ["half.pth", "truncated"]
+    elif case == "foreign_manifest":  # checked before the conversion, not after it
+        (out.parent / "manifest.json").write_text('{"name": "webapp"}')
+        expect = ["manifest.json", "not a litepose manifest"]
+    elif case == "calib_count_for_float":  # given explicitly, even at its default
+        extra, expect = ["--precision", "dynamic", "--calib-count", "100"], ["--calib-count", "int8 only"]
+    elif case == "empty_calib_folder_name":
+        extra, expect = ["--precision", "int8", "--calib-images", ""], ["empty folder name"]
     elif case == "truncated_legacy":
         ckpt = tmp_path / "half_legacy.pth"
         ckpt.write_bytes((xs_ckpt.parent / "litepose-xs-crowdpose-random.legacy.pth").read_bytes()[:3_000_000])

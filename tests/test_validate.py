@@ -379,7 +379,7 @@ def test_model_card_that_is_not_an_object_is_ignored_with_a_warning(xs_models, s
     assert str(tmp_path / "m.json") in warning and "not a model card" in warning
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     assert rep["model"]["precision"] is None and rep["images"]["calibration_overlap"] == []
-    assert all(v["sqnr_db"] == float("inf") for v in rep["outputs"].values())     # the same model twice
+    assert all(v["sqnr_db"] is None for v in rep["outputs"].values())     # the same model twice: inf, as null
 
 
 # ---- outputs ------------------------------------------------------------------------------------------
@@ -460,3 +460,45 @@ def test_tiny_images_validate_with_views(xs_models, tmp_path):
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     assert rep["images"]["evaluated"] == 2 and rep["views"]["inputs"] == 6
     assert all(0 < v < 200 for v in rep["views"]["sqnr_db"].values())     # int8 vs float: finite, real numbers
+
+
+@pytest.mark.needs_shared
+def test_report_in_the_image_folder_never_replaces_an_input(xs_models, tmp_path):
+    import cv2
+
+    root, _, _ = xs_models
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for name in ("a.png", "a.jpg"):  # one stem twice: overlays overlay_a.png and overlay_a-2.png
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (64, 80, 3)).astype(np.uint8))
+    res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
+                     "--report", folder] + FAST)
+    assert res.exit_code == 0, res.output
+    assert {"overlay_a.png", "overlay_a-2.png", "report.json"} <= {p.name for p in folder.iterdir()}
+    photo = folder / "overlay_b.png"  # a photo whose name is an overlay's name
+    cv2.imwrite(str(photo), rng.integers(0, 256, (64, 80, 3)).astype(np.uint8))
+    for p in folder.glob("overlay_a*.png"):
+        p.unlink()
+    before = photo.read_bytes()
+    cv2.imwrite(str(folder / "b.png"), rng.integers(0, 256, (64, 80, 3)).astype(np.uint8))
+    res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
+                     "--report", folder] + FAST)
+    assert "would overwrite the input image overlay_b.png" in _one_line_error(res)
+    assert photo.read_bytes() == before
+
+
+@pytest.mark.needs_shared
+def test_identical_outputs_write_valid_json_and_views_are_bounded(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    fp32 = root / "xs_fp32.tflite"
+    res = _validate([fp32, "--reference", fp32, "--images", shared_dir / "data" / "people", "--report",
+                     tmp_path / "r"] + FAST)
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "r" / "report.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    rep = json.loads(text)
+    assert rep["outputs"]["heatmaps_s4"]["sqnr_db"] is None  # identical: inf dB, written as null
+    res = _validate([fp32, "--reference", fp32, "--images", shared_dir / "data" / "people", "--views", 100000,
+                     "--report", tmp_path / "r2"] + FAST)
+    assert res.exit_code == 2 and "--views" in res.output and not (tmp_path / "r2").exists()
