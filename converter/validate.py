@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import check_distinct, probe_writable
+from python_ref.io_utils import IMAGE_SUFFIXES, check_distinct, probe_writable
 
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -39,7 +39,6 @@ PERSON_SCORE = 0.1
 MAX_VIEWS = 64  # each view is a full model + reference run per image; more adds time, not information
 SENSITIVITY_JPEG_QUALITY = 95
 MAX_DETECTIONS = 20   # python_ref.evaluate scores the best 20 detections per image (COCO maxDets)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def log(msg: str) -> None:

@@ -213,18 +213,6 @@ def expand_images(images) -> list[str]:
     return unique
 
 
-def check_images(images) -> None:
-    """Fail before any slow work if an input is missing or a folder (decoding errors come per image)."""
-    if not images:
-        raise LitePoseError("no images given")
-    for image in images:
-        path = Path(image)
-        if path.is_dir():
-            raise LitePoseError(f"{image}: is a folder, not an image file")
-        if not path.is_file():
-            raise LitePoseError(f"{image}: no such image file")
-
-
 def check_json_path(json_path) -> Path | None:
     """The --json file (None for `-`, standard output), checked before any slow work."""
     if str(json_path) == "-":
