@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import IMAGE_SUFFIXES, check_distinct, probe_writable
+from python_ref.io_utils import IMAGE_SUFFIXES, check_distinct, numbered_stems, probe_writable
 
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -664,12 +664,7 @@ def _update_manifest(model_path: Path, manifest: Path, card: dict, result: dict)
 
 def _overlay_names(files: list[Path]) -> list[str]:
     """`overlay_<stem>.png`, with `-2`, `-3`... when two images share a stem (a.jpg and a.png)."""
-    used: dict[str, int] = {}
-    names = []
-    for f in files:
-        used[f.stem] = used.get(f.stem, 0) + 1
-        names.append(f"overlay_{f.stem}.png" if used[f.stem] == 1 else f"overlay_{f.stem}-{used[f.stem]}.png")
-    return names
+    return [f"overlay_{stem}.png" for stem in numbered_stems(f.stem for f in files)]
 
 
 def _finite(v):

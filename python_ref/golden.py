@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import final_mode, write_bytes_atomic, write_text_atomic
+from .io_utils import final_mode, numbered_stems, write_bytes_atomic, write_text_atomic
 
 FORMAT = "litepose-golden/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -165,11 +165,8 @@ def export_golden_for_model(model_path: str | os.PathLike, images: list[str], ou
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", prefix):
         raise LitePoseError(f"--prefix {prefix!r}: up to 64 letters, digits, '.', '_' and '-', starting with a "
                             "letter or digit")
-    names, used = [], {}
-    for image_path in images:  # one case per image; equal stems get -2, -3, ...
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(image_path).stem) or "image"
-        used[stem] = used.get(stem, 0) + 1
-        names.append(f"{prefix}__{stem}" + (f"-{used[stem]}" if used[stem] > 1 else ""))
+    names = [f"{prefix}__{stem}" for stem in numbered_stems(  # one case per image; equal stems get -2, -3, ...
+        re.sub(r"[^A-Za-z0-9._-]", "_", Path(image_path).stem) or "image" for image_path in images)]
     runner = TFLiteRunner(model_path, num_threads=num_threads)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))

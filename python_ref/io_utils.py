@@ -46,6 +46,17 @@ def images_in_folder(folder: str | os.PathLike) -> list[Path]:
                   key=lambda p: p.relative_to(folder).as_posix())
 
 
+def numbered_stems(stems) -> list[str]:
+    """Each stem as is, or with `-2`, `-3`... when it came before: one output file per input, none replaced
+    (x.jpg and x.png both give overlays, golden cases, ...)."""
+    used: dict[str, int] = {}
+    out = []
+    for stem in stems:
+        used[stem] = used.get(stem, 0) + 1
+        out.append(stem if used[stem] == 1 else f"{stem}-{used[stem]}")
+    return out
+
+
 def final_mode(path: Path) -> int:
     """mkstemp makes 0600 files; the result gets the mode of the file it replaces, else 0666 minus the umask."""
     try:

@@ -23,8 +23,8 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, probe_writable,
-                       write_bytes_atomic)
+from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, numbered_stems,
+                       probe_writable, write_bytes_atomic)
 from .preprocess import InputTooLarge, letterbox, load_image_rgb, official_resize
 
 MODES = ("official", "fast")
@@ -172,14 +172,7 @@ def result_entries(image: str, poses: np.ndarray, scores: np.ndarray) -> list[di
 
 def _overlay_names(images: list[str]) -> list[str]:
     """`<stem>_pose.jpg`, with `-2`, `-3`... when two inputs share a stem."""
-    used: dict[str, int] = {}
-    names = []
-    for image in images:
-        stem = Path(image).stem or "image"
-        n = used.get(stem, 0) + 1
-        used[stem] = n
-        names.append(f"{stem}_pose.jpg" if n == 1 else f"{stem}-{n}_pose.jpg")
-    return names
+    return [f"{stem}_pose.jpg" for stem in numbered_stems(Path(image).stem or "image" for image in images)]
 
 
 def expand_images(images) -> list[str]:
