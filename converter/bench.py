@@ -25,6 +25,8 @@ import numpy as np
 from python_ref.errors import LitePoseError
 from python_ref.io_utils import atomic_path
 
+from .validate import thread_counts
+
 FORMAT = "litepose-bench/1"
 LITEPOSE_VARIANTS = ("XS", "S", "M", "L")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
@@ -628,7 +630,7 @@ def _ints(text: str, what: str) -> list[int]:
 @click.command("bench")
 @click.option("--variants", default="XS,S,M,L", show_default=True, help="LitePose variants (comma-separated); '' for none.")
 @click.option("--precisions", default="fp32,fp16,int8", show_default=True, help="fp32, fp16, dynamic, int8.")
-@click.option("--threads", default="1", show_default=True, help="LiteRT thread counts, e.g. 1,2.")
+@click.option("--threads", default="1", show_default=True, callback=thread_counts, help="LiteRT thread counts, e.g. 1,2.")
 @click.option("--peer", "peers", multiple=True, help="An external .tflite model (inference latency only); repeatable.")
 @click.option("--baselines", default="", help="Any of higherhrnet-w16, higherhrnet-w24, efficienthrnet-h1, "
               "efficienthrnet-h3 (comma-separated), or 'all'.")
@@ -654,7 +656,7 @@ def bench_command(variants, precisions, threads, peers, baselines, checkpoints, 
     from .baselines import BASELINE_NAMES
 
     base = list(BASELINE_NAMES) if baselines.strip() == "all" else _parse_list(baselines)
-    run_bench(variants=_parse_list(variants), precisions=_parse_list(precisions), threads=_ints(threads, "threads"),
+    run_bench(variants=_parse_list(variants), precisions=_parse_list(precisions), threads=list(threads),
               peers=list(peers), baselines=base, checkpoints=list(checkpoints), json_out=json_out,
               markdown_out=markdown_out, plot_out=plot_out, runs=runs, calib_images=calib_images,
               calib_count=calib_count, input_size=input_size, people=_ints(people, "people"),

@@ -19,7 +19,7 @@ import numpy as np
 
 from python_ref import __version__
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path
+from python_ref.io_utils import atomic_path, native_stderr_filtered
 
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 
@@ -629,11 +629,12 @@ def inspect_tflite(data_or_path) -> dict:
     except ImportError:  # pragma: no cover - tflite-runtime installs
         from tflite_runtime.interpreter import Interpreter
 
-    if isinstance(data_or_path, (bytes, bytearray)):
-        interp = Interpreter(model_content=bytes(data_or_path))
-    else:
-        interp = Interpreter(model_path=str(data_or_path))
-    sig = interp.get_signature_runner()
+    with native_stderr_filtered():
+        if isinstance(data_or_path, (bytes, bytearray)):
+            interp = Interpreter(model_content=bytes(data_or_path))
+        else:
+            interp = Interpreter(model_path=str(data_or_path))
+        sig = interp.get_signature_runner()
     details = {}
     for kind, d in (("inputs", sig.get_input_details()), ("outputs", sig.get_output_details())):
         details[kind] = {

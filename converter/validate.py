@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import IMAGE_SUFFIXES, check_distinct, numbered_stems, probe_writable
+from python_ref.io_utils import IMAGE_SUFFIXES, check_distinct, images_in_folder, numbered_stems, probe_writable
 
 REPORT_FORMAT = "litepose-validate/1"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -326,7 +326,7 @@ def latency(model_path: str, image_uint8: np.ndarray, threads: int, runs: int) -
 def _list_images(images_dir: Path) -> list[Path]:
     if not images_dir.is_dir():
         raise LitePoseError(f"{images_dir}: image folder not found")
-    files = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = images_in_folder(images_dir)
     if not files:
         raise LitePoseError(f"{images_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) to validate on")
     return files
@@ -804,13 +804,16 @@ def format_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _threads(text: str) -> tuple[int, ...]:
+def thread_counts(ctx, param, text) -> tuple[int, ...]:
+    """Click callback for `--threads 1,2`: a usage error (exit 2) unless every count is a positive integer."""
+    import click
+
     try:
         values = tuple(int(v) for v in str(text).split(",") if v.strip())
     except ValueError:
         values = ()
-    if not values or min(values) < 1:
-        raise LitePoseError(f"--threads {text}: expected thread counts like 1,2")
+    if not values or min(values) < 1 or max(values) > 256:
+        raise click.BadParameter(f"{text!r}: expected thread counts from 1 to 256, like 1,2")
     return values
 
 
@@ -828,7 +831,8 @@ def _command():
     @click.option("--max-ap-drop", type=float, default=None,
                   help="Fail when AP vs --annotations drops more (points); AP is over the validated images the "
                   "annotations list, and fails when there are none.")
-    @click.option("--threads", default="1,2", show_default=True, help="Thread counts to time.")
+    @click.option("--threads", default="1,2", show_default=True, callback=thread_counts,
+                  help="Thread counts to time.")
     @click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="Timed runs each.")
     @click.option("--mode", type=click.Choice(["fast", "official"]), default="fast", show_default=True,
                   help="Decoder for both models.")
@@ -848,7 +852,7 @@ def _command():
         """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
         result = run_validate(model=model, reference=reference, images=images, annotations=annotations,
                               report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
-                              threads=_threads(threads), runs=runs, mode=mode, joint_map=joint_map,
+                              threads=threads, runs=runs, mode=mode, joint_map=joint_map,
                               exclude_calibration=exclude_calibration_images, input_sensitivity=input_sensitivity,
                               views=views, update_manifest=update_manifest)
         failed = [c["check"] + (f" ({c['note']})" if c.get("note") else "")

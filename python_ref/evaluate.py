@@ -155,8 +155,11 @@ class Annotations:
         return np.flatnonzero(self.image_id == image_id)
 
 
+STDIN_NAME = "<stdin>"
+
+
 def _read_json(path: str | os.PathLike, what: str):
-    data = read_user_file(path, what)
+    data = sys.stdin.buffer.read() if str(path) == STDIN_NAME else read_user_file(path, what)
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -280,7 +283,7 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
     """Read `litepose predict` output (`image` = a path, matched to the annotations by file name) or COCO
     results (`image_id`, `category_id`); both may be mixed. Every image must be in the annotation file,
     unless `skip_unknown_images` (their predictions are then left out and counted)."""
-    path = str(path)
+    path = STDIN_NAME if str(path) == "-" else str(path)  # `litepose predict --json - | litepose evaluate --results -`
     unknown: set = set()
     paths_of: dict = {}  # image id -> the distinct `image` paths matched to it
     data = _read_json(path, "results")
@@ -609,30 +612,34 @@ def format_table(report: dict) -> str:
 
 def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto",
                  skip_unknown_images: bool = False) -> dict:
-    if json_path is not None:
+    to_stdout = json_path is not None and str(json_path) == "-"
+    if json_path is not None and not to_stdout:
         json_path = Path(json_path)
         if json_path.is_dir():
             raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
         check_distinct({"--json output": json_path},
                        {"annotation file": annotations_path, "results file": results_path})
+    results_label = STDIN_NAME if str(results_path) == "-" else results_path
     annotations = load_annotations(annotations_path)
     results = load_results(results_path, annotations, skip_unknown_images=skip_unknown_images)
     if results.dropped_other_category:
-        print(f"{results_path}: {results.dropped_other_category} predictions of another category skipped",
+        print(f"{results_label}: {results.dropped_other_category} predictions of another category skipped",
               file=sys.stderr)
     if results.unknown_images:
-        print(f"{results_path}: {len(results.unknown_images)} image(s) not in {annotations_path} left out "
+        print(f"{results_label}: {len(results.unknown_images)} image(s) not in {annotations_path} left out "
               f"(e.g. {results.unknown_images[0]})", file=sys.stderr)
     for clash in results.name_clashes:
-        print(f"{results_path}: warning: {len(clash)} different files are matched by file name to one annotated "
+        print(f"{results_label}: warning: {len(clash)} different files are matched by file name to one annotated "
               f"image ({', '.join(clash[:3])}); their predictions are pooled", file=sys.stderr)
     predicted = set(results.image_id.tolist())
     missing = [im for im in annotations.images if im.id not in predicted]
     if missing:
-        print(f"{results_path}: {len(missing)} of {len(annotations.images)} annotated images have no "
+        print(f"{results_label}: {len(missing)} of {len(annotations.images)} annotated images have no "
               f"predictions (their people count as missed), e.g. {missing[0].file_name}", file=sys.stderr)
     report = evaluate_keypoints(annotations, results, joint_map)
-    if json_path is not None:
+    if to_stdout:
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+    elif json_path is not None:
         with atomic_path(json_path) as tmp:
             Path(tmp).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return report
@@ -642,8 +649,10 @@ def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto
 @click.option("--annotations", "annotations_path", required=True, metavar="GT.json",
               help="COCO-style keypoint annotations (CrowdPose, COCO or AI Challenger).")
 @click.option("--results", "results_path", required=True, metavar="OUT.json",
-              help="`litepose predict` output (matched by image file name) or COCO results (image_id).")
-@click.option("--json", "json_path", default=None, metavar="METRICS.json", help="Write the metrics here.")
+              help="`litepose predict` output (matched by image file name) or COCO results (image_id); "
+              "'-' reads standard input.")
+@click.option("--json", "json_path", default=None, metavar="METRICS.json",
+              help="Write the metrics here; '-' writes them to standard output (the table then goes to stderr).")
 @click.option("--joint-map", type=click.Choice(JOINT_MAP_CHOICES), default="auto", show_default=True,
               help="Score 14-joint CrowdPose-order results on COCO (12 limb joints) or AIC annotations.")
 @click.option("--skip-unknown-images", is_flag=True,
@@ -653,4 +662,4 @@ def evaluate_command(annotations_path, results_path, json_path, joint_map, skip_
 
     Every annotated image counts: one without predictions has its people missed."""
     report = run_evaluate(annotations_path, results_path, json_path, joint_map, skip_unknown_images)
-    click.echo(format_table(report))
+    click.echo(format_table(report), err=json_path == "-")

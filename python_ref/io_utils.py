@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,11 +41,23 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def images_in_folder(folder: str | os.PathLike) -> list[Path]:
-    """The image files below `folder` (sub-folders too), sorted by relative path."""
+    """The image files below `folder` (sub-folders too, symlinked ones included, each real folder once),
+    sorted by relative path."""
     folder = Path(folder)
-    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.name.startswith("._")),  # macOS resource forks: not images
-                  key=lambda p: p.relative_to(folder).as_posix())
+    found = []
+    seen_dirs = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen_dirs:  # a link back up the tree, or two links to one folder
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs.sort()
+        for name in files:
+            p = Path(root) / name
+            if p.suffix.lower() in IMAGE_SUFFIXES and not name.startswith("._") and p.is_file():
+                found.append(p)  # macOS `._` resource forks are not images
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def numbered_stems(stems) -> list[str]:
@@ -116,3 +130,37 @@ def read_user_file(path: str | os.PathLike, what: str) -> bytes:
         raise LitePoseError(f"{path}: is a folder, not a {what} file") from None
     except OSError as exc:
         raise LitePoseError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
+
+
+# Start-up chatter of native libraries, printed on fd 2 whatever TF_CPP_MIN_LOG_LEVEL says: absl INFO
+# lines (oneDNN, "Could not find cuda drivers", CPU features) and LiteRT's "Created ... XNNPACK delegate".
+NATIVE_NOISE = re.compile(r"^(I\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before "
+                          r"absl::InitializeLog|To enable the following instructions:|INFO: Created TensorFlow Lite "
+                          r"XNNPACK delegate)")
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: re.Pattern = NATIVE_NOISE):
+    """Hold file descriptor 2 in a temporary file during a short native call (an import, an interpreter's
+    set-up) and pass on the lines that are not `noise`: warnings and errors still reach the user."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (an embedding host): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not noise.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 
 import click
 import cv2
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 
 from converter.cli import _Group, main
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path, check_distinct, write_text_atomic
+from python_ref.io_utils import (atomic_path, check_distinct, images_in_folder, native_stderr_filtered,
+                                write_text_atomic)
 from python_ref.keypoints import CROWDPOSE_JOINTS
 
 
@@ -48,6 +50,46 @@ def test_atomic_files_get_the_umask_mode_or_keep_the_replaced_files_mode(tmp_pat
         assert existing.read_text() == "new" and stat.S_IMODE(existing.stat().st_mode) == 0o604
     finally:
         os.umask(old)
+
+
+def test_folders_are_searched_through_symlinks_each_real_folder_once(tmp_path):
+    shots = tmp_path / "shots"
+    (shots / "day1").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _image(shots / "day1" / "a.jpg")
+    _image(elsewhere / "b.png")
+    (elsewhere / "notes.txt").write_text("not an image")
+    (shots / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (shots / "day1" / "loop").symlink_to(shots, target_is_directory=True)  # a link back up the tree
+    (shots / "._a.jpg").write_bytes(b"\0\5\x16\7")  # a macOS resource fork
+    found = [p.relative_to(shots).as_posix() for p in images_in_folder(shots)]
+    assert found == ["day1/a.jpg", "linked/b.png"]
+
+
+def test_native_start_up_lines_are_dropped_and_everything_else_passes(capfd):
+    with native_stderr_filtered():
+        os.write(2, b"I0000 00:00:1795691288.909787   30672 port.cc:153] oneDNN custom operations are on.\n"
+                    b"W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning\n"
+                    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        print("python-level message", file=sys.stderr)
+    assert sorted(capfd.readouterr().err.splitlines()) == [
+        "W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning", "python-level message"]
+    with pytest.raises(ZeroDivisionError), native_stderr_filtered():  # fd 2 comes back after an exception
+        os.write(2, b"before the failure\n")
+        1 / 0
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "before the failure\nafter\n"
+
+
+def test_the_cli_imports_tensorflow_without_its_start_up_lines():
+    import subprocess
+
+    code = "from converter.cli import quiet_tensorflow_import; quiet_tensorflow_import(); import tensorflow as tf; " \
+           "print('imported', tf.__name__, tf.add(1, 2).numpy())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "imported tensorflow 3" in done.stdout, done.stderr
+    assert "oneDNN" not in done.stderr and "cuda" not in done.stderr and "absl" not in done.stderr, done.stderr
 
 
 def test_check_distinct_refuses_an_output_on_an_input(tmp_path):
@@ -203,6 +245,18 @@ def test_evaluate_skips_unknown_images_on_request_and_warns_about_unpredicted_on
     assert "1 image(s) not in" in r.output and "1 of 2 annotated images have no predictions" in r.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["AP"] == pytest.approx(1.0)  # the one person found exactly; two.jpg has nobody to miss
+
+
+def test_evaluate_reads_results_from_stdin_and_writes_metrics_to_stdout(tmp_path):
+    gt = _annotations(tmp_path)
+    predictions = [{"image": "x/one.jpg", "keypoints": [10.0, 10.0, 1.0] * 14, "score": 0.9}]
+    r = CliRunner().invoke(main, ["evaluate", "--annotations", str(gt), "--results", "-", "--json", "-"],
+                           input=json.dumps(predictions))
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout)                          # standard output holds the JSON alone
+    assert metrics["AP"] == pytest.approx(1.0) and "metric" in r.stderr and "AP " in r.stderr
+    r = CliRunner().invoke(main, ["evaluate", "--annotations", str(gt), "--results", "-"], input="[{]")
+    assert r.exit_code == 1 and _error_line(r).startswith("Error: <stdin>: not a JSON results file")
 
 
 def test_evaluate_output_checks(tmp_path):

@@ -445,7 +445,7 @@ def test_report_location_is_checked_before_the_work(xs_models, shared_dir, tmp_p
 
 
 @pytest.mark.needs_shared
-def test_tiny_images_validate_with_views(xs_models, tmp_path):
+def test_tiny_images_in_sub_folders_validate_with_views(xs_models, tmp_path):
     import cv2
 
     root, _, _ = xs_models
@@ -453,7 +453,8 @@ def test_tiny_images_validate_with_views(xs_models, tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(5)
     cv2.imwrite(str(folder / "one.png"), np.full((1, 1, 3), 180, np.uint8))
-    cv2.imwrite(str(folder / "four.png"), rng.integers(0, 256, (4, 4, 3)).astype(np.uint8))
+    (folder / "sub").mkdir()                                                 # sub-folders are searched too
+    cv2.imwrite(str(folder / "sub" / "four.png"), rng.integers(0, 256, (4, 4, 3)).astype(np.uint8))
     res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
                      "--views", 3, "--report", tmp_path / "r"] + FAST)
     assert res.exit_code == 0, res.output
