@@ -25,7 +25,8 @@ import numpy as np
 from .errors import LitePoseError
 from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, numbered_stems,
                        probe_writable, write_bytes_atomic)
-from .preprocess import InputTooLarge, letterbox, load_image_rgb, official_resize
+from .preprocess import (EXIF_ORIENTATIONS, InputTooLarge, letterbox, load_image, official_input_size,
+                         official_resize)
 
 MODES = ("official", "fast")
 PERSON_SCORE_SHOWN = 0.1  # progress lines count and overlays draw people at or above this score
@@ -51,6 +52,19 @@ class DeployedModel:
     def prepare(self, image_rgb: np.ndarray):
         """(network input uint8 RGB at the model's size, its `Letterbox` to map poses back)."""
         return letterbox(image_rgb, self.runner.input_hw)
+
+    def shrink_vs_official(self, image_hw: tuple[int, int]) -> tuple[float, tuple[int, int]]:
+        """How many times smaller people appear in the letterboxed input than in the official pre-processing
+        (short side to the model's short side, long side to a multiple of 64), and that official input size.
+        A square model letterboxes a 16:9 photo into 448x252 of its 448x448: people 1.8x smaller, and the
+        small ones are lost."""
+        h, w = self.runner.input_hw
+        ih, iw = image_hw
+        try:
+            (ow, oh), _, _ = official_input_size((ih, iw), min(h, w))
+        except InputTooLarge:
+            return 1.0, (h, w)
+        return min(oh / ih, ow / iw) / min(h / ih, w / iw), (oh, ow)
 
     def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
         return self.runner(net_input)
@@ -220,12 +234,16 @@ def check_json_path(json_path) -> Path | None:
     return json_path
 
 
+SHRINK_NOTE = 1.25  # people this much smaller than in the official pre-processing: say so after the run
+
+
 def run_predict(model, images: list[str], json_path, mode: str | None = None, flip: bool | None = None,
                 draw_dir=None, progress: Callable[[str], None] | None = None, skip_unreadable: bool = False,
-                min_joint_score: float = 0.1, model_files: dict | None = None) -> list[dict]:
+                min_joint_score: float = 0.1, model_files: dict | None = None, exif_rotate: bool = False) -> list[dict]:
     """Predict every image, then write the JSON list (`-`: standard output) and, optionally, one overlay per
     image into `draw_dir`. Nothing is written if an image fails, unless `skip_unreadable` (an image that
-    cannot be read is then left out with a warning). Returns the entries."""
+    cannot be read is then left out with a warning). `exif_rotate` turns each photo upright (EXIF
+    orientation) first; the poses are then in the upright picture's pixels. Returns the entries."""
     mode = model.default_mode if mode is None else mode
     flip = model.default_flip if flip is None else flip
     if mode == "fast" and flip:
@@ -261,16 +279,25 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     entries: list[dict] = []
     overlays: list[tuple[Path, bytes]] = []
     skipped = 0
+    shrunk: list[tuple[float, str, tuple[int, int]]] = []
     for i, (image, overlay_path) in enumerate(zip(images, overlay_paths), 1):
         start = time.perf_counter()
         try:
-            rgb = load_image_rgb(image)
+            rgb, orientation = load_image(image, upright=exif_rotate)
         except LitePoseError as exc:
             if not skip_unreadable:
                 raise
             skipped += 1
             progress(f"[{i}/{len(images)}] skipped: {exc}")
             continue
+        if orientation != 1 and not exif_rotate:
+            progress(f"warning: {image}: EXIF orientation {orientation}, stored {EXIF_ORIENTATIONS[orientation]}: "
+                     "used as stored, like the official code (poses in stored pixels, and people lying on their "
+                     "side are found worse); --exif-rotate turns it upright first")
+        if hasattr(model, "shrink_vs_official"):
+            factor, official_hw = model.shrink_vs_official(rgb.shape[:2])
+            if factor >= SHRINK_NOTE:
+                shrunk.append((factor, image, official_hw))
         poses, scores = predict_image(model, rgb, mode, flip, source=image)
         entries.extend(result_entries(str(image), poses, scores))
         shown = int((scores >= PERSON_SCORE_SHOWN).sum())
@@ -309,6 +336,13 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
             Path(tmp).write_text(text, encoding="utf-8")
     done = f"wrote {len(entries)} people from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
     progress(done + (f" ({skipped} unreadable image(s) skipped)" if skipped else ""))
+    if shrunk:
+        factor, image, (oh, ow) = max(shrunk)
+        h, w = model.runner.input_hw
+        progress(f"note: {len(shrunk)} image(s) have another shape than the {h}x{w} model input: letterboxed, "
+                 f"their people are up to {factor:.1f}x smaller than with the official pre-processing (e.g. "
+                 f"{image}), and small people are missed. A model converted with --input-size {oh}x{ow} "
+                 "(the official input for that image) sees them at full size.")
     return entries
 
 
@@ -335,8 +369,11 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
               help="Overlays: draw joints (and limbs) whose score is at least this.")
 @click.option("--skip-unreadable", is_flag=True,
               help="Leave out images that cannot be read (with a warning) instead of stopping.")
+@click.option("--exif-rotate", is_flag=True,
+              help="Turn photos upright by their EXIF orientation first (poses then in the upright picture's "
+              "pixels). Default: stored pixels, as the official code and the datasets' annotations.")
 def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, threads, json_path, draw_dir,
-                    min_joint_score, skip_unreadable):
+                    min_joint_score, skip_unreadable, exif_rotate):
     """Detect the poses in each IMAGE (a folder: every image below it) and write them, in original image
     pixels, to --json."""
     if (model_path is None) == (checkpoint is None):
@@ -360,4 +397,4 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         model = CheckpointModel(checkpoint, arch=arch, joints=joints, num_threads=threads)
     run_predict(model, images, json_path, mode=mode, flip=flip, draw_dir=draw_dir,
                 progress=lambda line: click.echo(line, err=True), skip_unreadable=skip_unreadable,
-                min_joint_score=min_joint_score, model_files=model_files)
+                min_joint_score=min_joint_score, model_files=model_files, exif_rotate=exif_rotate)

@@ -33,22 +33,67 @@ def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3), exactly as the official code does.
 
     Same decoding as `cv2.imread(path, IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION)` (EXIF rotation is
-    ignored, as in valid.py): grayscale is replicated to 3 channels, alpha is dropped, 16-bit samples are
-    reduced to 8 bits (value >> 8). The bytes are read by Python so that a missing, unreadable or
-    non-image file gives a one-line LitePoseError naming it (and so non-ASCII paths work everywhere).
+    ignored, as in valid.py, and as the datasets' annotations assume): grayscale is replicated to 3 channels,
+    alpha is dropped, 16-bit samples are reduced to 8 bits (value >> 8). The bytes are read by Python so that
+    a missing, unreadable or non-image file gives a one-line LitePoseError naming it (and so non-ASCII paths
+    work everywhere).
     """
+    return load_image(path)[0]
+
+
+def load_image(path: str | os.PathLike, upright: bool = False) -> tuple[np.ndarray, int]:
+    """(uint8 RGB image, its EXIF orientation 1-8, 1 when absent). `upright=False` keeps the stored pixels
+    (the official decoding, `load_image_rgb`); `upright=True` applies the orientation first, as a photo viewer
+    shows the picture (phone cameras store portrait shots sideways with orientation 6 or 8)."""
     data = read_user_file(path, "image")
     if not data:
         raise LitePoseError(f"{path}: the file is empty, not an image")
+    flags = cv2.IMREAD_COLOR if upright else _IMREAD_FLAGS
     try:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _IMREAD_FLAGS)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as exc:
         raise LitePoseError(f"{path}: OpenCV cannot decode this image ({exc.err})") from None
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
         raise LitePoseError(f"{path}: not an image OpenCV can read (corrupt, truncated or unsupported format)")
     if bgr.dtype != np.uint8:  # IMREAD_COLOR already gives uint8; keep the guarantee explicit
         raise LitePoseError(f"{path}: decoded to {bgr.dtype}, expected 8-bit samples")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), jpeg_exif_orientation(data)
+
+
+EXIF_ORIENTATIONS = {2: "mirrored", 3: "upside down", 4: "upside down and mirrored",
+                     5: "on its side (mirrored)", 6: "on its side (turn 90° clockwise to view)",
+                     7: "on its side (mirrored)", 8: "on its side (turn 90° anticlockwise to view)"}
+
+
+def jpeg_exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (0x0112) of a JPEG's APP1 segment, 1 when absent or unreadable."""
+    if data[:2] != b"\xff\xd8":
+        return 1
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
+            return 1
+        size = int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos + 4:pos + 2 + size]
+        if marker == 0xE1 and segment[:6] == b"Exif\0\0":
+            return _tiff_orientation(segment[6:])
+        pos += 2 + size
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd:ifd + 2], order) if ifd + 2 <= len(tiff) else 0
+    for i in range(count):
+        entry = tiff[ifd + 2 + 12 * i: ifd + 14 + 12 * i]
+        if len(entry) == 12 and int.from_bytes(entry[:2], order) == 0x0112:
+            value = int.from_bytes(entry[8:10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
 
 
 def normalize_imagenet(image_rgb: np.ndarray) -> np.ndarray:

@@ -64,3 +64,20 @@ def converted_model(shared_dir, tmp_path_factory):
         return cache[key]
 
     return convert
+
+
+def _with_exif_orientation(jpeg: bytes, value: int, byte_order: str = "little") -> bytes:
+    """A JPEG with an EXIF APP1 segment holding only the orientation tag, as a phone camera writes it."""
+    o = byte_order
+    ifd = (1).to_bytes(2, o) + (0x0112).to_bytes(2, o) + (3).to_bytes(2, o) + (1).to_bytes(4, o) \
+        + value.to_bytes(2, o) + b"\0\0" + (0).to_bytes(4, o)
+    tiff = (b"II" if o == "little" else b"MM") + (42).to_bytes(2, o) + (8).to_bytes(4, o) + ifd
+    payload = b"Exif\0\0" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+@pytest.fixture
+def exif_jpeg():
+    """`exif_jpeg(jpeg_bytes, orientation, byte_order)`: the JPEG with that EXIF orientation tag."""
+    return _with_exif_orientation
+

@@ -363,3 +363,34 @@ def test_evaluate_warns_when_different_files_share_an_annotated_name(tmp_path):
     results.write_text(json.dumps([{**entry, "image": "a/one.jpg"}, {**entry, "image": "b/one.jpg"}]))
     r = invoke(["evaluate", "--annotations", gt, "--results", results])
     assert r.exit_code == 0 and "2 different files are matched by file name" in r.output, r.output
+
+
+@pytest.mark.needs_shared
+def test_predict_warns_about_exif_rotation_and_turns_photos_upright_on_request(xs_tflite, exif_jpeg, tmp_path):
+    ok, jpeg = cv2.imencode(".jpg", np.random.default_rng(3).integers(0, 256, (120, 80, 3), dtype=np.uint8))
+    photo = tmp_path / "portrait.jpg"                      # stored 80 wide x 120 high, shown turned 90 degrees
+    photo.write_bytes(exif_jpeg(jpeg.tobytes(), 6, "big"))
+    r = invoke(["predict", "--model", xs_tflite, photo, "--json", tmp_path / "stored.json"])
+    assert r.exit_code == 0, r.output
+    assert "EXIF orientation 6" in r.output and "--exif-rotate" in r.output
+    r = invoke(["predict", "--model", xs_tflite, photo, "--json", tmp_path / "upright.json", "--exif-rotate",
+                "--draw", tmp_path / "d"])
+    assert r.exit_code == 0 and "EXIF orientation" not in r.output, r.output
+    assert cv2.imread(str(tmp_path / "d" / "portrait_pose.jpg")).shape[:2] == (80, 120)   # the upright picture
+    stored = json.loads((tmp_path / "stored.json").read_text())
+    upright = json.loads((tmp_path / "upright.json").read_text())
+    assert stored and upright and stored != upright
+
+
+@pytest.mark.needs_shared
+def test_predict_notes_when_the_letterbox_shrinks_people_and_names_the_input_size(xs_tflite, tmp_path):
+    wide = _image(tmp_path / "wide.png", 4, hw=(96, 128))  # official: short side 128 -> 128x192 input, 1.33x bigger
+    square = _image(tmp_path / "square.png", 5, hw=(100, 100))
+    r = invoke(["predict", "--model", xs_tflite, square, "--json", tmp_path / "a.json"])
+    assert r.exit_code == 0 and "note:" not in r.output, r.output
+    r = invoke(["predict", "--model", xs_tflite, square, wide, "--json", tmp_path / "b.json"])
+    note = [line for line in r.output.splitlines() if line.startswith("note:")]
+    assert r.exit_code == 0 and len(note) == 1, r.output
+    assert "1 image(s)" in note[0] and "1.3x smaller" in note[0] and "--input-size 128x192" in note[0]
+    assert str(wide) in note[0]
+

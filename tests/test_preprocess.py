@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from python_ref.errors import LitePoseError
-from python_ref.preprocess import (LETTERBOX_FILL_RGB, Letterbox, letterbox, load_image_rgb, normalize_imagenet, official_input_size,
-                                   official_resize)
+from python_ref.preprocess import (LETTERBOX_FILL_RGB, Letterbox, jpeg_exif_orientation, letterbox, load_image,
+                                   load_image_rgb, normalize_imagenet, official_input_size, official_resize)
 
 PARITY = ["litepose-auto-m-crowdpose-448", "litepose-l-coco-random", "litepose-s-crowdpose-random",
           "litepose-xs-crowdpose-random"]
@@ -163,6 +163,24 @@ def test_load_image_rgb_errors_name_the_file(tmp_path, content, what):
 def test_load_image_rgb_folder_is_an_error(tmp_path):
     with pytest.raises(LitePoseError, match="folder"):
         load_image_rgb(tmp_path)
+
+
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+def test_exif_orientation_is_read_and_applied_only_on_request(exif_jpeg, tmp_path, byte_order):
+    stored = np.random.default_rng(0).integers(0, 256, (30, 20, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", stored)[1].tobytes()
+    assert jpeg_exif_orientation(jpeg) == 1                                     # no EXIF at all
+    for value in range(1, 9):
+        assert jpeg_exif_orientation(exif_jpeg(jpeg, value, byte_order)) == value
+    assert jpeg_exif_orientation(exif_jpeg(jpeg, 6, byte_order)[:30]) == 1      # truncated inside the segment
+    assert jpeg_exif_orientation(cv2.imencode(".png", stored)[1].tobytes()) == 1
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(exif_jpeg(jpeg, 6, byte_order))
+    as_stored, orientation = load_image(path)
+    upright, _ = load_image(path, upright=True)
+    assert orientation == 6 and as_stored.shape == (30, 20, 3)
+    assert np.array_equal(upright, np.rot90(as_stored, k=-1))                   # 6: turn 90 degrees clockwise
+    assert np.array_equal(load_image_rgb(path), as_stored)                      # the official decoding
 
 
 # ---- letterbox ------------------------------------------------------------------------------------
