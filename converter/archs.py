@@ -60,32 +60,47 @@ def validate_arch(arch: dict, source: str) -> dict:
     def bad(what):
         raise LitePoseError(f"{source}: not a LitePose architecture: {what}")
 
+    def integer(value, what, least=1):
+        # JSON true is 1 to Python and 3.5 truncates to 3 under int(): both are mistakes in an arch file
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < least:
+            bad(f"{what} is {json.dumps(value)}, expected an integer of at least {least}")
+        return int(value)
+
+    def ratio(value, what):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1000:
+            bad(f"{what} is {json.dumps(value)}, expected a positive number")
+        return int(value) if value == int(value) else float(value)
+
     if not isinstance(arch, dict):
         bad("expected a JSON object")
     for key in ("input_channel", "deconv_setting", "backbone_setting"):
         if key not in arch:
             bad(f"missing key '{key}'")
-    try:
-        out = {
-            "img_size": int(arch.get("img_size", 256)),
-            "input_channel": int(arch["input_channel"]),
-            "deconv_setting": [int(c) for c in arch["deconv_setting"]],
-            "backbone_setting": [],
-        }
-        for i, st in enumerate(arch["backbone_setting"]):
-            blocks = [[float(t) if float(t) != int(t) else int(t), int(k)] for t, k in st["block_setting"]]
-            if len(blocks) != int(st["num_blocks"]):
-                bad(f"stage {i}: num_blocks {st['num_blocks']} but {len(blocks)} block settings")
-            out["backbone_setting"].append({
-                "num_blocks": int(st["num_blocks"]), "stride": int(st["stride"]),
-                "channel": int(st["channel"]), "block_setting": blocks})
-    except (KeyError, TypeError, ValueError) as exc:
-        bad(f"malformed field ({type(exc).__name__}: {exc})")
-    if out["img_size"] <= 0 or out["img_size"] % 64 or out["img_size"] > MAX_INPUT_SIDE:
+    for key in ("deconv_setting", "backbone_setting"):
+        if not isinstance(arch[key], list):
+            bad(f"'{key}' must be a list")
+    out = {
+        "img_size": integer(arch.get("img_size", 256), "img_size", 64),
+        "input_channel": integer(arch["input_channel"], "input_channel"),
+        "deconv_setting": [integer(c, f"deconv_setting[{i}]") for i, c in enumerate(arch["deconv_setting"])],
+        "backbone_setting": [],
+    }
+    for i, st in enumerate(arch["backbone_setting"]):
+        if not isinstance(st, dict) or not all(k in st for k in ("num_blocks", "stride", "channel", "block_setting")):
+            bad(f"stage {i} needs num_blocks, stride, channel and block_setting")
+        if not isinstance(st["block_setting"], list) or not all(isinstance(b, list) and len(b) == 2
+                                                                for b in st["block_setting"]):
+            bad(f"stage {i}: block_setting must be a list of [expansion, kernel] pairs")
+        blocks = [[ratio(t, f"stage {i} block {b} expansion"), integer(k, f"stage {i} block {b} kernel")]
+                  for b, (t, k) in enumerate(st["block_setting"])]
+        num_blocks = integer(st["num_blocks"], f"stage {i} num_blocks")
+        if len(blocks) != num_blocks:
+            bad(f"stage {i}: num_blocks {num_blocks} but {len(blocks)} block settings")
+        out["backbone_setting"].append({
+            "num_blocks": num_blocks, "stride": integer(st["stride"], f"stage {i} stride"),
+            "channel": integer(st["channel"], f"stage {i} channel"), "block_setting": blocks})
+    if out["img_size"] % 64 or out["img_size"] > MAX_INPUT_SIDE:
         bad(f"img_size {out['img_size']}: must be a positive multiple of 64, at most {MAX_INPUT_SIDE}")
-    widths = [out["input_channel"], *out["deconv_setting"], *(st["channel"] for st in out["backbone_setting"])]
-    if min(widths, default=1) < 1:
-        bad("every channel width must be at least 1")
     if len(out["deconv_setting"]) != 3:
         bad("deconv_setting must have 3 widths")
     if len(out["backbone_setting"]) != 4:
@@ -94,8 +109,6 @@ def validate_arch(arch: dict, source: str) -> dict:
     if strides != [2, 2, 2, 1]:
         bad(f"stage strides must be [2, 2, 2, 1] (the fusion head needs it), got {strides}")
     for st in out["backbone_setting"]:
-        if st["num_blocks"] < 1:
-            bad("every stage needs at least one block")
         for _t, k in st["block_setting"]:
             if k % 2 != 1:
                 bad(f"depthwise kernels must be odd, got {k}")

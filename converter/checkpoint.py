@@ -245,10 +245,15 @@ def build_keras_from_checkpoint(path, arch: str | None = None, joints: int | Non
     if joints is not None and joints != ckpt.num_joints:
         raise LitePoseError(f"{path}: --joints {joints} but the checkpoint's heads have {ckpt.num_joints} joints")
     num_joints = joints or ckpt.num_joints
+    warnings = []
+    if arch is None and arch_name == "custom" and input_hw is None:
+        warnings.append(f"{path}: not a released LitePose variant (architecture read from the tensor shapes); "
+                        f"the input size it was trained for is not stored, so {arch_dict['img_size']} is assumed: "
+                        "give --arch FILE.json (with its img_size) or --input-size HxW")
     if input_hw is None:
         input_hw = (arch_dict["img_size"], arch_dict["img_size"])
     model = build_litepose(arch_dict, num_joints, input_hw)
     load_weights_into(model, ckpt.state_dict, str(path), looks_like=describe(ckpt))
     info = {"arch_name": arch_name, "arch": arch_dict, "num_joints": num_joints, "input_hw": list(input_hw),
-            "checkpoint": str(path), "checkpoint_sha256": ckpt.sha256}
+            "checkpoint": str(path), "checkpoint_sha256": ckpt.sha256, "warnings": warnings}
     return model, info

@@ -476,9 +476,10 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         calib = set()
     ann = None
     if annotations:
-        from python_ref.evaluate import load_annotations
+        from python_ref.evaluate import load_annotations, resolve_protocol
 
         ann = load_annotations(annotations)
+        resolve_protocol(ann, num_joints, joint_map, Path(model).name)  # a joint mismatch fails before the work
     ref = load_reference(reference, input_hw, num_joints, Path(model).name)
     log(f"model {Path(model).name} ({input_hw[0]}x{input_hw[1]} {runner.input_dtype.name}), reference {ref.description}")
     for msg in reference_warnings(ref, reference, Path(model).name, card):

@@ -115,6 +115,7 @@ class CheckpointModel:
         self.num_joints = int(self.info["num_joints"])
         self._models[(self.input_size, self.input_size)] = model
         self.description = f"{Path(path).name} ({self.info['arch_name']}, short side {self.input_size}, {self.num_joints} joints)"
+        self.warnings = list(self.info.get("warnings", []))
 
     def _model_for(self, hw: tuple[int, int]):
         model = self._models.get(hw)
@@ -363,7 +364,8 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="CPU threads for the network.")
 @click.option("--json", "json_path", required=True, metavar="OUT.json",
               help="Output: a JSON list, one entry per person {image, keypoints [x, y, score]*J, score}, in "
-              "original-image pixels with pixel u covering [u, u+1); `-` writes it to standard output.")
+              "original-image pixels with pixel u covering [u, u+1) (joints of people cut by the image border "
+              "may lie outside it, as with the official decoder); `-` writes it to standard output.")
 @click.option("--draw", "draw_dir", default=None, metavar="DIR", help="Also write one overlay per image into DIR.")
 @click.option("--min-joint-score", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Overlays: draw joints (and limbs) whose score is at least this.")

@@ -101,6 +101,19 @@ def _trained_like_weights(arch, joints, seed):
     return {k: v.astype(np.float32) for k, v in sd.items()}
 
 
+def test_a_custom_checkpoint_without_arch_file_says_its_input_size_is_assumed():
+    from converter.checkpoint import Checkpoint, build_keras_from_checkpoint
+
+    sd = _trained_like_weights(CUSTOM, 17, seed=4)
+    name, arch, joints = detect_arch(sd, "custom.pth")
+    ckpt = Checkpoint("custom.pth", "0" * 64, sd, name, arch, joints)
+    _, info = build_keras_from_checkpoint(ckpt)
+    assert len(info["warnings"]) == 1 and "256 is assumed" in info["warnings"][0]
+    assert "--arch FILE.json" in info["warnings"][0] and info["input_hw"] == [256, 256]
+    _, info = build_keras_from_checkpoint(ckpt, input_hw=(128, 192))       # the user said the size
+    assert info["warnings"] == []
+
+
 @pytest.mark.needs_shared
 def test_custom_arch_deploy_graph_is_exact_and_converts_to_full_integer(shared_dir, tmp_path):
     """Kernels 3/5/9 and a stride-1 stage go through the same rewrites (depthwise split, sub-pixel deconv
@@ -134,3 +147,39 @@ def test_custom_arch_deploy_graph_is_exact_and_converts_to_full_integer(shared_d
         assert out[k].shape == ref[k].shape
         sqnr = 10 * np.log10(np.sum(ref[k] ** 2) / np.sum((ref[k] - out[k]) ** 2))
         assert sqnr > 22, f"{k}: {sqnr:.1f} dB"
+
+
+def _arch_with(edit):
+    arch = {"img_size": 256, "input_channel": 16, "deconv_setting": [24, 24, 24], "backbone_setting": [
+        {"num_blocks": 1, "stride": 2, "channel": 16, "block_setting": [[6, 7]]},
+        {"num_blocks": 1, "stride": 2, "channel": 32, "block_setting": [[6, 7]]},
+        {"num_blocks": 1, "stride": 2, "channel": 48, "block_setting": [[6, 7]]},
+        {"num_blocks": 1, "stride": 1, "channel": 64, "block_setting": [[6, 7]]}]}
+    edit(arch)
+    return arch
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a["backbone_setting"][0]["block_setting"][0].__setitem__(1, -3), "kernel is -3"),
+    (lambda a: a["backbone_setting"][0]["block_setting"][0].__setitem__(1, 3.5), "kernel is 3.5"),
+    (lambda a: a["backbone_setting"][0]["block_setting"][0].__setitem__(1, 4), "kernels must be odd, got 4"),
+    (lambda a: a["backbone_setting"][1]["block_setting"][0].__setitem__(0, 0), "stage 1 block 0 expansion is 0"),
+    (lambda a: a["backbone_setting"][1]["block_setting"][0].__setitem__(0, -2), "expansion is -2"),
+    (lambda a: a["backbone_setting"][1]["block_setting"][0].__setitem__(0, True), "expansion is true"),
+    (lambda a: a["backbone_setting"][2].__setitem__("channel", "48"), 'stage 2 channel is "48"'),
+    (lambda a: a["backbone_setting"][2].__setitem__("block_setting", [[6]]), "[expansion, kernel] pairs"),
+    (lambda a: a.__setitem__("deconv_setting", [24, 0, 24]), "deconv_setting[1] is 0"),
+    (lambda a: a.__setitem__("input_channel", 16.5), "input_channel is 16.5"),
+    (lambda a: a["backbone_setting"][3].pop("stride"), "stage 3 needs num_blocks, stride"),
+])
+def test_arch_mistakes_are_named_before_any_checkpoint_is_read(edit, message):
+    with pytest.raises(LitePoseError) as err:
+        validate_arch(_arch_with(edit), "my-arch.json")
+    assert str(err.value).startswith("my-arch.json: not a LitePose architecture: ") and message in str(err.value)
+
+
+def test_integral_floats_and_fractional_expansions_are_valid():
+    arch = validate_arch(_arch_with(lambda a: a["backbone_setting"][0]["block_setting"].__setitem__(
+        0, [2.5, 7.0])), "ok.json")
+    assert arch["backbone_setting"][0]["block_setting"] == [[2.5, 7]]
+    assert isinstance(arch["backbone_setting"][0]["block_setting"][0][1], int)

@@ -182,3 +182,28 @@ def test_deploy_graph_ops_are_on_the_fast_path(xs_float, tmp_path):
     out = TFLiteRunner(path)(image.astype(np.uint8))
     for k in ref:
         assert np.max(np.abs(out[k] - ref[k])) <= 1e-4 * max(1.0, np.max(np.abs(ref[k])))
+
+
+def _graph(fn):
+    """A stand-in network: any callable returning the three outputs, as the check calls Keras models."""
+    return lambda x, training=False: {k: fn(x, i) for i, k in
+                                      enumerate(("heatmaps_s4", "tags_s4", "heatmaps_s2"))}
+
+
+def test_float_check_accepts_rounding_of_an_ill_conditioned_network_and_refuses_a_real_change():
+    from converter.rewrites import verify_deploy_model
+    from python_ref.errors import LitePoseError
+
+    image = np.random.default_rng(2).uniform(1, 255, (4, 4, 3)).astype(np.float32)
+    calm = _graph(lambda x, i: np.tanh(x / 255.0 + i))
+    with pytest.raises(LitePoseError, match="a rewrite is wrong"):       # an offset is no rounding error
+        verify_deploy_model(calm, _graph(lambda x, i: np.tanh(x / 255.0 + i) + 0.01), image)
+    assert "float_sensitivity" not in verify_deploy_model(calm, calm, image)
+    # chaotic in float32: one ulp of input moves the outputs by O(100), as random He-scaled weights do
+    chaos = _graph(lambda x, i: 300.0 * np.sin(np.float32(1e6) * x + i).astype(np.float32))
+    ulp_later = _graph(lambda x, i: 300.0 * np.sin(np.float32(1e6) * np.nextafter(x, np.float32(np.inf)) + i)
+                       .astype(np.float32))
+    check = verify_deploy_model(chaos, ulp_later, image)
+    assert check["max_abs_error"] > 1.0 and min(check["float_sensitivity"].values()) > 1.0
+    with pytest.raises(LitePoseError, match="a rewrite is wrong"):       # beyond even that sensitivity
+        verify_deploy_model(chaos, _graph(lambda x, i: 300.0 * np.sin(np.float32(1e6) * x + i) + 5000.0), image)

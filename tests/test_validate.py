@@ -342,6 +342,11 @@ def test_reference_of_another_network_shape_is_refused(xs_models, shared_dir, tm
     wrong_joints = _tiny_litepose_tflite(tmp_path / "17.tflite", (128, 128), 17)
     line = _one_line_error(_validate([model, "--reference", wrong_joints] + common))
     assert str(wrong_joints) in line and "17 joints" in line and "has 14" in line
+    coco = shared_dir / "data" / "coco" / "annotations.json"            # 17 joints, and no map asked for
+    res = _validate([model, "--reference", root / "xs_fp32.tflite", "--annotations", coco, "--joint-map", "none"]
+                    + common)
+    line = _one_line_error(res)
+    assert "predictions have 14 joints" in line and "has 17" in line and "validated 1/" not in res.output
     assert not (tmp_path / "r").exists()
 
 
