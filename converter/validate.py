@@ -837,7 +837,8 @@ def _command():
     @click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="Timed runs each.")
     @click.option("--mode", type=click.Choice(["fast", "official"]), default="fast", show_default=True,
                   help="Decoder for both models.")
-    @click.option("--joint-map", type=click.Choice(["auto", "none", "coco", "aic"]), default="auto", show_default=True)
+    @click.option("--joint-map", type=click.Choice(["auto", "none", "coco", "aic", "crowdpose"]), default="auto",
+                  show_default=True, help="As `litepose evaluate --joint-map`.")
     @click.option("--exclude-calibration-images", is_flag=True,
                   help="Leave out images the model card lists as calibration images.")
     @click.option("--input-sensitivity/--no-input-sensitivity", default=True, show_default=True,

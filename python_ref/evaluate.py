@@ -76,7 +76,7 @@ CROWDPOSE_AREA_FACTOR = 0.53
 
 CROWDPOSE_METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
 COCO_METRIC_KEYS = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
-JOINT_MAP_CHOICES = ("auto", "none", "coco", "aic")
+JOINT_MAP_CHOICES = ("auto", "none", "coco", "aic", "crowdpose")
 
 
 def _canonical(name: str) -> str:
@@ -347,7 +347,7 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
 @dataclass(frozen=True)
 class Protocol:
     name: str                       # 'crowdpose' | 'coco'
-    joint_map: str                  # 'none' | 'coco' | 'aic'
+    joint_map: str                  # 'none', or the annotations' dataset when joints are paired by name
     gt_joints: np.ndarray           # indices into the annotation joints
     result_joints: np.ndarray       # indices into the result joints (same length)
     joint_names: tuple[str, ...]
@@ -358,8 +358,12 @@ class Protocol:
 
 def resolve_protocol(annotations: Annotations, result_joints: int, joint_map: str = "auto",
                      results_path: str = "results") -> Protocol:
-    """Choose protocol and joint correspondence; the protocol follows the annotation file."""
+    """Choose protocol and joint correspondence; the protocol follows the annotation file. A joint map
+    (named after the annotations' dataset) pairs the joints both layouts have by name: 14-joint CrowdPose-order
+    predictions on COCO or AI Challenger annotations, 17-joint COCO-order ones on CrowdPose or AIC annotations
+    (the 12 limb joints, plus the neck for AIC)."""
     gt_names = annotations.joint_names
+    layouts = {14: CROWDPOSE_JOINTS, 17: COCO_JOINTS}
     mismatch = (f"{results_path}: predictions have {result_joints} joints, {annotations.path} has "
                 f"{annotations.num_joints} ({annotations.dataset})")
     if joint_map not in JOINT_MAP_CHOICES:
@@ -367,24 +371,27 @@ def resolve_protocol(annotations: Annotations, result_joints: int, joint_map: st
     if joint_map == "auto":
         if result_joints == annotations.num_joints and annotations.dataset != "aic":
             joint_map = "none"
-        elif result_joints == 14 and annotations.dataset in ("coco", "aic"):
+        elif result_joints in layouts and annotations.dataset in ("coco", "aic", "crowdpose"):
             joint_map = annotations.dataset
         else:
-            raise LitePoseError(f"{mismatch}; no joint map fits (coco and aic score 14-joint CrowdPose-order "
-                                f"predictions on COCO or AI Challenger annotations)")
+            raise LitePoseError(f"{mismatch}; no joint map fits (14-joint CrowdPose-order or 17-joint COCO-order "
+                                "predictions are paired by joint name with COCO, AI Challenger or CrowdPose "
+                                "annotations)")
     if joint_map == "none":
         if result_joints != annotations.num_joints:
-            raise LitePoseError(f"{mismatch}; a different joint set needs --joint-map coco or aic")
+            raise LitePoseError(f"{mismatch}; a different joint set needs --joint-map coco, aic or crowdpose")
         gt_idx = np.arange(annotations.num_joints)
         res_idx = gt_idx
     else:
-        expected = {"coco": COCO_JOINTS, "aic": AIC_JOINTS}[joint_map]
+        expected = {"coco": COCO_JOINTS, "aic": AIC_JOINTS, "crowdpose": CROWDPOSE_JOINTS}[joint_map]
         if gt_names != expected:
             raise LitePoseError(f"{annotations.path}: --joint-map {joint_map} needs {joint_map.upper()} "
                                 f"annotations ({len(expected)} joints in that order); these are {annotations.dataset}")
-        if result_joints != 14:
-            raise LitePoseError(f"{mismatch}; --joint-map {joint_map} scores 14-joint CrowdPose-order predictions")
-        pairs = [(gt_names.index(n), j) for j, n in enumerate(CROWDPOSE_JOINTS) if n in gt_names]
+        if result_joints not in layouts or layouts[result_joints] == expected:
+            raise LitePoseError(f"{mismatch}; --joint-map {joint_map} pairs joints of other layouts by name "
+                                f"({', '.join(f'{n}-joint' for n, names in layouts.items() if names != expected)} "
+                                "predictions)")
+        pairs = [(gt_names.index(n), j) for j, n in enumerate(layouts[result_joints]) if n in gt_names]
         gt_idx = np.array([p[0] for p in pairs])
         res_idx = np.array([p[1] for p in pairs])
     names = tuple(gt_names[i] for i in gt_idx)
@@ -654,7 +661,8 @@ def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto
 @click.option("--json", "json_path", default=None, metavar="METRICS.json",
               help="Write the metrics here; '-' writes them to standard output (the table then goes to stderr).")
 @click.option("--joint-map", type=click.Choice(JOINT_MAP_CHOICES), default="auto", show_default=True,
-              help="Score 14-joint CrowdPose-order results on COCO (12 limb joints) or AIC annotations.")
+              help="Pair joints by name with annotations of another layout: 14-joint CrowdPose-order results on "
+              "COCO or AIC annotations, 17-joint COCO-order ones on CrowdPose or AIC annotations (auto: when needed).")
 @click.option("--skip-unknown-images", is_flag=True,
               help="Leave out predictions for images that are not in --annotations (default: an error).")
 def evaluate_command(annotations_path, results_path, json_path, joint_map, skip_unknown_images):

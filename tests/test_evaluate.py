@@ -86,6 +86,10 @@ def test_perfect_predictions_on_golden_annotations(golden, tmp_path):
     ("coco", None, "none", "coco", 17),                      # a 17-joint COCO model
     ("coco", COCO_TO_CROWDPOSE + [0, 0], "coco", "coco", 12),  # 14-joint CrowdPose model (head, neck: junk)
     ("aic", AIC_FOR_CROWDPOSE, "aic", "crowdpose", 14),
+    # a 17-joint COCO model on CrowdPose / AIC annotations: the 12 limb joints by name (face joints: junk)
+    ("crowdpose", [ev.CROWDPOSE_JOINTS.index(n) if n in ev.CROWDPOSE_JOINTS else 12 for n in ev.COCO_JOINTS],
+     "crowdpose", "crowdpose", 12),
+    ("aic", [ev.AIC_JOINTS.index(n) if n in ev.AIC_JOINTS else 12 for n in ev.COCO_JOINTS], "aic", "crowdpose", 12),
 ])
 def test_perfect_predictions_on_shared_data(shared_dir, tmp_path, dataset, joint_order, joint_map, protocol,
                                             n_joints):
@@ -255,7 +259,13 @@ def test_joint_count_mismatch_needs_a_map(shared_dir, tmp_path):
     ann = shared_dir / "data" / "crowdpose" / "annotations.json"
     res = _write(tmp_path / "r.json", [{"image": "103319.jpg", "keypoints": [1.0] * 51, "score": 1.0}])
     with pytest.raises(LitePoseError, match="17 joints"):
-        ev.run_evaluate(ann, res)
+        ev.run_evaluate(ann, res, joint_map="none")
+    res15 = _write(tmp_path / "r15.json", [{"image": "103319.jpg", "keypoints": [1.0] * 45, "score": 1.0}])
+    with pytest.raises(LitePoseError, match="15 joints.*no joint map fits"):
+        ev.run_evaluate(ann, res15)
+    with pytest.raises(LitePoseError, match="pairs joints of other layouts"):   # CrowdPose order on CrowdPose
+        ev.run_evaluate(ann, _write(tmp_path / "r14c.json", [{"image": "103319.jpg", "keypoints": [1.0] * 42,
+                                                              "score": 1.0}]), joint_map="crowdpose")
     coco = shared_dir / "data" / "coco" / "annotations.json"
     res14 = _write(tmp_path / "r14.json", [{"image": "000000000785.jpg", "keypoints": [1.0] * 42, "score": 1.0}])
     with pytest.raises(LitePoseError, match="joint-map"):
