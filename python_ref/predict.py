@@ -240,7 +240,8 @@ SHRINK_NOTE = 1.25  # people this much smaller than in the official pre-processi
 
 def run_predict(model, images: list[str], json_path, mode: str | None = None, flip: bool | None = None,
                 draw_dir=None, progress: Callable[[str], None] | None = None, skip_unreadable: bool = False,
-                min_joint_score: float = 0.1, model_files: dict | None = None, exif_rotate: bool = False) -> list[dict]:
+                min_joint_score: float = 0.1, model_files: dict | None = None, exif_rotate: bool = False,
+                min_person_score: float = 0.0) -> list[dict]:
     """Predict every image, then write the JSON list (`-`: standard output) and, optionally, one overlay per
     image into `draw_dir`. Nothing is written if an image fails, unless `skip_unreadable` (an image that
     cannot be read is then left out with a warning). `exif_rotate` turns each photo upright (EXIF
@@ -300,7 +301,8 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
             if factor >= SHRINK_NOTE:
                 shrunk.append((factor, image, official_hw))
         poses, scores = predict_image(model, rgb, mode, flip, source=image)
-        entries.extend(result_entries(str(image), poses, scores))
+        keep = scores >= min_person_score
+        entries.extend(result_entries(str(image), poses[keep], scores[keep]))
         shown = int((scores >= PERSON_SCORE_SHOWN).sum())
         line = (f"[{i}/{len(images)}] {image}: {len(scores)} people ({shown} with score >= {PERSON_SCORE_SHOWN}), "
                 f"{(time.perf_counter() - start) * 1000:.0f} ms")
@@ -369,13 +371,16 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
 @click.option("--draw", "draw_dir", default=None, metavar="DIR", help="Also write one overlay per image into DIR.")
 @click.option("--min-joint-score", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Overlays: draw joints (and limbs) whose score is at least this.")
+@click.option("--min-person-score", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Write only people with at least this score to --json (keep 0 for AP: `evaluate` wants every "
+              "detection; 0.1 gives the people the progress lines count and the overlays draw).")
 @click.option("--skip-unreadable", is_flag=True,
               help="Leave out images that cannot be read (with a warning) instead of stopping.")
 @click.option("--exif-rotate", is_flag=True,
               help="Turn photos upright by their EXIF orientation first (poses then in the upright picture's "
               "pixels). Default: stored pixels, as the official code and the datasets' annotations.")
 def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, threads, json_path, draw_dir,
-                    min_joint_score, skip_unreadable, exif_rotate):
+                    min_joint_score, min_person_score, skip_unreadable, exif_rotate):
     """Detect the poses in each IMAGE (a folder: every image below it) and write them, in original image
     pixels, to --json."""
     if (model_path is None) == (checkpoint is None):
@@ -399,4 +404,5 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         model = CheckpointModel(checkpoint, arch=arch, joints=joints, num_threads=threads)
     run_predict(model, images, json_path, mode=mode, flip=flip, draw_dir=draw_dir,
                 progress=lambda line: click.echo(line, err=True), skip_unreadable=skip_unreadable,
-                min_joint_score=min_joint_score, model_files=model_files, exif_rotate=exif_rotate)
+                min_joint_score=min_joint_score, model_files=model_files, exif_rotate=exif_rotate,
+                min_person_score=min_person_score)

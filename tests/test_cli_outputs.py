@@ -149,6 +149,12 @@ def test_predict_takes_folders_and_writes_to_stdout(xs_tflite, tmp_path):
     assert r.exit_code == 0, r.output
     one_by_one = json.loads((tmp_path / "out.json").read_text())
     assert from_folder == one_by_one and len(one_by_one) > 0  # same images, same order (sorted by path)
+    cut = float(np.median([e["score"] for e in one_by_one]))
+    r = invoke(["predict", "--model", xs_tflite, b, a, "--json", tmp_path / "confident.json",
+                "--min-person-score", cut])
+    assert r.exit_code == 0, r.output
+    confident = json.loads((tmp_path / "confident.json").read_text())
+    assert confident == [e for e in one_by_one if e["score"] >= cut] and 0 < len(confident) < len(one_by_one)
     r = invoke(["predict", "--model", xs_tflite, tmp_path / "empty", "--json", tmp_path / "o.json"])
     assert r.exit_code == 1 and "no image files" in _error_line(r)
 
