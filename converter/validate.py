@@ -323,10 +323,10 @@ def latency(model_path: str, image_uint8: np.ndarray, threads: int, runs: int) -
 
 # ---- the command -----------------------------------------------------------------------------------
 
-def _list_images(images_dir: Path) -> list[Path]:
+def _list_images(images_dir: Path, report_dir: Path | None = None) -> list[Path]:
     if not images_dir.is_dir():
         raise LitePoseError(f"{images_dir}: image folder not found")
-    files = images_in_folder(images_dir)
+    files = images_in_folder(images_dir, skip=report_dir)  # overlays of an earlier report are no inputs
     if not files:
         raise LitePoseError(f"{images_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) to validate on")
     return files
@@ -447,7 +447,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         raise LitePoseError(f"--views {views}: use 0 to {MAX_VIEWS}")
     if max_ap_drop is not None and not annotations:
         raise LitePoseError(f"--max-ap-drop {max_ap_drop}: needs --annotations (the AP is measured against them)")
-    files = _list_images(Path(images))
+    files = _list_images(Path(images), report_dir)
     overlay_names = _overlay_names(files)
     from .export import card_path_for as _card_of
 

@@ -40,12 +40,14 @@ def atomic_path(path: str | os.PathLike):
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def images_in_folder(folder: str | os.PathLike) -> list[Path]:
+def images_in_folder(folder: str | os.PathLike, skip: str | os.PathLike | None = None) -> list[Path]:
     """The image files below `folder` (sub-folders too, symlinked ones included, each real folder once),
-    sorted by relative path."""
+    sorted by relative path. `skip`: an output folder inside it (overlays of an earlier run are no inputs)."""
     folder = Path(folder)
     found = []
     seen_dirs = set()
+    if skip is not None and os.path.realpath(skip) != os.path.realpath(folder):  # the folder itself: its images stay
+        seen_dirs.add(os.path.realpath(skip))
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
         if real in seen_dirs:  # a link back up the tree, or two links to one folder

@@ -190,8 +190,9 @@ def _overlay_names(images: list[str]) -> list[str]:
     return [f"{stem}_pose.jpg" for stem in numbered_stems(Path(image).stem or "image" for image in images)]
 
 
-def expand_images(images) -> list[str]:
-    """Image arguments with every folder replaced by the image files below it (sorted); missing paths fail."""
+def expand_images(images, skip_folder=None) -> list[str]:
+    """Image arguments with every folder replaced by the image files below it (sorted; not those in
+    `skip_folder`, the overlay folder); missing paths fail."""
     if not images:
         raise LitePoseError("no images given")
     out: list[str] = []
@@ -200,7 +201,7 @@ def expand_images(images) -> list[str]:
         if str(image).strip() == "":
             raise LitePoseError("an empty image path was given (an unset shell variable?)")
         if path.is_dir():
-            found = images_in_folder(path)
+            found = images_in_folder(path, skip=skip_folder)
             if not found:
                 raise LitePoseError(f"{image}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             out.extend(str(f) for f in found)
@@ -250,7 +251,7 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     flip = model.default_flip if flip is None else flip
     if mode == "fast" and flip:
         raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
-    images = expand_images(images)
+    images = expand_images(images, skip_folder=draw_dir)
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     json_path = check_json_path(json_path)
     skeleton = None
@@ -392,7 +393,7 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         raise click.UsageError("--flip needs --mode official (the fast decoder has no flip test; "
                                "--model defaults to it)")
     joints = int(joints) if joints else None
-    images = expand_images(images)
+    images = expand_images(images, skip_folder=draw_dir)
     check_json_path(json_path)
     model_files = ({"model": model_path, "model card": Path(model_path).with_suffix(".json")} if model_path
                    else {"checkpoint": checkpoint, "arch file": arch if arch and arch.endswith(".json") else None})

@@ -157,6 +157,10 @@ def test_predict_takes_folders_and_writes_to_stdout(xs_tflite, tmp_path):
     assert confident == [e for e in one_by_one if e["score"] >= cut] and 0 < len(confident) < len(one_by_one)
     r = invoke(["predict", "--model", xs_tflite, tmp_path / "empty", "--json", tmp_path / "o.json"])
     assert r.exit_code == 1 and "no image files" in _error_line(r)
+    for _ in range(2):  # overlays drawn into the input folder are not read back as inputs the next time
+        r = invoke(["predict", "--model", xs_tflite, tmp_path / "imgs", "--json", tmp_path / "o.json",
+                    "--draw", tmp_path / "imgs" / "drawn"])
+        assert r.exit_code == 0 and "2 image(s)" in r.output, r.output
 
 
 @pytest.mark.needs_shared

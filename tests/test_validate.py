@@ -492,6 +492,11 @@ def test_report_in_the_image_folder_never_replaces_an_input(xs_models, tmp_path)
                      "--report", folder] + FAST)
     assert "would overwrite the input image overlay_b.png" in _one_line_error(res)
     assert photo.read_bytes() == before
+    for _ in range(2):  # a report folder inside the image folder: its overlays never become inputs
+        res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
+                         "--report", folder / "report"] + FAST)
+        assert res.exit_code == 0, res.output
+        assert json.loads((folder / "report" / "report.json").read_text())["images"]["evaluated"] == 4
 
 
 @pytest.mark.needs_shared
