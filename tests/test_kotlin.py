@@ -40,8 +40,8 @@ def _run_maven(args: list[str], what: str) -> None:
 
 @pytest.fixture(scope="session")
 def golden_dir(shared_dir, converted_model):
-    """Real golden cases: LitePose-M (real weights) fp32 at 448x448 and XS (random weights) int8 with int8
-    outputs, so the Kotlin side dequantises real raw outputs too."""
+    """Real golden cases: LitePose-M (real weights) fp32 at 448x448, XS (random weights) int8 with int8
+    outputs, so the Kotlin side dequantises real raw outputs too, and L (random weights, 17 COCO joints)."""
     from python_ref.golden import export_golden_for_model
 
     out = REPO / "golden"
@@ -51,10 +51,12 @@ def golden_dir(shared_dir, converted_model):
     m_fp32 = converted_model("litepose-auto-m-crowdpose-448.pth", "448x448", "fp32")
     xs_int8 = converted_model("litepose-xs-crowdpose-random.pth", "256x320", "int8", calib_count=8,
                               output_dtype="int8")
+    l_coco = converted_model("litepose-l-coco-random.pth", "192x256", "fp32")   # 17 COCO joints
     cases = export_golden_for_model(m_fp32, images, out, prefix="m-fp32")
     cases += export_golden_for_model(xs_int8, images[:3], out, prefix="xs-random-int8")
-    assert len(cases) == len(images) + 3
     assert all("quantization" in json.loads(c.read_text()) for c in cases[-3:])  # raw int8 outputs included
+    cases += export_golden_for_model(l_coco, images[2:4], out, prefix="l-coco-random-fp32")
+    assert len(cases) == len(images) + 5
     return out
 
 
