@@ -135,10 +135,11 @@ def read_user_file(path: str | os.PathLike, what: str) -> bytes:
 
 
 # Start-up chatter of native libraries, printed on fd 2 whatever TF_CPP_MIN_LOG_LEVEL says: absl INFO
-# lines (oneDNN, "Could not find cuda drivers", CPU features) and LiteRT's "Created ... XNNPACK delegate".
+# lines (oneDNN, "Could not find cuda drivers", CPU features), LiteRT's "Created ... XNNPACK delegate" and
+# the TFLite quantiser's settings line.
 NATIVE_NOISE = re.compile(r"^(I\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before "
                           r"absl::InitializeLog|To enable the following instructions:|INFO: Created TensorFlow Lite "
-                          r"XNNPACK delegate)")
+                          r"XNNPACK delegate|fully_quantize: \d+, inference_type: )")
 
 
 @contextlib.contextmanager

@@ -71,7 +71,9 @@ def test_native_start_up_lines_are_dropped_and_everything_else_passes(capfd):
     with native_stderr_filtered():
         os.write(2, b"I0000 00:00:1795691288.909787   30672 port.cc:153] oneDNN custom operations are on.\n"
                     b"W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning\n"
-                    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+                    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: "
+                    b"FLOAT32\n")
         print("python-level message", file=sys.stderr)
     assert sorted(capfd.readouterr().err.splitlines()) == [
         "W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning", "python-level message"]
