@@ -343,7 +343,7 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     if shrunk:
         factor, image, (oh, ow) = max(shrunk)
         h, w = model.runner.input_hw
-        progress(f"note: {len(shrunk)} image(s) have another shape than the {h}x{w} model input: letterboxed, "
+        progress(f"note: {len(shrunk)} image(s) differ in shape from the {h}x{w} model input: letterboxed, "
                  f"their people are up to {factor:.1f}x smaller than with the official pre-processing (e.g. "
                  f"{image}), and small people are missed. A model converted with --input-size {oh}x{ow} "
                  "(the official input for that image) sees them at full size.")
