@@ -60,15 +60,17 @@ def validate_arch(arch: dict, source: str) -> dict:
     def bad(what):
         raise LitePoseError(f"{source}: not a LitePose architecture: {what}")
 
-    def integer(value, what, least=1):
-        # JSON true is 1 to Python and 3.5 truncates to 3 under int(): both are mistakes in an arch file
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < least:
-            bad(f"{what} is {json.dumps(value)}, expected an integer of at least {least}")
+    def integer(value, what, least=1, most=100_000):
+        # JSON true is 1 to Python, 3.5 truncates to 3 under int(), and json reads Infinity and NaN: all
+        # mistakes in an arch file
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value != int(value) or not least <= value <= most):
+            bad(f"{what} is {json.dumps(value)[:40]}, expected an integer from {least} to {most}")
         return int(value)
 
     def ratio(value, what):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1000:
-            bad(f"{what} is {json.dumps(value)}, expected a positive number")
+            bad(f"{what} is {json.dumps(value)[:40]}, expected a positive number below 1000")
         return int(value) if value == int(value) else float(value)
 
     if not isinstance(arch, dict):
@@ -80,7 +82,7 @@ def validate_arch(arch: dict, source: str) -> dict:
         if not isinstance(arch[key], list):
             bad(f"'{key}' must be a list")
     out = {
-        "img_size": integer(arch.get("img_size", 256), "img_size", 64),
+        "img_size": integer(arch.get("img_size", 256), "img_size", 64, MAX_INPUT_SIDE),
         "input_channel": integer(arch["input_channel"], "input_channel"),
         "deconv_setting": [integer(c, f"deconv_setting[{i}]") for i, c in enumerate(arch["deconv_setting"])],
         "backbone_setting": [],
@@ -91,9 +93,9 @@ def validate_arch(arch: dict, source: str) -> dict:
         if not isinstance(st["block_setting"], list) or not all(isinstance(b, list) and len(b) == 2
                                                                 for b in st["block_setting"]):
             bad(f"stage {i}: block_setting must be a list of [expansion, kernel] pairs")
-        blocks = [[ratio(t, f"stage {i} block {b} expansion"), integer(k, f"stage {i} block {b} kernel")]
+        blocks = [[ratio(t, f"stage {i} block {b} expansion"), integer(k, f"stage {i} block {b} kernel", most=31)]
                   for b, (t, k) in enumerate(st["block_setting"])]
-        num_blocks = integer(st["num_blocks"], f"stage {i} num_blocks")
+        num_blocks = integer(st["num_blocks"], f"stage {i} num_blocks", most=100)
         if len(blocks) != num_blocks:
             bad(f"stage {i}: num_blocks {num_blocks} but {len(blocks)} block settings")
         out["backbone_setting"].append({

@@ -6,8 +6,6 @@ Exit codes: 0 ok, 1 error or below threshold, 2 usage.
 """
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import os
 import sys
 
@@ -15,7 +13,6 @@ import click
 
 from python_ref import __version__
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import native_stderr_filtered
 
 
 # Optional heavy packages -> what to install. The device install (requirements-ref.txt) has none of them.
@@ -70,33 +67,7 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="litepose")
 def main():
     """LitePose Edge: convert LitePose checkpoints to LiteRT, check them, benchmark them."""
-    quiet_tensorflow_import()
-
-
-def quiet_tensorflow_import() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines once absl is set up
-    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowImport())
-
-
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """TensorFlow prints 6-8 native start-up lines (oneDNN, "no cuda drivers") on import that
-    TF_CPP_MIN_LOG_LEVEL does not stop: the first `import tensorflow` runs with those lines filtered out."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # once, and the normal finders locate the package
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            exec_module = spec.loader.exec_module
-
-            def exec_quietly(module):
-                with native_stderr_filtered():
-                    exec_module(module)
-
-            spec.loader.exec_module = exec_quietly
-        return spec
 
 
 # Commands are registered below, one import per command module.
@@ -182,3 +153,12 @@ def export_golden_command(model_path, out_dir, prefix, images):
     written = export_golden_for_model(model_path, images, out_dir, prefix=prefix,
                                       log=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {len(written)} golden cases to {out_dir}", err=True)
+
+
+def run() -> None:
+    """The `litepose` console command: `main` with TensorFlow's and LiteRT's native start-up lines filtered
+    off stderr (python_ref.io_utils.filter_native_stderr); `main` itself, as tests call it, filters nothing."""
+    from python_ref.io_utils import filter_native_stderr
+
+    filter_native_stderr()
+    main()

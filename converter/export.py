@@ -19,7 +19,7 @@ import numpy as np
 
 from python_ref import __version__
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path, native_stderr_filtered
+from python_ref.io_utils import atomic_path
 
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 
@@ -127,34 +127,14 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
             # TF's own calibrator still uses tf.lite.Interpreter; its deprecation notice is not for our users
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
             if precision == "int8" and recalibrate:
-                with _exact_activation_ranges(images, log, range_method, narrow_sums), _quiet_quantiser():
+                with _exact_activation_ranges(images, log, range_method, narrow_sums):
                     data = conv.convert()
             else:
-                with _quiet_quantiser():
-                    data = conv.convert()
+                data = conv.convert()
         log(f"converted in {time.perf_counter() - t0:.1f} s, {len(data) / 1e6:.2f} MB")
     if precision == "int8" and input_dtype in ("uint8", "int8"):
         data = _set_image_input_scale(data, input_dtype)
     return data
-
-
-@contextlib.contextmanager
-def _quiet_quantiser():
-    """The TFLite quantiser prints its settings ("fully_quantize: 0, inference_type: 6, ...") straight to the
-    process's stderr: run it with that line filtered (it has no Python progress of ours to hold back)."""
-    from tensorflow.lite.python import lite as _lite
-
-    original = _lite._mlir_quantize
-
-    def quantise(*args, **kwargs):
-        with native_stderr_filtered():
-            return original(*args, **kwargs)
-
-    _lite._mlir_quantize = quantise
-    try:
-        yield
-    finally:
-        _lite._mlir_quantize = original
 
 
 @contextlib.contextmanager
@@ -653,12 +633,11 @@ def inspect_tflite(data_or_path) -> dict:
     except ImportError:  # pragma: no cover - tflite-runtime installs
         from tflite_runtime.interpreter import Interpreter
 
-    with native_stderr_filtered():
-        if isinstance(data_or_path, (bytes, bytearray)):
-            interp = Interpreter(model_content=bytes(data_or_path))
-        else:
-            interp = Interpreter(model_path=str(data_or_path))
-        sig = interp.get_signature_runner()
+    if isinstance(data_or_path, (bytes, bytearray)):
+        interp = Interpreter(model_content=bytes(data_or_path))
+    else:
+        interp = Interpreter(model_path=str(data_or_path))
+    sig = interp.get_signature_runner()
     details = {}
     for kind, d in (("inputs", sig.get_input_details()), ("outputs", sig.get_output_details())):
         details[kind] = {

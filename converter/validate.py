@@ -456,7 +456,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
          **{f"overlay {name}": report_dir / name for name in overlay_names}},
         {"model": model, "model card": _card_of(model), "reference": reference,
          "reference's card": _card_of(reference) if str(reference).endswith(".tflite") else None,
-         "annotation file": annotations, **{f"input image {f.name}": f for f in files}})
+         "annotation file": annotations,
+         **{f"input image {f.relative_to(images).as_posix()}": f for f in files}})
     warnings: list[str] = []
 
     def warn(msg: str) -> None:

@@ -33,10 +33,14 @@ Differences, all deliberate: undefined values (no GT in a subset, or annotations
 are reported as null instead of the tools' -1; predictions whose joint scores are all 0 are kept
 (crowdposetools and pycocotools keep them, xtcocotools drops them).
 
-Joint maps (`--joint-map`), to score a 14-joint CrowdPose-order model on every annotated image we have:
-* `coco`: COCO annotations (17 joints) - the 12 limb joints COCO 5..16 = CrowdPose 0..11; the COCO protocol.
-* `aic`: AI Challenger annotations (14 joints, own order) - reordered, AIC head_top taken as the CrowdPose
-  head, neck = neck; the CrowdPose protocol, without easy/medium/hard (AIC has no crowdIndex -> null).
+Joint maps (`--joint-map`, named after the annotations), to score a model on annotations of another joint
+layout; joints are paired by name:
+* `coco`: COCO annotations (17 joints), 14-joint CrowdPose-order predictions - the 12 limb joints COCO
+  5..16 = CrowdPose 0..11; the COCO protocol.
+* `aic`: AI Challenger annotations (14 joints, own order) - 14-joint predictions reordered, AIC head_top taken
+  as the CrowdPose head, neck = neck; 17-joint COCO-order predictions: the 12 limb joints. The CrowdPose
+  protocol, without easy/medium/hard (AIC has no crowdIndex -> null).
+* `crowdpose`: CrowdPose annotations, 17-joint COCO-order predictions - the 12 limb joints; CrowdPose protocol.
 The OKS then runs over the mapped joints only, with the sigmas of those joints (same values in the COCO
 and CrowdPose tables), and a GT counts as ignored when none of the mapped joints is labelled (recounted,
 since e.g. a COCO person with only face joints has nothing to score). `auto` picks the map from the
@@ -158,8 +162,18 @@ class Annotations:
 STDIN_NAME = "<stdin>"
 
 
+def _read_stdin(what: str) -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None or sys.stdin.closed:
+        raise LitePoseError(f"{STDIN_NAME}: standard input is closed; nothing to read the {what} from")
+    if sys.stdin.isatty():
+        raise LitePoseError(f"{STDIN_NAME}: standard input is a terminal; pipe the {what} in "
+                            "(litepose predict ... --json - | litepose evaluate ... --results -)")
+    return stream.read()
+
+
 def _read_json(path: str | os.PathLike, what: str):
-    data = sys.stdin.buffer.read() if str(path) == STDIN_NAME else read_user_file(path, what)
+    data = _read_stdin(what) if str(path) == STDIN_NAME else read_user_file(path, what)
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -361,7 +375,7 @@ def resolve_protocol(annotations: Annotations, result_joints: int, joint_map: st
     """Choose protocol and joint correspondence; the protocol follows the annotation file. A joint map
     (named after the annotations' dataset) pairs the joints both layouts have by name: 14-joint CrowdPose-order
     predictions on COCO or AI Challenger annotations, 17-joint COCO-order ones on CrowdPose or AIC annotations
-    (the 12 limb joints, plus the neck for AIC)."""
+    (the 12 limb joints)."""
     gt_names = annotations.joint_names
     layouts = {14: CROWDPOSE_JOINTS, 17: COCO_JOINTS}
     mismatch = (f"{results_path}: predictions have {result_joints} joints, {annotations.path} has "

@@ -141,29 +141,53 @@ NATIVE_NOISE = re.compile(r"^(I\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log me
                           r"absl::InitializeLog|To enable the following instructions:|INFO: Created TensorFlow Lite "
                           r"XNNPACK delegate|fully_quantize: \d+, inference_type: )")
 
+# The filter process: standard input = what this process writes to fd 2; every line that is not noise goes to
+# its own stderr (the terminal) as soon as it is complete. It ignores Ctrl-C (the command reports that) and
+# ends at end of input, also when the command dies, so a native crash still shows its last words.
+_FILTER_CODE = """
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+noise = re.compile(sys.argv[1])
+pending = b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    *lines, pending = (pending + chunk).split(b"\\n")
+    for line in lines:
+        if not noise.search(line.decode("utf-8", "replace")):
+            os.write(2, line + b"\\n")
+if pending and not noise.search(pending.decode("utf-8", "replace")):
+    os.write(2, pending)
+"""
 
-@contextlib.contextmanager
-def native_stderr_filtered(noise: re.Pattern = NATIVE_NOISE):
-    """Hold file descriptor 2 in a temporary file during a short native call (an import, an interpreter's
-    set-up) and pass on the lines that are not `noise`: warnings and errors still reach the user."""
+
+def filter_native_stderr(noise: re.Pattern = NATIVE_NOISE) -> None:
+    """Route this process's file descriptor 2 through a small filter process that drops `noise` lines, for
+    the rest of the process (the `litepose` command calls it first). Native libraries write to fd 2 directly,
+    so only a filter outside the process catches their lines without holding back anything else. Nothing
+    happens when the filter cannot start, or with LITEPOSE_RAW_STDERR=1."""
+    import atexit
+    import subprocess
+
+    if os.environ.get("LITEPOSE_RAW_STDERR"):
+        return
     try:
         sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no real fd 2 (an embedding host): nothing to filter
-        yield
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER_CODE, noise.pattern],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+    except (OSError, ValueError, AttributeError):
         return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not noise.search(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(proc.stdin.fileno(), 2)
+    proc.stdin.close()  # fd 2 is now this process's only write end of the pipe
+
+    def restore() -> None:  # at exit: end the pipe, let the filter pass on the last lines before the shell prompt
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)  # longer only if a child of ours still holds the pipe
+
+    atexit.register(restore)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import native_stderr_filtered
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -89,22 +88,20 @@ class TFLiteRunner:
         if len(content) < 8 or content[4:8] != b"TFL3":
             raise LitePoseError(f"{path}: not a TFLite model (no TFL3 FlatBuffer identifier; "
                                 f"an HTML page or a truncated download?)")
-        with native_stderr_filtered():
-            try:
-                self._interpreter = Interpreter(model_content=content,
-                                                num_threads=None if num_threads is None else int(num_threads))
-                signatures = self._interpreter.get_signature_list()
-            except (ValueError, RuntimeError) as exc:
-                raise LitePoseError(f"{path}: LiteRT cannot load this model ({_first_line(exc)})") from None
-            self._signature_key = self._pick_signature(signatures)
-            try:
-                self._runner = self._interpreter.get_signature_runner(self._signature_key)
-                inputs = self._runner.get_input_details()
-                outputs = self._runner.get_output_details()
-            except (ValueError, RuntimeError) as exc:
-                raise LitePoseError(f"{path}: LiteRT cannot prepare the model ({_first_line(exc)})") from None
+        try:
+            self._interpreter = Interpreter(model_content=content,
+                                            num_threads=None if num_threads is None else int(num_threads))
+            signatures = self._interpreter.get_signature_list()
+        except (ValueError, RuntimeError) as exc:
+            raise LitePoseError(f"{path}: LiteRT cannot load this model ({_first_line(exc)})") from None
+        self._signature_key = self._pick_signature(signatures)
+        try:
+            self._runner = self._interpreter.get_signature_runner(self._signature_key)
+            inputs = self._runner.get_input_details()
+            outputs = self._runner.get_output_details()
+        except (ValueError, RuntimeError) as exc:
+            raise LitePoseError(f"{path}: LiteRT cannot prepare the model ({_first_line(exc)})") from None
         self._input = inputs[INPUT_NAME]
-        self._first_run = True
         self._outputs = {name: outputs[name] for name in OUTPUT_NAMES}
         self._check_shapes()
         try:
@@ -194,12 +191,7 @@ class TFLiteRunner:
 
     def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs exactly as the model produced them (integer for quantised outputs), batch dim removed."""
-        if self._first_run:  # LiteRT sets up XNNPACK here and announces it on stderr: drop that line
-            self._first_run = False
-            with native_stderr_filtered():
-                raw = self._runner(**{INPUT_NAME: batch})
-        else:
-            raw = self._runner(**{INPUT_NAME: batch})
+        raw = self._runner(**{INPUT_NAME: batch})
         # the signature runner hands back fresh copies of the output tensors: no second copy (3.7 ms of
         # copying and page faults per frame at 448x448 with the float32 outputs)
         return {name: np.asarray(raw[name])[0] for name in OUTPUT_NAMES}

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 from converter.cli import _Group, main
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import (atomic_path, check_distinct, images_in_folder, native_stderr_filtered,
-                                write_text_atomic)
+from python_ref.io_utils import atomic_path, check_distinct, images_in_folder, write_text_atomic
 from python_ref.keypoints import CROWDPOSE_JOINTS
 
 
@@ -67,30 +66,41 @@ def test_folders_are_searched_through_symlinks_each_real_folder_once(tmp_path):
     assert found == ["day1/a.jpg", "linked/b.png"]
 
 
-def test_native_start_up_lines_are_dropped_and_everything_else_passes(capfd):
-    with native_stderr_filtered():
-        os.write(2, b"I0000 00:00:1795691288.909787   30672 port.cc:153] oneDNN custom operations are on.\n"
-                    b"W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning\n"
-                    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
-                    b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: "
-                    b"FLOAT32\n")
-        print("python-level message", file=sys.stderr)
-    assert sorted(capfd.readouterr().err.splitlines()) == [
-        "W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning", "python-level message"]
-    with pytest.raises(ZeroDivisionError), native_stderr_filtered():  # fd 2 comes back after an exception
-        os.write(2, b"before the failure\n")
-        1 / 0
-    os.write(2, b"after\n")
-    assert capfd.readouterr().err == "before the failure\nafter\n"
-
-
-def test_the_cli_imports_tensorflow_without_its_start_up_lines():
+def _with_filtered_stderr(body: str, **env):
     import subprocess
 
-    code = "from converter.cli import quiet_tensorflow_import; quiet_tensorflow_import(); import tensorflow as tf; " \
-           "print('imported', tf.__name__, tf.add(1, 2).numpy())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "imported tensorflow 3" in done.stdout, done.stderr
+    code = "import os, sys\nfrom python_ref.io_utils import filter_native_stderr\nfilter_native_stderr()\n" + body
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env={**os.environ, **env})
+
+
+def test_native_start_up_lines_are_dropped_and_everything_else_passes_in_order():
+    done = _with_filtered_stderr(
+        'os.write(2, b"I0000 00:00:1795691288.909787   30672 port.cc:153] oneDNN custom operations are on.\\n")\n'
+        'os.write(2, b"W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning\\n")\n'
+        'os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")\n'
+        'print("python-level message", file=sys.stderr, flush=True)\n'
+        'os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8\\n")\n'
+        'sys.stderr.write("no newline at the end")\n')
+    assert done.returncode == 0
+    assert done.stderr == ("W0000 00:00:1795691288.9 30672 loader.cc:12] a real warning\npython-level message\n"
+                           "no newline at the end")
+    assert _with_filtered_stderr('os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")\n',
+                                 LITEPOSE_RAW_STDERR="1").stderr.startswith("INFO: Created")
+
+
+def test_a_native_crash_still_shows_its_last_words():
+    done = _with_filtered_stderr('os.write(2, b"F0000 00:00:17.1 1 cpu.cc:1] Check failed: no AVX\\n")\nos.abort()\n')
+    assert done.returncode != 0 and "Check failed: no AVX" in done.stderr
+
+
+def test_the_litepose_command_imports_tensorflow_without_its_start_up_lines():
+    from importlib.metadata import entry_points
+
+    assert entry_points(group="console_scripts")["litepose"].value == "converter.cli:run"
+    done = _with_filtered_stderr("os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport tensorflow as tf\n"
+                                 "print('imported', tf.add(1, 2).numpy())\n")
+    assert done.returncode == 0 and "imported 3" in done.stdout, done.stderr
     assert "oneDNN" not in done.stderr and "cuda" not in done.stderr and "absl" not in done.stderr, done.stderr
 
 
@@ -269,6 +279,22 @@ def test_evaluate_reads_results_from_stdin_and_writes_metrics_to_stdout(tmp_path
     assert metrics["AP"] == pytest.approx(1.0) and "metric" in r.stderr and "AP " in r.stderr
     r = CliRunner().invoke(main, ["evaluate", "--annotations", str(gt), "--results", "-"], input="[{]")
     assert r.exit_code == 1 and _error_line(r).startswith("Error: <stdin>: not a JSON results file")
+    import python_ref.evaluate as ev
+
+    for stdin, says in ((None, "standard input is closed"), (_Terminal(), "standard input is a terminal")):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ev.sys, "stdin", stdin)
+            with pytest.raises(LitePoseError, match=says):
+                ev.run_evaluate(gt, "-")
+
+
+class _Terminal:
+    """An interactive standard input: nothing is piped in."""
+    buffer = object()
+    closed = False
+
+    def isatty(self):
+        return True
 
 
 def test_evaluate_output_checks(tmp_path):

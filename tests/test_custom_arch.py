@@ -171,11 +171,17 @@ def _arch_with(edit):
     (lambda a: a.__setitem__("deconv_setting", [24, 0, 24]), "deconv_setting[1] is 0"),
     (lambda a: a.__setitem__("input_channel", 16.5), "input_channel is 16.5"),
     (lambda a: a["backbone_setting"][3].pop("stride"), "stage 3 needs num_blocks, stride"),
+    (lambda a: a.__setitem__("img_size", float("inf")), "img_size is Infinity"),       # json reads Infinity
+    (lambda a: a["backbone_setting"][0].__setitem__("channel", float("nan")), "stage 0 channel is NaN"),
+    (lambda a: a["backbone_setting"][0]["block_setting"][0].__setitem__(1, 1e300), "kernel is 1e+300"),
+    (lambda a: a["backbone_setting"][0]["block_setting"][0].__setitem__(1, 33),
+     "kernel is 33, expected an integer from 1 to 31"),
 ])
 def test_arch_mistakes_are_named_before_any_checkpoint_is_read(edit, message):
     with pytest.raises(LitePoseError) as err:
         validate_arch(_arch_with(edit), "my-arch.json")
     assert str(err.value).startswith("my-arch.json: not a LitePose architecture: ") and message in str(err.value)
+    assert len(str(err.value)) < 200
 
 
 def test_integral_floats_and_fractional_expansions_are_valid():
