@@ -160,5 +160,38 @@ def run() -> None:
     off stderr (python_ref.io_utils.filter_native_stderr); `main` itself, as tests call it, filters nothing."""
     from python_ref.io_utils import filter_native_stderr
 
+    _reopen_closed_standard_streams()
     filter_native_stderr()
     main()
+
+
+def _usable(fd: int, write: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: an open descriptor is taken as usable
+        try:
+            os.fstat(fd)
+            return True
+        except OSError:
+            return False
+    try:
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return False
+    return access in ((os.O_WRONLY, os.O_RDWR) if write else (os.O_RDONLY, os.O_RDWR))
+
+
+def _reopen_closed_standard_streams() -> None:
+    """Started with stdin, stdout or stderr closed (`2>&-`, some daemons; a launcher script may even leave
+    its own script file open there, read-only), writing a status line would fail the command, or the first
+    output file would take that descriptor: give each such one /dev/null instead."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if _usable(fd, write=mode == "w"):
+            continue
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        os.set_inheritable(fd, True)  # os.open makes close-on-exec descriptors; child processes need this one
+        if getattr(sys, name) is None:  # Python leaves the stream None when its descriptor was closed
+            setattr(sys, name, open(fd, mode, buffering=1, closefd=False))

@@ -176,6 +176,23 @@ def test_predict_takes_folders_and_writes_to_stdout(xs_tflite, tmp_path):
 
 
 @pytest.mark.needs_shared
+def test_the_command_works_with_stdout_and_stderr_closed(xs_tflite, tmp_path):
+    import subprocess
+
+    image, out = _image(tmp_path / "a.png"), tmp_path / "out.json"
+    code = f"import sys; sys.argv = ['litepose', 'predict', '--model', {str(xs_tflite)!r}, {str(image)!r}, " \
+           f"'--json', {str(out)!r}]\nfrom converter.cli import run\nrun()"
+
+    def close_stdout_and_stderr():  # as `litepose ... >&- 2>&-` starts it
+        os.close(1)
+        os.close(2)
+
+    done = subprocess.run([sys.executable, "-c", code], preexec_fn=close_stdout_and_stderr, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0 and len(json.loads(out.read_text())) > 0
+
+
+@pytest.mark.needs_shared
 def test_predict_failure_leaves_no_overlays_and_skip_unreadable_goes_on(xs_tflite, tmp_path):
     good = _image(tmp_path / "good.png")
     bad = tmp_path / "bad.jpg"
