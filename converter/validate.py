@@ -191,26 +191,110 @@ def jpeg_roundtrip(image_rgb: np.ndarray, quality: int = SENSITIVITY_JPEG_QUALIT
     return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
-def input_views(image_rgb: np.ndarray, count: int) -> list[np.ndarray]:
-    """`count` fixed variations of an image (mirrored, shifted by a few pixels, rescaled by 0.8-0.95): the
-    int8 error of a network this sensitive moves by about a decibel between two images or two nearly equal
-    builds, so a steadier SQNR pools over more inputs than the few annotated images. On an image smaller than
-    the shift, the shift stops at the last row / column: every view keeps at least 1 x 1 pixels."""
-    import cv2
+@dataclass(frozen=True)
+class View:
+    """One fixed variation of an image (`view_plan`): crop `dx`, `dy` off the top left, resize by
+    `scale_x`, `scale_y` (INTER_AREA), mirror left-right when `mirrored`; `width` x `height` after."""
+    dx: int
+    dy: int
+    scale_x: float
+    scale_y: float
+    mirrored: bool
+    width: int
+    height: int
 
-    h, w = image_rgb.shape[:2]
+    def apply(self, image_rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        v = image_rgb[self.dy:, self.dx:]
+        if v.shape[1] != self.width or v.shape[0] != self.height:
+            v = cv2.resize(v, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(v[:, ::-1] if self.mirrored else v)
+
+    def map_xy(self, xy: np.ndarray) -> np.ndarray:
+        """Original-image pixel coordinates (x, y in the last axis; pixel i spans [i, i+1), as the
+        letterbox's `to_image`) -> this view's."""
+        xy = np.asarray(xy, np.float64)
+        x = (xy[..., 0] - self.dx) * self.scale_x
+        y = (xy[..., 1] - self.dy) * self.scale_y
+        return np.stack([self.width - x if self.mirrored else x, y], -1)
+
+
+def view_plan(h: int, w: int, count: int) -> list[View]:
+    """`count` fixed variations of an h x w image (mirrored, shifted by a few pixels, rescaled by 0.8-0.95):
+    the int8 error of a network this sensitive moves by about a decibel between two images or two nearly
+    equal builds, so steadier numbers pool over more inputs than the few annotated images. On an image
+    smaller than the shift, the shift stops at the last row / column: every view keeps at least 1 x 1 pixels."""
     if count > 0 and (h < 1 or w < 1):
         raise LitePoseError(f"an empty {h}x{w} image has no views")
-    views = []
+    plan = []
     for i in range(count):
         dy, dx = min((5 * i) % 13, h - 1), min((7 * i) % 17, w - 1)
-        v = image_rgb[dy:, dx:]
         scale = (1.0, 0.9, 0.8, 0.95)[(i // 2) % 4]
-        if scale != 1.0:
-            size = (max(1, round(v.shape[1] * scale)), max(1, round(v.shape[0] * scale)))
-            v = cv2.resize(v, size, interpolation=cv2.INTER_AREA)
-        views.append(np.ascontiguousarray(v[:, ::-1] if i % 2 == 0 else v))
-    return views
+        cw, ch = w - dx, h - dy
+        vw, vh = (cw, ch) if scale == 1.0 else (max(1, round(cw * scale)), max(1, round(ch * scale)))
+        plan.append(View(dx, dy, vw / cw, vh / ch, i % 2 == 0, vw, vh))
+    return plan
+
+
+def input_views(image_rgb: np.ndarray, count: int) -> list[np.ndarray]:
+    """The `view_plan` views of an image."""
+    return [v.apply(image_rgb) for v in view_plan(*image_rgb.shape[:2], count)]
+
+
+def _counted_joints(visibility: np.ndarray, num_keypoints: int) -> np.ndarray:
+    """Which joints a file's `num_keypoints` counts: v > 0 (COCO), or v = 2 only (CrowdPose's tools)."""
+    labelled = visibility > 0
+    if np.count_nonzero(labelled) != num_keypoints and np.count_nonzero(visibility == 2) == num_keypoints:
+        return visibility == 2
+    return labelled
+
+
+def annotations_for_views(ann, views_of: dict):
+    """The annotation file as it would read for the views: `views_of` maps an annotated image id to its
+    `View`s; each view becomes an image of its own (ids 1..n in that order, returned with the set as
+    {(image id, view index): view id}). Joints are moved with the pixels (left and right swapped on
+    mirrored views, by the file's own joint names); a joint the crop cuts off becomes unlabelled; boxes and
+    areas move and scale alike. AP over many views of a few annotated images is steadier than over the
+    images alone, while scoring exactly what the images' AP scores."""
+    from python_ref.evaluate import ImageInfo
+    from python_ref.keypoints import flip_index_for_names
+
+    flip = np.asarray(flip_index_for_names(ann.joint_names))
+    images, ids, rows, kps, boxes, areas, num_kp, view_id = [], [], [], [], [], [], [], {}
+    for image_id, views in views_of.items():
+        info, people = ann.image(image_id), ann.people(image_id)
+        stem, dot, suffix = info.file_name.rpartition(".")
+        for i, v in enumerate(views):
+            new_id = len(images) + 1
+            view_id[(image_id, i)] = new_id
+            images.append(ImageInfo(id=new_id, file_name=f"{stem or suffix}@view{i}{dot + suffix if stem else ''}",
+                                    width=v.width, height=v.height, crowd_index=info.crowd_index))
+            for k in people:
+                kp = ann.keypoints[k].astype(np.float64).copy()
+                kp[:, :2] = v.map_xy(kp[:, :2])
+                outside = (kp[:, 0] < 0) | (kp[:, 0] > v.width) | (kp[:, 1] < 0) | (kp[:, 1] > v.height)
+                counted = _counted_joints(ann.keypoints[k, :, 2], int(ann.num_keypoints[k]))
+                kp[outside | (kp[:, 2] <= 0)] = 0.0
+                num_kp.append(int(ann.num_keypoints[k]) - int(np.count_nonzero(counted & outside)))
+                if v.mirrored:
+                    kp = kp[flip]
+                x, y, bw, bh = ann.bbox[k]
+                (x0, y0), (x1, y1) = v.map_xy(np.array([[x, y], [x + bw, y + bh]]))
+                ids.append(new_id)
+                rows.append(k)
+                kps.append(kp)
+                boxes.append([min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)])
+                areas.append(ann.area[k] * v.scale_x * v.scale_y)
+    n, rows = len(ids), np.asarray(rows, np.int64)
+    keypoints = np.asarray(kps, np.float64).reshape(n, ann.num_joints, 3)
+    out = dataclasses.replace(
+        ann, path=f"{ann.path} (views)", images=images, image_id=np.asarray(ids, np.int64),
+        annotation_id=np.arange(1, n + 1), keypoints=keypoints, bbox=np.asarray(boxes, np.float64).reshape(n, 4),
+        area=np.asarray(areas, np.float64), iscrowd=ann.iscrowd[rows],
+        num_keypoints=np.maximum(np.asarray(num_kp, np.int64), 0).astype(ann.num_keypoints.dtype),
+        _by_id={im.id: im for im in images}, _by_name={im.file_name: im for im in images})
+    return out, view_id
 
 
 def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE, limit: int | None = None):
@@ -301,8 +385,18 @@ def pool_reports(reports: list[dict]) -> dict:
 
     oks = oks_ap_against_reference(poses("reference"), poses("model"),
                                    [np.asarray(row["poses"]["model_scores"], float) for row in rows], num_joints)
-    return {"reports": len(reports), "images": len(rows), "sqnr_db": sqnr, "oks_ap_vs_reference": oks,
-            "models": [r["model"]["file"] for r in reports]}
+    pooled = {"reports": len(reports), "images": len(rows), "sqnr_db": sqnr, "oks_ap_vs_reference": oks,
+              "models": [r["model"]["file"] for r in reports]}
+    if all(row.get("views") for row in rows):   # every report ran the same views: pool their people too
+        def view_poses(key):
+            return [np.asarray(v, np.float32).reshape(-1, num_joints, 3) for row in rows for v in row["views"][key]]
+
+        pooled["views"] = {"inputs": sum(len(row["views"]["model"]) for row in rows),
+                           "oks_ap_vs_reference": oks_ap_against_reference(
+                               view_poses("reference"), view_poses("model"),
+                               [np.asarray(v, float) for row in rows for v in row["views"]["model_scores"]],
+                               num_joints)}
+    return pooled
 
 
 def latency(model_path: str, image_uint8: np.ndarray, threads: int, runs: int) -> dict:
@@ -430,8 +524,9 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                  exclude_calibration: bool = False, max_overlays: int = 12, input_sensitivity: bool = True,
                  views: int = 0, update_manifest: bool = False) -> dict:
     """Validate `model` against `reference`; write the report; return it. Raises LitePoseError for user
-    errors; sets report['passed'] (the CLI exits 1 when False). `views`: also pool the SQNR over that many
-    variations of each image (`input_views`; reported, not a threshold). Nothing outside `report` is written
+    errors; sets report['passed'] (the CLI exits 1 when False). `views`: also pool the SQNR, the OKS-AP and
+    the AP against the annotations over that many variations of each image (`view_plan`; reported, not a
+    threshold). Nothing outside `report` is written
     unless `update_manifest`: then the model's entry in manifest.json next to it gets the accuracy and latency."""
     from python_ref.io_utils import write_bytes_atomic, write_text_atomic
     from python_ref.preprocess import letterbox, load_image_rgb
@@ -489,6 +584,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     energies = {k: _Energy() for k in OUTPUT_NAMES}
     jpeg_energies = {k: _Energy() for k in OUTPUT_NAMES}
     view_energies = {k: _Energy() for k in OUTPUT_NAMES}
+    view_ref_people, view_model_all, view_model_scores = [], [], []
+    view_plans, view_results = {}, []      # annotated image id -> its views; (id, decoded views)
     jpeg_all, jpeg_all_scores = [], []
     per_image, overlap = [], []
     ref_people, model_people, model_all, model_all_scores = [], [], [], []
@@ -525,11 +622,17 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
             jp, js = _decode(out_jpeg, mode)
             jpeg_all.append(_to_image(jp, box))
             jpeg_all_scores.append(js)
-        for view in input_views(rgb, views):
-            view_boxed = letterbox(view, input_hw)[0]
+        plan = view_plan(*rgb.shape[:2], views)
+        row_views = []
+        for view in plan:
+            view_boxed, view_box = letterbox(view.apply(rgb), input_hw)
             view_ref, view_model = ref(view_boxed), runner(view_boxed)
             for k in OUTPUT_NAMES:
                 view_energies[k].add(view_ref[k], view_model[k])
+            vr, vrs = _decode(view_ref, mode)
+            vm, vms = _decode(view_model, mode)
+            vr, vm = _to_image(vr, view_box), _to_image(vm, view_box)
+            row_views.append({"reference": vr, "reference_scores": vrs, "model": vm, "model_scores": vms})
         rp_keep, rs_keep = _people(rp, rs, limit=MAX_DETECTIONS)
         mp_keep, ms_keep = _people(mp, ms, limit=MAX_DETECTIONS)
         ref_people.append(rp_keep)
@@ -545,6 +648,15 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         row.update({"reference_people": len(rp_keep), "model_people": len(mp_keep),
                     # in original-image pixels: the reference's people as scored, every model detection
                     "poses": {"reference": rp_keep.tolist(), "model": mp.tolist(), "model_scores": ms.tolist()}})
+        if row_views:
+            view_ref_people.extend(_people(v["reference"], v["reference_scores"], limit=MAX_DETECTIONS)[0]
+                                   for v in row_views)
+            view_model_all.extend(v["model"] for v in row_views)
+            view_model_scores.extend(v["model_scores"] for v in row_views)
+            row["views"] = {"reference": [_people(v["reference"], v["reference_scores"],
+                                                  limit=MAX_DETECTIONS)[0].tolist() for v in row_views],
+                            "model": [v["model"].tolist() for v in row_views],
+                            "model_scores": [v["model_scores"].tolist() for v in row_views]}
         per_image.append(row)
         evaluated += 1
         if ann is not None:
@@ -555,6 +667,9 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                     for p, s in zip(poses, scores):
                         results[key].append({"image_id": info.id, "keypoints": p.reshape(-1).tolist(),
                                              "score": float(s)})
+                if plan:
+                    view_plans[info.id] = plan
+                    view_results.append((info.id, row_views))
         if len(overlays) < max_overlays:
             overlays.append((overlay_names[n], _overlay(rgb, rp, rs, mp, ms, num_joints,
                                                            "reference", Path(model).name)))
@@ -585,6 +700,20 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
             warn(f"{annotations}: {ap['annotated_images_not_validated']} of {ap['annotated_images']} annotated "
                  f"images were not validated and are left out of the AP (e.g. {ap['not_validated_example']}); "
                  f"AP over the other {ap['images_scored']}")
+    views_ap = None
+    if ann is not None and view_plans:
+        view_ann, view_id = annotations_for_views(ann, view_plans)
+        view_rows = {"reference": [], "model": []}
+        for image_id, decoded in view_results:
+            for i, v in enumerate(decoded):
+                for key in ("reference", "model"):
+                    for p, sc in zip(v[key], v[f"{key}_scores"]):
+                        view_rows[key].append({"image_id": view_id[(image_id, i)], "keypoints": p.reshape(-1).tolist(),
+                                               "score": float(sc)})
+        views_ap = _annotation_ap(view_ann, {view_id[(i, n)]: None for i, plan in view_plans.items()
+                                             for n in range(len(plan))}, view_rows, joint_map, num_joints)
+        views_ap = {k: views_ap[k] for k in ("reference", "model", "drop", "num_people", "images_scored")
+                    if k in views_ap}
     timings = [latency(model, first_image, t, runs) for t in threads]
     for t in timings:
         log(f"latency {t['threads']} thread(s): median {t['median_ms']:.1f} ms over {t['runs']} runs")
@@ -626,7 +755,10 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         "views": None if not views else {
             "per_image": views, "inputs": evaluated * views,
             "description": "mirrored / shifted / rescaled (0.8-0.95) copies of each image",
-            "sqnr_db": {k: sqnr_from(e.signal, e.noise) for k, e in view_energies.items()}},
+            "sqnr_db": {k: sqnr_from(e.signal, e.noise) for k, e in view_energies.items()},
+            "oks_ap_vs_reference": oks_ap_against_reference(view_ref_people, view_model_all, view_model_scores,
+                                                            num_joints),
+            "annotations": views_ap},
         "per_joint_error_px": per_joint,
         "annotations": ap,
         "latency": timings,
@@ -758,8 +890,13 @@ def format_markdown(r: dict) -> str:
                   "(quality 95, invisible): how much an imperceptible input change moves the outputs."]
     views = r.get("views")
     if views:
+        va = views.get("annotations")
         lines += ["", f"Over {views['inputs']} views ({views['per_image']} {views['description']}): SQNR "
-                  + ", ".join(f"{k} {_fmt(v)} dB" for k, v in views["sqnr_db"].items()) + "."]
+                  + ", ".join(f"{k} {_fmt(v)} dB" for k, v in views["sqnr_db"].items())
+                  + f"; OKS-AP vs reference {_fmt((views.get('oks_ap_vs_reference') or {}).get('AP'), 3)}"
+                  + (f"; AP against the annotations moved with the pixels ({va['num_people']} people on "
+                     f"{va['images_scored']} views): reference {_fmt(va['reference']['AP'], 3)}, model "
+                     f"{_fmt(va['model']['AP'], 3)}, drop {_fmt(va['drop'], 2)} points" if va else "") + "."]
     pc, oks = r["person_count_agreement"], r["oks_ap_vs_reference"]
     lines += ["", "## Poses", "",
               f"- OKS-AP of the model's poses against the reference's (score > {r['person_score_threshold']}): "
@@ -845,8 +982,9 @@ def _command():
     @click.option("--input-sensitivity/--no-input-sensitivity", default=True, show_default=True,
                   help="Also run the reference on a JPEG-95 copy of each input, for scale (one more reference run).")
     @click.option("--views", type=click.IntRange(0, MAX_VIEWS), default=0, show_default=True,
-                  help="Also report the SQNR pooled over N mirrored / shifted / rescaled copies of each image: "
-                  "steadier than the few images themselves when comparing two builds.")
+                  help="Also report SQNR, OKS-AP vs the reference and (with --annotations, moved with the "
+                  "pixels) the AP drop over N mirrored / shifted / rescaled copies of each image: steadier than "
+                  "the few images themselves. Thresholds still apply to the images.")
     @click.option("--update-manifest", is_flag=True,
                   help="Record the accuracy and latency in the model's entry of the manifest.json next to it "
                   "(default: nothing outside --report is written).")

@@ -114,6 +114,19 @@ def dataset_for_joints(num_joints: int) -> KeypointSet:
     raise LitePoseError(f"{num_joints} joints: no known keypoint layout (14 = CrowdPose, 17 = COCO)")
 
 
+def flip_index_for_names(joints: tuple[str, ...]) -> tuple[int, ...]:
+    """Left-right swap of any joint layout, from its names (`left_x` <-> `right_x`, also `l_x` / `r_x`);
+    a joint without a partner (nose, neck, head_top) maps to itself. Used to mirror annotations."""
+    def partner(name: str) -> str | None:
+        for a, b in (("left", "right"), ("right", "left"), ("l_", "r_"), ("r_", "l_")):
+            if name.lower().startswith(a):
+                return b + name[len(a):]
+        return None
+
+    index = {n.lower(): i for i, n in enumerate(joints)}
+    return tuple(index.get((partner(n) or n).lower(), i) for i, n in enumerate(joints))
+
+
 def joint_order_for(num_joints: int) -> tuple[int, ...]:
     """Official visiting order for 14/17 joints; 0..J-1 for any other count (no official order)."""
     if num_joints in (14, 17):

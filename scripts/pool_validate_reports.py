@@ -16,6 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def _ap(oks: dict) -> str:
+    return "n/a" if oks.get("AP") is None else f"{oks['AP']:.3f}"
+
+
 def main(argv=None) -> int:
     from converter.validate import pool_reports
     from python_ref.errors import LitePoseError
@@ -42,7 +46,11 @@ def main(argv=None) -> int:
     oks = pooled["oks_ap_vs_reference"]
     print(f"{pooled['images']} images from {pooled['reports']} reports: SQNR "
           + " / ".join(f"{k} {v:.1f} dB" for k, v in pooled["sqnr_db"].items())
-          + f"; OKS-AP vs reference {oks.get('AP'):.3f} over {oks.get('num_reference_people')} people")
+          + f"; OKS-AP vs reference {_ap(oks)} over {oks.get('num_reference_people')} people")
+    if "views" in pooled:
+        v = pooled["views"]["oks_ap_vs_reference"]
+        print(f"over their {pooled['views']['inputs']} views: OKS-AP vs reference {_ap(v)} over "
+              f"{v.get('num_reference_people')} people")
     return 0
 
 

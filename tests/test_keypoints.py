@@ -73,3 +73,12 @@ def test_dataset_for_joints():
     assert kp.dataset_for_joints(17) is kp.COCO
     with pytest.raises(LitePoseError, match="15 joints"):
         kp.dataset_for_joints(15)
+
+
+def test_flip_index_from_names_matches_the_official_permutations():
+    """Any annotation file's left-right swap (to mirror its people) comes from its joint names."""
+    assert kp.flip_index_for_names(kp.CROWDPOSE_JOINTS) == kp.CROWDPOSE_FLIP_INDEX
+    assert kp.flip_index_for_names(kp.COCO_JOINTS) == kp.COCO_FLIP_INDEX
+    aic = kp.flip_index_for_names(kp.AIC_JOINTS)       # AIC's own order: right side first
+    assert all(kp.AIC_JOINTS[aic[i]] == _mirror(name) for i, name in enumerate(kp.AIC_JOINTS))
+    assert kp.flip_index_for_names(("nose", "L_eye", "r_eye", "Left_ear", "tail")) == (0, 2, 1, 3, 4)

@@ -2,6 +2,7 @@
 checks, AP over the validated images only, outputs (report folder, --update-manifest)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -70,6 +71,65 @@ def test_input_views_of_tiny_images_keep_at_least_one_pixel(side):
     np.testing.assert_array_equal(views[1], image[side - 1:, side - 1:])      # shift clamped: the last pixel
     # every view's pixels come from the image (1 x 1 after the shift: the resize keeps that one colour)
     np.testing.assert_array_equal(views[2], image[side - 1:, side - 1:])
+
+
+def test_view_geometry_moves_points_with_the_pixels():
+    """A bright square's centroid in each view (pixel i spans [i, i+1)) lands where `View.map_xy` moves
+    its centre: crop, INTER_AREA rescale and mirror agree with the point mapping the annotations use."""
+    from converter.validate import view_plan
+
+    h, w = 90, 130
+    for cx, cy in ((40.0, 30.0), (101.5, 62.5), (20.0, 70.0)):
+        image = np.zeros((h, w, 3), np.uint8)
+        image[int(cy) - 3:int(cy) + 3, int(cx) - 3:int(cx) + 3] = 255     # 6 x 6 pixels centred on (cx, cy)
+        centre = np.array([int(cx), int(cy)], float)
+        for view in view_plan(h, w, 8):
+            v = view.apply(image)[..., 0].astype(float)
+            assert v.shape == (view.height, view.width)
+            ys, xs = np.mgrid[:v.shape[0], :v.shape[1]]
+            found = np.array([(v * (xs + 0.5)).sum(), (v * (ys + 0.5)).sum()]) / v.sum()
+            np.testing.assert_allclose(found, view.map_xy(centre), atol=0.15)
+
+
+def test_annotations_follow_the_views(tmp_path):
+    """Mirrored views swap left and right by the file's joint names, a joint the crop cuts off is no
+    longer labelled (and no longer counted), boxes and areas scale with the pixels."""
+    from converter.validate import annotations_for_views, view_plan
+    from python_ref.evaluate import load_annotations
+    from python_ref.keypoints import CROWDPOSE_JOINTS
+
+    rng = np.random.default_rng(7)
+    person = np.concatenate([rng.uniform(20, 300, (14, 2)), np.ones((14, 1))], 1)
+    person[CROWDPOSE_JOINTS.index("left_wrist")] = (3.0, 200.0, 1)    # cut by a 7-pixel crop from the left
+    ann = load_annotations(_annotation_file(tmp_path / "a.json", [(5, "five.jpg", [person])]))
+    ann = dataclasses.replace(ann, area=np.array([5000.0]))
+    plan = view_plan(480, 640, 3)
+    views, ids = annotations_for_views(ann, {5: plan})
+    assert [im.file_name for im in views.images] == ["five@view0.jpg", "five@view1.jpg", "five@view2.jpg"]
+    assert [(im.width, im.height) for im in views.images] == [(v.width, v.height) for v in plan]
+    assert ids == {(5, 0): 1, (5, 1): 2, (5, 2): 3} and views.image_id.tolist() == [1, 2, 3]
+    kp0, kp1, kp2 = views.keypoints
+    left, right = CROWDPOSE_JOINTS.index("left_shoulder"), CROWDPOSE_JOINTS.index("right_shoulder")
+    assert plan[0].mirrored and (plan[0].dx, plan[0].dy) == (0, 0)
+    np.testing.assert_allclose(kp0[left, :2], [640 - person[right, 0], person[right, 1]])   # swapped sides
+    np.testing.assert_allclose(kp0[right, :2], [640 - person[left, 0], person[left, 1]])
+    head = CROWDPOSE_JOINTS.index("head")
+    np.testing.assert_allclose(kp0[head, :2], [640 - person[head, 0], person[head, 1]])     # no partner
+    assert not plan[1].mirrored and (plan[1].dx, plan[1].dy) == (7, 5)
+    wrist = CROWDPOSE_JOINTS.index("left_wrist")
+    assert kp1[wrist, 2] == 0 and np.count_nonzero(kp1[:, 2] > 0) == 13
+    assert views.num_keypoints.tolist() == [14, 13, 13]
+    np.testing.assert_allclose(kp1[head, :2], person[head, :2] - [7, 5])
+    s = plan[2].scale_x * plan[2].scale_y
+    np.testing.assert_allclose(views.area, [5000.0, 5000.0, 5000.0 * s])
+    x, y, bw, bh = ann.bbox[0]
+    np.testing.assert_allclose(views.bbox[0], [640 - x - bw, y, bw, bh])                 # mirrored box
+    np.testing.assert_allclose(views.bbox[1], [x - 7, y - 5, bw, bh])
+    v2 = plan[2]      # cropped, rescaled and mirrored: the cut-off left wrist is the unlabelled right one
+    assert v2.mirrored and v2.dx > 3 and v2.scale_x < 1
+    np.testing.assert_allclose(views.bbox[2], [v2.width - (x - v2.dx + bw) * v2.scale_x, (y - v2.dy) * v2.scale_y,
+                                               bw * v2.scale_x, bh * v2.scale_y])
+    assert kp2[CROWDPOSE_JOINTS.index("right_wrist"), 2] == 0 and kp2[wrist, 2] > 0
 
 
 def test_jpeg_roundtrip_is_a_small_real_change():
@@ -184,6 +244,9 @@ def test_thresholds_fail_with_exit_1_after_writing_the_report(xs_models, shared_
         for k, v in rep["outputs"].items():
             assert pooled["sqnr_db"][k] == pytest.approx(v["sqnr_db"], abs=1e-9)
         assert pooled["oks_ap_vs_reference"]["AP"] == pytest.approx(rep["oks_ap_vs_reference"]["AP"], abs=1e-9)
+        assert pooled["views"]["inputs"] == rep["views"]["inputs"] * len(reports)
+        assert pooled["views"]["oks_ap_vs_reference"]["AP"] == pytest.approx(
+            rep["views"]["oks_ap_vs_reference"]["AP"], abs=1e-9)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     import pool_validate_reports
 
@@ -264,11 +327,13 @@ def test_ap_is_measured_on_the_validated_images_only(xs_models, shared_dir, tmp_
                                               score=np.ones(len(ref_rows))), joint_map="none")["AP"]
     assert diluted < 0.8
 
-    aps = {}
+    aps, view_aps = {}, {}
     for name, ann_file in (("folder", only_folder), ("extra", with_extra)):
-        res = _validate(common + ["--annotations", ann_file, "--report", tmp_path / name, "--max-ap-drop", 100])
+        res = _validate(common + ["--annotations", ann_file, "--report", tmp_path / name, "--max-ap-drop", 100,
+                                  "--views", 2])
         assert res.exit_code == 0, res.output
         aps[name] = json.loads((tmp_path / name / "report.json").read_text())["annotations"]
+        view_aps[name] = json.loads((tmp_path / name / "report.json").read_text())["views"]["annotations"]
         if name == "extra":
             assert len(_warnings(res.output)) == 1
             assert "2 of 6 annotated images were not validated" in _warnings(res.output)[0]
@@ -280,6 +345,11 @@ def test_ap_is_measured_on_the_validated_images_only(xs_models, shared_dir, tmp_
     assert (aps["folder"]["annotated_images"], aps["extra"]["annotated_images"]) == (4, 6)
     assert aps["extra"]["annotated_images_not_validated"] == 2
     assert "on 4 of its 6 images" in (tmp_path / "extra" / "report.md").read_text()
+    # over 2 views of each validated image (the annotations moved with the pixels); the extra images add none
+    assert view_aps["extra"] == view_aps["folder"] and view_aps["folder"]["images_scored"] == 8
+    v = view_aps["folder"]
+    assert 0 <= v["model"]["AP"] <= 1 and v["drop"] == pytest.approx(100 * (v["reference"]["AP"] - v["model"]["AP"]))
+    assert "AP against the annotations moved with the pixels" in (tmp_path / "extra" / "report.md").read_text()
     # the model's AP recomputed by `litepose evaluate` from its detections in the report (matched by name)
     model_rows = json.loads((tmp_path / "extra" / "report.json").read_text())["per_image"]
     preds = [{"image": row["image"], "keypoints": np.asarray(p).reshape(-1).tolist(), "score": s}
