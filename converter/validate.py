@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -242,41 +243,50 @@ def input_views(image_rgb: np.ndarray, count: int) -> list[np.ndarray]:
     return [v.apply(image_rgb) for v in view_plan(*image_rgb.shape[:2], count)]
 
 
-def _counted_joints(visibility: np.ndarray, num_keypoints: int) -> np.ndarray:
-    """Which joints a file's `num_keypoints` counts: v > 0 (COCO), or v = 2 only (CrowdPose's tools)."""
+HEAD_JOINT_NAMES = ("head", "head_top", "neck")   # CrowdPose's num_keypoints leaves these out
+
+
+def _remaining_count(visibility: np.ndarray, names: tuple[str, ...], num_keypoints: int, cut: np.ndarray) -> int:
+    """A person's `num_keypoints` once the joints `cut` are gone. Files count differently (COCO and AIC:
+    labelled joints; CrowdPose: labelled limb joints, head and neck never), so the rule that reproduces the
+    file's own count is applied; if none does, the count only drops to what is left labelled."""
     labelled = visibility > 0
-    if np.count_nonzero(labelled) != num_keypoints and np.count_nonzero(visibility == 2) == num_keypoints:
-        return visibility == 2
-    return labelled
+    limb = ~np.isin([n.lower() for n in names], HEAD_JOINT_NAMES)
+    for counted in (labelled, labelled & limb, visibility == 2, (visibility == 2) & limb):
+        if np.count_nonzero(counted) == num_keypoints:
+            return num_keypoints - int(np.count_nonzero(counted & cut))
+    return min(num_keypoints, int(np.count_nonzero(labelled & ~cut)))
 
 
-def annotations_for_views(ann, views_of: dict):
-    """The annotation file as it would read for the views: `views_of` maps an annotated image id to its
-    `View`s; each view becomes an image of its own (ids 1..n in that order, returned with the set as
-    {(image id, view index): view id}). Joints are moved with the pixels (left and right swapped on
-    mirrored views, by the file's own joint names); a joint the crop cuts off becomes unlabelled; boxes and
-    areas move and scale alike. AP over many views of a few annotated images is steadier than over the
-    images alone, while scoring exactly what the images' AP scores."""
+def annotations_for_views(ann, entries: list):
+    """The annotation file as it would read for the views. `entries`: (annotated image id, its `View`s) per
+    validated file (a name may occur twice, in two sub-folders, as in the images' AP); each view becomes an
+    image of its own, ids 1..n in order, returned with the set as ids[entry][view]. Joints move with the
+    pixels (left and right swapped on mirrored views, by the file's own joint names); a joint the crop cuts
+    off is no longer labelled (nor counted in `num_keypoints`); boxes and areas move and scale alike. The
+    protocol is the images' one over more inputs; the absolute AP of mirrored views is not the images' AP,
+    since a network is not exactly mirror-symmetric, but that moves the model and its reference alike."""
     from python_ref.evaluate import ImageInfo
     from python_ref.keypoints import flip_index_for_names
 
     flip = np.asarray(flip_index_for_names(ann.joint_names))
-    images, ids, rows, kps, boxes, areas, num_kp, view_id = [], [], [], [], [], [], [], {}
-    for image_id, views in views_of.items():
+    images, ids, rows, kps, boxes, areas, num_kp, view_ids = [], [], [], [], [], [], [], []
+    for image_id, views in entries:
         info, people = ann.image(image_id), ann.people(image_id)
         stem, dot, suffix = info.file_name.rpartition(".")
+        view_ids.append([])
         for i, v in enumerate(views):
             new_id = len(images) + 1
-            view_id[(image_id, i)] = new_id
+            view_ids[-1].append(new_id)
             images.append(ImageInfo(id=new_id, file_name=f"{stem or suffix}@view{i}{dot + suffix if stem else ''}",
                                     width=v.width, height=v.height, crowd_index=info.crowd_index))
             for k in people:
                 kp = ann.keypoints[k].astype(np.float64).copy()
                 kp[:, :2] = v.map_xy(kp[:, :2])
                 outside = (kp[:, 0] < 0) | (kp[:, 0] > v.width) | (kp[:, 1] < 0) | (kp[:, 1] > v.height)
-                counted = _counted_joints(ann.keypoints[k, :, 2], int(ann.num_keypoints[k]))
+                num_kp.append(_remaining_count(ann.keypoints[k, :, 2], ann.joint_names, int(ann.num_keypoints[k]),
+                                               outside & (ann.keypoints[k, :, 2] > 0)))
                 kp[outside | (kp[:, 2] <= 0)] = 0.0
-                num_kp.append(int(ann.num_keypoints[k]) - int(np.count_nonzero(counted & outside)))
                 if v.mirrored:
                     kp = kp[flip]
                 x, y, bw, bh = ann.bbox[k]
@@ -292,9 +302,9 @@ def annotations_for_views(ann, views_of: dict):
         ann, path=f"{ann.path} (views)", images=images, image_id=np.asarray(ids, np.int64),
         annotation_id=np.arange(1, n + 1), keypoints=keypoints, bbox=np.asarray(boxes, np.float64).reshape(n, 4),
         area=np.asarray(areas, np.float64), iscrowd=ann.iscrowd[rows],
-        num_keypoints=np.maximum(np.asarray(num_kp, np.int64), 0).astype(ann.num_keypoints.dtype),
+        num_keypoints=np.asarray(num_kp, np.int64).astype(ann.num_keypoints.dtype),
         _by_id={im.id: im for im in images}, _by_name={im.file_name: im for im in images})
-    return out, view_id
+    return out, view_ids
 
 
 def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCORE, limit: int | None = None):
@@ -373,7 +383,8 @@ def pool_reports(reports: list[dict]) -> dict:
         raise LitePoseError("no evaluated images in these reports")
     if any("poses" not in row or "signal_energy" not in row["outputs"][OUTPUT_NAMES[0]] for row in rows):
         raise LitePoseError("a report predates pooling (no poses / energies per image); rerun litepose validate")
-    joints = {len(p) for row in rows for p in row["poses"]["reference"] + row["poses"]["model"]}
+    joints = {len(p) for row in rows for p in row["poses"]["reference"] + row["poses"]["model"]
+              + [q for key in ("reference", "model") for v in (row.get("views") or {}).get(key, []) for q in v]}
     if len(joints) > 1:
         raise LitePoseError(f"the reports mix joint counts {sorted(joints)}; pool models of one network only")
     num_joints = joints.pop() if joints else 14
@@ -387,7 +398,11 @@ def pool_reports(reports: list[dict]) -> dict:
                                    [np.asarray(row["poses"]["model_scores"], float) for row in rows], num_joints)
     pooled = {"reports": len(reports), "images": len(rows), "sqnr_db": sqnr, "oks_ap_vs_reference": oks,
               "models": [r["model"]["file"] for r in reports]}
-    if all(row.get("views") for row in rows):   # every report ran the same views: pool their people too
+    per_image_views = {(r.get("views") or {}).get("per_image") for r in reports}
+    if len(per_image_views) > 1:
+        pooled["views_note"] = (f"views not pooled: the reports ran different numbers of views per image "
+                                f"({', '.join(str(v or 0) for v in sorted(per_image_views, key=lambda v: v or 0))})")
+    elif all(row.get("views") for row in rows):   # every report ran the same views: pool their people too
         def view_poses(key):
             return [np.asarray(v, np.float32).reshape(-1, num_joints, 3) for row in rows for v in row["views"][key]]
 
@@ -585,7 +600,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     jpeg_energies = {k: _Energy() for k in OUTPUT_NAMES}
     view_energies = {k: _Energy() for k in OUTPUT_NAMES}
     view_ref_people, view_model_all, view_model_scores = [], [], []
-    view_plans, view_results = {}, []      # annotated image id -> its views; (id, decoded views)
+    view_results = []      # (annotation image id, its views, their decoded poses) per annotated file
     jpeg_all, jpeg_all_scores = [], []
     per_image, overlap = [], []
     ref_people, model_people, model_all, model_all_scores = [], [], [], []
@@ -631,7 +646,10 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                 view_energies[k].add(view_ref[k], view_model[k])
             vr, vrs = _decode(view_ref, mode)
             vm, vms = _decode(view_model, mode)
-            vr, vm = _to_image(vr, view_box), _to_image(vm, view_box)
+            # the evaluators score the best MAX_DETECTIONS per input: keep those only (a bad build can
+            # decode hundreds of junk people per view)
+            vr, vrs = _people(_to_image(vr, view_box), vrs, threshold=-np.inf, limit=MAX_DETECTIONS)
+            vm, vms = _people(_to_image(vm, view_box), vms, threshold=-np.inf, limit=MAX_DETECTIONS)
             row_views.append({"reference": vr, "reference_scores": vrs, "model": vm, "model_scores": vms})
         rp_keep, rs_keep = _people(rp, rs, limit=MAX_DETECTIONS)
         mp_keep, ms_keep = _people(mp, ms, limit=MAX_DETECTIONS)
@@ -649,14 +667,14 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                     # in original-image pixels: the reference's people as scored, every model detection
                     "poses": {"reference": rp_keep.tolist(), "model": mp.tolist(), "model_scores": ms.tolist()}})
         if row_views:
-            view_ref_people.extend(_people(v["reference"], v["reference_scores"], limit=MAX_DETECTIONS)[0]
-                                   for v in row_views)
+            view_ref_people.extend(_people(v["reference"], v["reference_scores"])[0] for v in row_views)
             view_model_all.extend(v["model"] for v in row_views)
             view_model_scores.extend(v["model_scores"] for v in row_views)
-            row["views"] = {"reference": [_people(v["reference"], v["reference_scores"],
-                                                  limit=MAX_DETECTIONS)[0].tolist() for v in row_views],
-                            "model": [v["model"].tolist() for v in row_views],
-                            "model_scores": [v["model_scores"].tolist() for v in row_views]}
+            # for pooling; 0.01 px is far below what OKS can see, and the order (best first) is kept
+            row["views"] = {"reference": [np.round(_people(v["reference"], v["reference_scores"])[0].astype(float), 2).tolist()
+                                          for v in row_views],
+                            "model": [np.round(v["model"].astype(float), 2).tolist() for v in row_views],
+                            "model_scores": [np.round(v["model_scores"].astype(float), 6).tolist() for v in row_views]}
         per_image.append(row)
         evaluated += 1
         if ann is not None:
@@ -668,8 +686,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                         results[key].append({"image_id": info.id, "keypoints": p.reshape(-1).tolist(),
                                              "score": float(s)})
                 if plan:
-                    view_plans[info.id] = plan
-                    view_results.append((info.id, row_views))
+                    view_results.append((info.id, plan, row_views))
         if len(overlays) < max_overlays:
             overlays.append((overlay_names[n], _overlay(rgb, rp, rs, mp, ms, num_joints,
                                                            "reference", Path(model).name)))
@@ -701,19 +718,21 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                  f"images were not validated and are left out of the AP (e.g. {ap['not_validated_example']}); "
                  f"AP over the other {ap['images_scored']}")
     views_ap = None
-    if ann is not None and view_plans:
-        view_ann, view_id = annotations_for_views(ann, view_plans)
+    if ann is not None and views and not view_results:
+        views_ap = {"drop": None, "note": f"AP not measured: none of the validated images is in {Path(annotations).name}"}
+    elif view_results:
+        view_ann, view_ids = annotations_for_views(ann, [(image_id, plan) for image_id, plan, _ in view_results])
         view_rows = {"reference": [], "model": []}
-        for image_id, decoded in view_results:
-            for i, v in enumerate(decoded):
+        for (_, _, decoded), ids in zip(view_results, view_ids):
+            for v, view_id in zip(decoded, ids):
                 for key in ("reference", "model"):
                     for p, sc in zip(v[key], v[f"{key}_scores"]):
-                        view_rows[key].append({"image_id": view_id[(image_id, i)], "keypoints": p.reshape(-1).tolist(),
+                        view_rows[key].append({"image_id": view_id, "keypoints": p.reshape(-1).tolist(),
                                                "score": float(sc)})
-        views_ap = _annotation_ap(view_ann, {view_id[(i, n)]: None for i, plan in view_plans.items()
-                                             for n in range(len(plan))}, view_rows, joint_map, num_joints)
-        views_ap = {k: views_ap[k] for k in ("reference", "model", "drop", "num_people", "images_scored")
-                    if k in views_ap}
+        views_ap = _annotation_ap(view_ann, {i: None for ids in view_ids for i in ids}, view_rows, joint_map,
+                                  num_joints)
+        views_ap = {k: views_ap[k] for k in ("reference", "model", "drop", "num_people", "images_scored",
+                                             "protocol", "joint_map", "note") if k in views_ap}
     timings = [latency(model, first_image, t, runs) for t in threads]
     for t in timings:
         log(f"latency {t['threads']} thread(s): median {t['median_ms']:.1f} ms over {t['runs']} runs")
@@ -768,7 +787,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     }
     report_dir.mkdir(exist_ok=True)
     write_text_atomic(report_dir / "report.json",
-                      json.dumps(_finite(result), indent=2, default=_json_default, allow_nan=False) + "\n")
+                      report_json(_finite(result)))
     write_text_atomic(report_dir / "report.md", format_markdown(result))
     for name, png in overlays:
         write_bytes_atomic(report_dir / name, png)
@@ -816,6 +835,16 @@ def _json_default(v):
     if isinstance(v, (np.floating, np.integer)):
         return v.item()
     raise TypeError(type(v).__name__)
+
+
+_NUMBER_LIST = re.compile(r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]")   # a raw newline is never inside a JSON string
+
+
+def report_json(result: dict) -> str:
+    """Indented JSON with each innermost list of numbers on one line (a joint's x, y, score): poses of many
+    views stay readable and several times smaller than one number per line."""
+    text = json.dumps(result, indent=2, default=_json_default, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text) + "\n"
 
 
 def restrict_annotations(ann, image_ids):
@@ -896,7 +925,8 @@ def format_markdown(r: dict) -> str:
                   + f"; OKS-AP vs reference {_fmt((views.get('oks_ap_vs_reference') or {}).get('AP'), 3)}"
                   + (f"; AP against the annotations moved with the pixels ({va['num_people']} people on "
                      f"{va['images_scored']} views): reference {_fmt(va['reference']['AP'], 3)}, model "
-                     f"{_fmt(va['model']['AP'], 3)}, drop {_fmt(va['drop'], 2)} points" if va else "") + "."]
+                     f"{_fmt(va['model']['AP'], 3)}, drop {_fmt(va['drop'], 2)} points" if va and va["drop"] is not None
+                     else f"; {va['note']}" if va else "") + "."]
     pc, oks = r["person_count_agreement"], r["oks_ap_vs_reference"]
     lines += ["", "## Poses", "",
               f"- OKS-AP of the model's poses against the reference's (score > {r['person_score_threshold']}): "

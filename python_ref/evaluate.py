@@ -19,8 +19,8 @@ Protocol, as the reference tools do it:
   each predicted joint to the GT box enlarged to 3x its size (the box-region rule of COCOeval).
   `area` is 0.53 * box w * h of the GT box (CrowdPose, use_area=False) or the GT `area` field (COCO;
   0.53 * box when the field is missing, as xtcocotools does).
-* A GT is ignored when iscrowd = 1 or its `num_keypoints` is 0 (CrowdPose counts only v = 2 there; we use
-  the field as given). Per image the predictions are sorted by score (stable) and cut to maxDets = 20;
+* A GT is ignored when iscrowd = 1 or its `num_keypoints` is 0 (CrowdPose's files count the labelled limb
+  joints there, never head and neck; we use the field as given). Per image the predictions are sorted by score (stable) and cut to maxDets = 20;
   greedy matching per OKS threshold .50:.05:.95, regular GT first, a crowd GT may absorb any number of
   predictions, predictions matched to an ignored GT are ignored.
 * AP = mean of the 101-point interpolated precision over thresholds, AR = mean of the final recalls;

@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     print(f"{pooled['images']} images from {pooled['reports']} reports: SQNR "
           + " / ".join(f"{k} {v:.1f} dB" for k, v in pooled["sqnr_db"].items())
           + f"; OKS-AP vs reference {_ap(oks)} over {oks.get('num_reference_people')} people")
+    if "views_note" in pooled:
+        print(pooled["views_note"])
     if "views" in pooled:
         v = pooled["views"]["oks_ap_vs_reference"]
         print(f"over their {pooled['views']['inputs']} views: OKS-AP vs reference {_ap(v)} over "

@@ -104,10 +104,10 @@ def test_annotations_follow_the_views(tmp_path):
     ann = load_annotations(_annotation_file(tmp_path / "a.json", [(5, "five.jpg", [person])]))
     ann = dataclasses.replace(ann, area=np.array([5000.0]))
     plan = view_plan(480, 640, 3)
-    views, ids = annotations_for_views(ann, {5: plan})
+    views, ids = annotations_for_views(ann, [(5, plan)])
     assert [im.file_name for im in views.images] == ["five@view0.jpg", "five@view1.jpg", "five@view2.jpg"]
     assert [(im.width, im.height) for im in views.images] == [(v.width, v.height) for v in plan]
-    assert ids == {(5, 0): 1, (5, 1): 2, (5, 2): 3} and views.image_id.tolist() == [1, 2, 3]
+    assert ids == [[1, 2, 3]] and views.image_id.tolist() == [1, 2, 3]
     kp0, kp1, kp2 = views.keypoints
     left, right = CROWDPOSE_JOINTS.index("left_shoulder"), CROWDPOSE_JOINTS.index("right_shoulder")
     assert plan[0].mirrored and (plan[0].dx, plan[0].dy) == (0, 0)
@@ -130,6 +130,29 @@ def test_annotations_follow_the_views(tmp_path):
     np.testing.assert_allclose(views.bbox[2], [v2.width - (x - v2.dx + bw) * v2.scale_x, (y - v2.dy) * v2.scale_y,
                                                bw * v2.scale_x, bh * v2.scale_y])
     assert kp2[CROWDPOSE_JOINTS.index("right_wrist"), 2] == 0 and kp2[wrist, 2] > 0
+    # a file name found twice (two sub-folders) gets its views twice, as its predictions are scored twice
+    twice, ids = annotations_for_views(ann, [(5, plan[:1]), (5, plan[:1])])
+    assert ids == [[1], [2]] and twice.image_id.tolist() == [1, 2]
+
+
+def test_cut_joints_leave_num_keypoints_counted_as_the_file_counts(tmp_path):
+    """CrowdPose's files count labelled limb joints in `num_keypoints` (head and neck never), COCO's every
+    labelled joint: cutting off an uncounted head must not drop a person to 0 (ignored by the evaluator)."""
+    from converter.validate import annotations_for_views, view_plan
+    from python_ref.evaluate import load_annotations
+    from python_ref.keypoints import CROWDPOSE_JOINTS
+
+    person = np.zeros((14, 3))
+    person[CROWDPOSE_JOINTS.index("head")] = (3, 3, 1)          # cut by the 7 x 5 crop of view 1
+    person[CROWDPOSE_JOINTS.index("neck")] = (20, 20, 1)
+    person[CROWDPOSE_JOINTS.index("left_shoulder")] = (30, 40, 1)
+    path = _annotation_file(tmp_path / "a.json", [(1, "one.jpg", [person])])
+    data = json.loads(path.read_text())
+    for counted, expected in ((1, [1, 1]), (3, [3, 2])):            # CrowdPose's count, then COCO's
+        data["annotations"][0]["num_keypoints"] = counted
+        path.write_text(json.dumps(data))
+        views, _ = annotations_for_views(load_annotations(path), [(1, view_plan(480, 640, 2))])
+        assert views.num_keypoints.tolist() == expected
 
 
 def test_jpeg_roundtrip_is_a_small_real_change():
@@ -238,6 +261,10 @@ def test_thresholds_fail_with_exit_1_after_writing_the_report(xs_models, shared_
     # pooling: one report pools to its own numbers, and a report pooled with itself too (same ratios)
     from converter.validate import pool_reports
 
+    other_views = json.loads(json.dumps(rep))
+    other_views["views"]["per_image"] = 5
+    assert "different numbers of views per image (3, 5)" in pool_reports([rep, other_views])["views_note"]
+    assert "views" not in pool_reports([rep, other_views])
     for reports in ([rep], [rep, rep]):
         pooled = pool_reports(reports)
         assert pooled["images"] == len(rep["per_image"]) * len(reports)
@@ -367,9 +394,11 @@ def test_ap_gate_fails_when_no_validated_image_is_annotated(xs_models, shared_di
         im["file_name"] = "elsewhere_" + im["file_name"]      # the same people, on images not in the folder
     (tmp_path / "other.json").write_text(json.dumps(data))
     res = _validate([root / "xs_fp32.tflite", "--reference", root / "xs_fp32.tflite", "--images", crowd / "images",
-                     "--annotations", tmp_path / "other.json", "--max-ap-drop", 100, "--report", tmp_path / "r"]
-                    + FAST)
+                     "--annotations", tmp_path / "other.json", "--max-ap-drop", 100, "--report", tmp_path / "r",
+                     "--views", 1] + FAST)
     assert "AP not measured" in _one_line_error(res) and "below the thresholds" in res.output
+    views_ap = json.loads((tmp_path / "r" / "report.json").read_text())["views"]["annotations"]
+    assert views_ap["drop"] is None and "none of the validated images is in other.json" in views_ap["note"]
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     a = rep["annotations"]
     assert a["images_scored"] == 0 and a["annotated_images"] == 2 and a["drop"] is None
@@ -583,3 +612,14 @@ def test_identical_outputs_write_valid_json_and_views_are_bounded(xs_models, sha
     res = _validate([fp32, "--reference", fp32, "--images", shared_dir / "data" / "people", "--views", 100000,
                      "--report", tmp_path / "r2"] + FAST)
     assert res.exit_code == 2 and "--views" in res.output and not (tmp_path / "r2").exists()
+
+
+def test_report_json_keeps_number_lists_on_one_line_and_strings_as_they_are():
+    from converter.validate import report_json
+
+    report = {"poses": [[[1.5, -2.0, 0.25], [3e-05, 4, 5]]], "name": "photo[\n 1,\n 2\n].jpg", "empty": [],
+              "mixed": [1, "a", [2, 3]], "note": "see [ 1, 2 ]"}
+    text = report_json(report)
+    assert json.loads(text) == report
+    assert "[1.5, -2.0, 0.25]" in text and "[3e-05, 4, 5]" in text and "[2, 3]" in text
+    assert '"see [ 1, 2 ]"' in text and '"photo[\\n 1,\\n 2\\n].jpg"' in text
