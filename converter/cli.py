@@ -122,9 +122,17 @@ from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no 
 
 main.add_command(evaluate_command)
 
-from python_ref.predict import predict_command  # noqa: E402  (TensorFlow only inside --checkpoint)
+import python_ref.predict  # noqa: E402  (TensorFlow only inside --checkpoint)
 
-main.add_command(predict_command)
+
+def _checkpoint_model(path, **options):
+    from .float_model import CheckpointModel   # TensorFlow: only when a checkpoint is predicted on
+
+    return CheckpointModel(path, **options)
+
+
+python_ref.predict.checkpoint_model_factory = _checkpoint_model
+main.add_command(python_ref.predict.predict_command)
 
 from .bench import bench_command  # noqa: E402  (TensorFlow only inside the command)
 

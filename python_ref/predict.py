@@ -3,9 +3,9 @@
 Two model sources, one flow (preprocess -> network -> decode -> map back to the image):
 * `--model FILE.tflite` (`DeployedModel`): a deployed LiteRT file at its fixed input size, letterboxed
   (python_ref.preprocess.letterbox); needs only python_ref. Default: fast decoder, no flip.
-* `--checkpoint PATH` (`CheckpointModel`): the float Keras network at the official per-image input size
-  with the official preprocessing, for parity with published numbers. TensorFlow is imported lazily, only
-  here. Default: official decoder with flip test.
+* `--checkpoint PATH` (`converter.float_model.CheckpointModel`, plugged in by the `litepose` command): the
+  float Keras network at the official per-image input size with the official preprocessing, for parity with
+  published numbers. TensorFlow is imported lazily, only there. Default: official decoder with flip test.
 
 Flip test with any model = run it again on the W-flipped network input; the official decoder flips those
 outputs back and permutes the joints.
@@ -13,7 +13,6 @@ outputs back and permutes the joints.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,7 @@ import numpy as np
 from .errors import LitePoseError
 from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, numbered_stems,
                        probe_writable, write_bytes_atomic)
-from .preprocess import (EXIF_ORIENTATIONS, InputTooLarge, letterbox, load_image, official_input_size,
-                         official_resize)
+from .preprocess import (EXIF_ORIENTATIONS, InputTooLarge, letterbox, load_image, official_input_size)
 
 MODES = ("official", "fast")
 PERSON_SCORE_SHOWN = 0.1  # progress lines count and overlays draw people at or above this score
@@ -90,53 +88,11 @@ def card_mismatch(path) -> list[str]:
             "the file was changed or damaged after conversion, or the card belongs to another build"]
 
 
-class CheckpointModel:
-    """An official checkpoint as a float Keras network, rebuilt for each official input size it meets."""
-
-    default_mode, default_flip = "official", True
-
-    def __init__(self, path, arch: str | None = None, joints: int | None = None, num_threads: int | None = None):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf  # lazy: only the checkpoint route needs TensorFlow
-
-        if num_threads is not None:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(int(num_threads))
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # TensorFlow already initialised in this process (tests); keep its setting
-                pass
-        from converter.checkpoint import build_keras_from_checkpoint
-
-        self._models: dict[tuple[int, int], object] = {}
-        # The first build (at the variant's square size) reads the checkpoint once and tells the input size;
-        # other sizes reuse its weights (same layers, only the input shape differs).
-        model, self.info = build_keras_from_checkpoint(path, arch=arch, joints=joints)
-        self.input_size = int(self.info["arch"]["img_size"])
-        self.num_joints = int(self.info["num_joints"])
-        self._models[(self.input_size, self.input_size)] = model
-        self.description = f"{Path(path).name} ({self.info['arch_name']}, short side {self.input_size}, {self.num_joints} joints)"
-        self.warnings = list(self.info.get("warnings", []))
-
-    def _model_for(self, hw: tuple[int, int]):
-        model = self._models.get(hw)
-        if model is None:
-            from converter.network import build_litepose
-
-            first = next(iter(self._models.values()))
-            model = build_litepose(self.info["arch"], self.num_joints, hw)
-            model.set_weights(first.get_weights())
-            self._models = {k: v for k, v in self._models.items() if v is first}  # keep memory bounded
-            self._models[hw] = model
-        return model
-
-    def prepare(self, image_rgb: np.ndarray):
-        """(network input uint8 RGB at the official per-image size, its `OfficialTransform`)."""
-        return official_resize(image_rgb, self.input_size)
-
-    def __call__(self, net_input: np.ndarray) -> dict[str, np.ndarray]:
-        model = self._model_for(tuple(net_input.shape[:2]))
-        out = model(net_input.astype(np.float32)[None], training=False)
-        return {name: np.asarray(out[name], np.float32)[0] for name in ("heatmaps_s4", "tags_s4", "heatmaps_s2")}
+# The float checkpoint route needs TensorFlow and the Keras network, which live in `converter`; the
+# `litepose` command plugs its loader in here (converter.cli), so python_ref never imports converter.
+# Called as checkpoint_model_factory(path, arch=, joints=, num_threads=) -> a model with `prepare`,
+# `__call__`, `input_size`, `num_joints`, `description`, `warnings`, `default_mode`, `default_flip`.
+checkpoint_model_factory: Callable | None = None
 
 
 def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: bool | None = None,
@@ -401,8 +357,11 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
     if model_path is not None:
         model = DeployedModel(model_path, num_threads=threads, joints=joints)
     else:
+        if checkpoint_model_factory is None:
+            raise LitePoseError(f"{checkpoint}: --checkpoint needs the converter package (TensorFlow); run it "
+                                "through the litepose command, or convert the checkpoint and use --model")
         click.echo(f"loading {checkpoint} (TensorFlow) ...", err=True)
-        model = CheckpointModel(checkpoint, arch=arch, joints=joints, num_threads=threads)
+        model = checkpoint_model_factory(checkpoint, arch=arch, joints=joints, num_threads=threads)
     run_predict(model, images, json_path, mode=mode, flip=flip, draw_dir=draw_dir,
                 progress=lambda line: click.echo(line, err=True), skip_unreadable=skip_unreadable,
                 min_joint_score=min_joint_score, model_files=model_files, exif_rotate=exif_rotate,

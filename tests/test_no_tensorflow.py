@@ -40,3 +40,18 @@ def test_cli_start_imports_no_tensorflow(repo_dir):
     """`litepose --help`, `predict --model` and `evaluate` start without TensorFlow (lazy imports)."""
     found = _probe(repo_dir, "python_ref", extra="import converter.cli")
     assert found["heavy"] == [], f"importing converter.cli pulled in {found['heavy']}"
+
+
+def test_python_ref_never_imports_converter(repo_dir):
+    """The layering: converter may use python_ref, never the reverse (not even lazily inside a function),
+    so python_ref runs where only numpy, OpenCV and LiteRT are installed."""
+    import ast
+
+    offenders = []
+    for path in sorted((repo_dir / "python_ref").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] == "converter"]
+    assert len(list((repo_dir / "python_ref").rglob("*.py"))) >= 10     # the scan saw the package
+    assert offenders == []
