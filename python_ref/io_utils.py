@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -13,20 +14,36 @@ from .errors import LitePoseError
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path; put its content at `path` only if the block succeeds.
+
+    A regular file (or a new one) is replaced by a rename, so a reader never sees it half written. A
+    symlink is followed: its target is replaced, the link stays. A device, FIFO or socket (`/dev/null`,
+    `/dev/stdout`, a pipe) cannot be renamed onto: the finished content is written into it instead."""
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    try:
+        mode = os.stat(path).st_mode      # through links: /dev/stdout -> /proc/self/fd/1 -> a pipe
+    except OSError:
+        mode = None
+    special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+    target = path if special or not path.is_symlink() else Path(os.path.realpath(path))
+    parent = target.parent if str(target.parent) else Path(".")
+    if not special and not parent.is_dir():
         raise LitePoseError(f"{path}: the folder {parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=None if special else parent)
     except OSError as exc:
         raise LitePoseError(f"{path}: cannot write here ({exc.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, final_mode(path))
-        os.replace(tmp, path)
+        if special:
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            os.unlink(tmp)
+        else:
+            os.chmod(tmp, final_mode(target))
+            os.replace(tmp, target)
     except OSError as exc:  # a full disk, a quota, a vanished folder: the user's problem, said in one line
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -449,3 +449,34 @@ def test_predict_notes_when_the_letterbox_shrinks_people_and_names_the_input_siz
     assert "1 image(s)" in note[0] and "1.3x smaller" in note[0] and "--input-size 128x192" in note[0]
     assert str(wide) in note[0]
 
+
+
+def test_outputs_follow_symlinks_and_write_into_pipes_and_devices(tmp_path):
+    """A rename would replace the link, the FIFO or the device node itself (as root, /dev/null became a
+    regular file): the link's target is replaced instead, a pipe or device receives the finished bytes."""
+    import threading
+
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_text_atomic(fifo, '{"people": 3}')
+    reader.join(10)
+    assert received == [b'{"people": 3}'] and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]   # no temp left
+
+    if not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)):
+        pytest.skip("no /dev/full character device here")
+    with pytest.raises(LitePoseError, match=r"^/dev/full: cannot write \(No space left on device\)"):
+        write_text_atomic("/dev/full", "x" * 10)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    write_text_atomic("/dev/null", "discarded")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
