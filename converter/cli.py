@@ -36,7 +36,8 @@ class _Group(click.Group):
             command = ctx.invoked_subcommand or "this command"
             raise click.ClickException(
                 f"`litepose {command}` needs {top}, which is not installed here; install it with "
-                f"pip install '.[{_EXTRAS[top]}]' in the litepose-edge checkout (or pip install -r requirements.txt)") from None
+                f"pip install 'litepose-edge[{_EXTRAS[top]}]' (in a checkout: pip install '.[{_EXTRAS[top]}]' or "
+                "pip install -r requirements.txt)") from None
         except KeyboardInterrupt:
             click.echo("Interrupted", err=True)
             sys.exit(130)

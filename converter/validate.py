@@ -433,6 +433,8 @@ def latency(model_path: str, image_uint8: np.ndarray, threads: int, runs: int) -
 # ---- the command -----------------------------------------------------------------------------------
 
 def _list_images(images_dir: Path, report_dir: Path | None = None) -> list[Path]:
+    if images_dir.is_file():
+        raise LitePoseError(f"{images_dir}: --images takes a folder (of images to validate on), this is a file")
     if not images_dir.is_dir():
         raise LitePoseError(f"{images_dir}: image folder not found")
     files = images_in_folder(images_dir, skip=report_dir)  # overlays of an earlier report are no inputs

@@ -270,7 +270,8 @@ def run_decoder_benchmark(repeat: int = 30, fixture=None, accuracy_dir=None, dat
 
 
 @click.command("bench-decoder")
-@click.option("--json", "json_path", required=True, metavar="OUT.json", help="Write the measurements here.")
+@click.option("--json", "json_path", required=True, metavar="OUT.json",
+              help="Write the measurements here ('-': standard output).")
 @click.option("--repeat", type=click.IntRange(1, 10000), default=30, show_default=True, help="Timed runs per case.")
 @click.option("--fixture", type=click.Path(exists=True, dir_okay=False), default=None, metavar="DECODE.npz",
               help="A shared/fixtures/decode npz: also time the official decoder (no flip, flip) on it.")
@@ -283,7 +284,13 @@ def bench_decoder_command(json_path, repeat, fixture, accuracy_dir, data_dir):
 
     Run on one core for the documented numbers: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1.
     """
+    if data_dir is not None and accuracy_dir is None:
+        raise click.UsageError("--data-dir applies with --accuracy-dir only (the AP is of the accuracy fixtures)")
     report = run_decoder_benchmark(repeat, fixture, accuracy_dir, data_dir)
+    text = json.dumps(report, indent=1) + "\n"
+    if json_path == "-":                 # as predict and evaluate: standard output
+        click.echo(text, nl=False)
+        return
     with atomic_path(json_path) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        Path(tmp).write_text(text, encoding="utf-8")
     _progress(f"wrote {json_path}")

@@ -13,6 +13,7 @@ outputs back and permutes the joints.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,21 @@ def _overlay_names(images: list[str]) -> list[str]:
     return [f"{stem}_pose.jpg" for stem in numbered_stems(Path(image).stem or "image" for image in images)]
 
 
+def _without_own_overlays(files: list[Path]) -> list[Path]:
+    """Drop `<stem>_pose.jpg` (or `<stem>-N_pose.jpg`) files next to an image `<stem>.*`: the overlays of an
+    earlier run drawn into the input folder itself, which are not inputs (and would be overwritten)."""
+    stems = {(f.parent, f.stem) for f in files}
+
+    def own_overlay(f: Path) -> bool:
+        if not f.name.endswith("_pose.jpg"):
+            return False
+        stem = f.name[:-len("_pose.jpg")]
+        base, dash, number = stem.rpartition("-")
+        return (f.parent, stem) in stems or bool(dash and number.isdigit() and (f.parent, base) in stems)
+
+    return [f for f in files if not own_overlay(f)]
+
+
 def expand_images(images, skip_folder=None) -> list[str]:
     """Image arguments with every folder replaced by the image files below it (sorted; not those in
     `skip_folder`, the overlay folder); missing paths fail."""
@@ -158,6 +174,12 @@ def expand_images(images, skip_folder=None) -> list[str]:
             raise LitePoseError("an empty image path was given (an unset shell variable?)")
         if path.is_dir():
             found = images_in_folder(path, skip=skip_folder)
+            if skip_folder is not None and os.path.realpath(skip_folder) == os.path.realpath(path):
+                inputs = _without_own_overlays(found)
+                if len(inputs) < len(found):
+                    print(f"note: {len(found) - len(inputs)} overlay(s) of an earlier run in {image} "
+                          "(<image>_pose.jpg next to <image>) are not inputs", file=sys.stderr)
+                found = inputs
             if not found:
                 raise LitePoseError(f"{image}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             out.extend(str(f) for f in found)

@@ -480,3 +480,41 @@ def test_outputs_follow_symlinks_and_write_into_pipes_and_devices(tmp_path):
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
     write_text_atomic("/dev/null", "discarded")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_bench_decoder_writes_to_stdout_and_refuses_data_dir_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["bench-decoder", "--json", "-", "--repeat", "1"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report and not (tmp_path / "-").exists()        # not a file named '-'
+    r = invoke(["bench-decoder", "--json", tmp_path / "b.json", "--data-dir", tmp_path])
+    assert r.exit_code == 2 and "--data-dir applies with --accuracy-dir only" in r.output
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_validate_names_a_file_given_as_the_image_folder(tmp_path):
+    image = tmp_path / "one.jpg"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    r = invoke(["validate", tmp_path / "m.tflite", "--reference", tmp_path / "r.tflite", "--images", image,
+                "--report", tmp_path / "rep"])
+    assert r.exit_code == 1 and "--images takes a folder" in _error_line(r)
+
+
+@pytest.mark.needs_shared
+def test_predict_drawing_into_its_input_folder_can_run_again(xs_tflite, tmp_path):
+    """The overlays a first run drew next to its images are not inputs of the second run (which would
+    refuse to overwrite them as inputs); an unrelated *_pose.jpg without its image stays an input."""
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    _image(folder / "a.png")
+    _image(folder / "b.png")
+    _image(folder / "solo_pose.jpg")
+    for run in range(2):
+        r = invoke(["predict", "--model", xs_tflite, folder, "--json", tmp_path / f"p{run}.json", "--draw", folder])
+        assert r.exit_code == 0, r.output
+        images = {os.path.basename(e["image"]) for e in json.loads((tmp_path / f"p{run}.json").read_text())}
+        assert images <= {"a.png", "b.png", "solo_pose.jpg"}
+    assert "3 overlay(s) of an earlier run" in r.output      # a_pose, b_pose, solo_pose_pose
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_pose.jpg", "b.png", "b_pose.jpg", "solo_pose.jpg",
+                                                        "solo_pose_pose.jpg"]
