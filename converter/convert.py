@@ -114,7 +114,8 @@ def ill_conditioned_warning(sensitivity: dict) -> str:
             "follow them (checkpoint weights or batch-norm statistics far from a trained network's?)")
 
 
-def graph_for_export(model, arch: dict, num_joints: int, graph: str = "deploy", representative=None, log=log):
+def graph_for_export(model, arch: dict, num_joints: int, graph: str = "deploy", representative=None, log=log,
+                     options=None):
     """The Keras graph that gets converted. "deploy": the rewritten graph of `converter.rewrites` (same
     function, fast kernels; per-channel ranges measured on the calibration images when there are any),
     checked equal to `model` in float. "plain": `model` itself. Returns (graph, rewrite report or None)."""
@@ -128,7 +129,7 @@ def graph_for_export(model, arch: dict, num_joints: int, graph: str = "deploy", 
     if representative is not None:
         log(f"measuring per-channel activation ranges on {len(representative)} calibration images")
         ranges = measure_channel_ranges(model, arch, representative)
-    options = DeployOptions()
+    options = options or DeployOptions()
     export_model = build_deploy_model(model, arch, num_joints, options, ranges=ranges)
     check = verify_deploy_model(model, export_model, representative[0] if representative is not None
                                 else _validation_image(tuple(model.input_shape[1:3])))
@@ -147,7 +148,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                 precision: str, output: str, keras_path: str | None = None, calib_images: str | None = None,
                 calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
                 output_dtype: str = "float32", calib_seed: int = 0, graph: str = "deploy",
-                activation_ranges: str | None = None, weight_rounding: str | None = None) -> dict:
+                activation_ranges: str | None = None, weight_rounding: str | None = None,
+                split_head_ranges: bool = False) -> dict:
     """Checkpoint -> validated .tflite + model card + manifest entry.
 
     `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
@@ -183,6 +185,9 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     if weight_rounding is not None and precision != "int8":
         raise LitePoseError(f"--weight-rounding {weight_rounding} applies to --precision int8 only")
     weight_rounding = weight_rounding or DEFAULT_WEIGHT_ROUNDING
+    if split_head_ranges and (precision != "int8" or graph != "deploy"):
+        raise LitePoseError("--split-head-ranges applies to --precision int8 with the deploy graph only "
+                            "(it narrows an int8 range; in float it changes nothing)")
     if weight_rounding not in ("gptq", "nearest"):
         raise LitePoseError(f"--weight-rounding {weight_rounding}: use gptq or nearest")
     if arch is not None:
@@ -220,7 +225,10 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                                       seed=calib_seed, log=log, candidates=calib_candidates)
         representative, calib_manifest = calib.images, calib.manifest
 
-    export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log)
+    from .rewrites import DeployOptions
+
+    export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log,
+                                              options=DeployOptions(split_head_ranges=split_head_ranges))
 
     data = export_tflite(export_model, precision, representative_images=representative, input_dtype=input_dtype,
                          output_dtype=output_dtype, log=log, range_method=activation_ranges,

@@ -40,6 +40,8 @@ from .archs import hidden_width
 
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 MAX_EQUALISATION = 32.0
+RELU6_SPLIT = 6.0
+HIGH_HALF_SCALE = 31.0 / 32.0
 
 # Deconvolution k=4, s=2, p=1 as a 3x3 kernel per output phase: for phase a (output row 2m + a) and
 # 3x3 offset index o (input row m - 1 + o), the deconvolution tap used, or None.
@@ -60,6 +62,9 @@ class DeployOptions:
     equalize_relu: bool = True      # deconvolution outputs (ReLU) equalised into their consumers
     head_balance: bool = False      # heads: sqrt(activation / weight) balance instead of full equalisation
     joint_heads: bool = True        # head(refined) + head(raw) as one 1x1 conv on both depthwise outputs
+    # heatmap heads at 1/4: each depthwise ReLU output as relu6(z) and relu(z - 6), stacked, channels
+    # brought to a range of 12, so the int8 tensor spans 6 instead of 12 (exact: relu = relu6 + relu(. - 6))
+    split_head_ranges: bool = False
     # Layers whose int8 weights cost the most accuracy (measured, docs/int8.md): each becomes two convs,
     # the kernel rounded to its int8 grid plus the remainder, summed (~15-bit weights, same function).
     # (With joint_heads the head-0 heatmap 1x1 is part of `heatmaps_s4_conv`, one term: measured equal.)
@@ -229,7 +234,8 @@ class _Builder:
         return self.L.ReLU(6.0 if kind == "relu6" else None, name=name)(x)
 
     # folded conv + BN (+ activation)
-    def conv_bn(self, x, conv_name, bn_name, stride, act, name, depthwise=False, scale_in=None, scale_out=None):
+    def conv_bn(self, x, conv_name, bn_name, stride, act, name, depthwise=False, scale_in=None, scale_out=None,
+                bias_shift: float = 0.0):
         (kernel,) = _w(self.src, conv_name)
         if bn_name is not None and self.opts.fold_bn:
             scale, shift = bn_scale_shift(self.src, bn_name)
@@ -242,6 +248,8 @@ class _Builder:
             div = scale_out[None, None, :, None] if depthwise else scale_out
             kernel = (kernel.astype(np.float64) / div).astype(np.float32)
             bias = (bias.astype(np.float64) / scale_out).astype(np.float32)
+        if bias_shift:
+            bias = (bias.astype(np.float64) + bias_shift).astype(np.float32)
         if depthwise:
             y = self.depthwise(x, kernel, bias, stride, name)
         else:
@@ -542,6 +550,20 @@ def _head_parts(b: _Builder, x, name: str, split: bool = False, scale_in=None, t
     outs = []
     shared = None
     for i, (part, k) in enumerate(zip(parts, kernels)):
+        if equalize and split and part == "_heatmaps" and b.opts.split_head_ranges:
+            # every channel to a range of 12 (RELU6_SPLIT x 2), then its lower and upper halves as two channels
+            s = np.clip(np.maximum(r1, 1e-3 * float(np.median(r1))) / (2 * RELU6_SPLIT), 1.0 / MAX_EQUALISATION,
+                        MAX_EQUALISATION)
+            low = b.conv_bn(x, f"{name}_conv_0", f"{name}_conv_1", 1, "relu6", f"{name}_conv_0{part}_low",
+                            depthwise=True, scale_in=scale_in, scale_out=s)
+            # the upper half scaled by HIGH_HALF_SCALE (exact: relu(a z - 6 a) = a relu(z - 6)): with equal
+            # kernels the converter merges the two convs and adds their biases as coarse int8 constants
+            a = HIGH_HALF_SCALE
+            high = b.conv_bn(x, f"{name}_conv_0", f"{name}_conv_1", 1, "relu", f"{name}_conv_0{part}_high",
+                             depthwise=True, scale_in=scale_in, scale_out=s / a, bias_shift=-RELU6_SPLIT * a)
+            k = k.astype(np.float64) * s[None, None, :, None]
+            outs.append(([low, high], np.concatenate([k, k / a], axis=2).astype(np.float32), s))
+            continue
         if equalize:
             if targets is not None:
                 s = np.clip(np.maximum(r1, 1e-3 * float(np.median(r1))) / targets[i], 1.0 / MAX_EQUALISATION,
@@ -560,10 +582,18 @@ def _head_parts(b: _Builder, x, name: str, split: bool = False, scale_in=None, t
     return outs
 
 
+def _stacked(b: _Builder, ys, name: str):
+    """A tensor, or the channels of several (nested lists flattened) in one concatenation."""
+    if not isinstance(ys, list):
+        return ys
+    flat = [t for y in ys for t in (y if isinstance(y, list) else [y])]
+    return flat[0] if len(flat) == 1 else b.L.Concatenate(name=name)(flat)
+
+
 def _head(b: _Builder, x, name: str, split: bool = False, scale_in=None):
     """SepConv2d head (`_head_parts`), its 1x1 conv(s) applied."""
     parts = ("_heatmaps", "_tags") if split else ("",)
-    outs = [b.conv(y, k, None, 1, "same", f"{name}_conv_3{part}")
+    outs = [b.conv(_stacked(b, y, f"{name}_conv_0{part}_halves"), k, None, 1, "same", f"{name}_conv_3{part}")
             for (y, k, _), part in zip(_head_parts(b, x, name, split, scale_in), parts)]
     return tuple(outs) if split else outs[0]
 
@@ -581,7 +611,7 @@ def _joint_heads(b: _Builder, refined, raw, names: tuple, outputs: tuple, split:
     raw_parts = _head_parts(b, raw, names[1], split, scale_raw, targets=targets)
     made = {}
     for out, (y_ref, k_ref, _), (y_raw, k_raw, _) in zip(outputs, ref_parts, raw_parts):
-        x = b.L.Concatenate(name=f"{out}_inputs")([y_ref, y_raw])
+        x = _stacked(b, [y_ref, y_raw], f"{out}_inputs")     # one CONCATENATION, halves included
         made[out] = b.conv(x, np.concatenate([k_ref, k_raw], axis=2), None, 1, "same", f"{out}_conv")
     return made
 

@@ -585,3 +585,43 @@ def test_export_centres_the_sums_with_the_same_ops_and_restores_the_model():
     p, c = piece_scales(plain), piece_scales(centred)
     assert set(p) == set(c) and len(p) == 3
     assert sum(c.values()) < 0.9 * sum(p.values()), (p, c)     # the programme's objective, roughly
+
+
+@pytest.mark.needs_shared
+def test_split_head_ranges_keeps_both_halves_as_convs_of_their_own(xs_int8, shared_dir, tmp_path):
+    """--split-head-ranges: the upper halves are two more depthwise convs. With equal kernels the converter
+    merged each pair into one conv plus int8 bias ADDs (step 0.15: heatmaps_s4 fell to 4 dB on LitePose-M);
+    the scaled upper half keeps them apart. The 1/4-scale heatmap input is twice as wide, at half the range."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converter.checkpoint import build_keras_from_checkpoint
+    from converter.convert import compare_outputs
+    from python_ref.preprocess import letterbox, load_image_rgb
+    from python_ref.runner import TFLiteRunner
+
+    base_path, base = xs_int8
+    path = tmp_path / "split.tflite"
+    card = _convert(shared_dir, path, shared_dir / "data" / "coco" / "images", split_head_ranges=True)
+    assert card["rewrites"]["options"]["split_head_ranges"] is True
+    assert card["ops"]["DEPTHWISE_CONV_2D"] > base["ops"]["DEPTHWISE_CONV_2D"]
+    assert card["ops"]["ADD"] == base["ops"]["ADD"]      # no bias ADD left by a merge of the two halves
+
+    def heatmap_input(p):
+        """(channels, int8 range) of the 1/4-scale heatmap conv's input, and the ops that make its parts."""
+        interp = Interpreter(model_path=str(p))
+        tensors = {t["index"]: t for t in interp.get_tensor_details()}
+        ops = interp._get_ops_details()
+        made_by = {o: op["op_name"] for op in ops for o in op["outputs"]}
+        concat = next(op for op in ops if "heatmaps_s4_inputs" in tensors[op["outputs"][0]]["name"])
+        t = tensors[concat["outputs"][0]]
+        return t["shape"][-1], t["quantization_parameters"]["scales"][0] * 255, {made_by[i] for i in concat["inputs"]}
+
+    (c0, range0, made0), (c1, range1, made1) = heatmap_input(base_path), heatmap_input(path)
+    assert c1 == 2 * c0 and 5.9 < range1 < 6.5          # relu6 halves: the int8 range is 6, channels doubled
+    assert made0 == made1 == {"DEPTHWISE_CONV_2D"}      # each half straight from its own conv
+    model, _ = build_keras_from_checkpoint(shared_dir / "checkpoints" / XS, input_hw=(128, 128))
+    image = letterbox(load_image_rgb(shared_dir / "data" / "crowdpose" / "images" / "106848.jpg"), (128, 128))[0]
+    ref = {k: np.asarray(v)[0] for k, v in model(image[None].astype(np.float32)).items()}
+    split, plain = (compare_outputs(ref, TFLiteRunner(p)(image)) for p in (path, base_path))
+    print({k: (round(split[k]["sqnr_db"], 2), round(plain[k]["sqnr_db"], 2)) for k in split})
+    assert split["heatmaps_s4"]["sqnr_db"] > plain["heatmaps_s4"]["sqnr_db"] - 0.5

@@ -48,6 +48,8 @@ SINGLE = {
     "equalize_heads_balanced": {"fold_bn": True, "equalize_heads": True, "head_balance": True},
     "joint_heads": {"joint_heads": True},
     "joint_heads_equalised": {"fold_bn": True, "equalize_heads": True, "joint_heads": True},
+    "split_head_ranges": {"fold_bn": True, "equalize_heads": True, "joint_heads": True, "split_head_ranges": True},
+    "split_head_ranges_separate": {"fold_bn": True, "equalize_heads": True, "split_head_ranges": True},
     "equalize_relu": {"fold_bn": True, "equalize_relu": True},
     "precise_layers": {"precise_layers": ("first_1", "final_refined_0_conv_3_heatmaps", "stage_0_0_point_conv")},
     "all (default)": None,
