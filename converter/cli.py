@@ -101,7 +101,8 @@ def main():
               "calibration images (gptq, the default) or to the nearest grid point (docs/int8.md section 3).")
 @click.option("--split-head-ranges", is_flag=True,
               help="int8: each 1/4-scale heatmap head's depthwise output as two half-range channels (exact): "
-              "heatmaps_s4 about +1.3 dB SQNR for about 2 ms (3 %) more on LitePose-M (docs/int8.md).")
+              "heatmaps_s4 about +1.2 dB SQNR (8 of 9 held-out images better) for about 1 ms (2 %) more "
+              "on LitePose-M (docs/int8.md).")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding,
             split_head_ranges):
