@@ -115,12 +115,23 @@ def _outputs_from_fixture(data, suffix: str = "") -> dict:
             "heatmaps_s2": np.ascontiguousarray(out1.transpose(1, 2, 0))}
 
 
+FIXTURE_ARRAYS = ("out0", "out1", "out0_flip", "out1_flip")
+
+
 def _load_fixture(path) -> dict:
     try:
         with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise LitePoseError(f"{path}: not a readable decode fixture npz ({exc})") from None
+            found = {k: data[k] for k in data.files}
+    except AttributeError:       # np.load gave a single array (.npy), not an archive
+        raise LitePoseError(f"{path}: not a decode fixture (.npz archive of the official outputs)") from None
+    except ValueError:           # not numpy at all (np.load then speaks of pickles)
+        raise LitePoseError(f"{path}: not a decode fixture (.npz archive of the official outputs)") from None
+    except OSError as exc:
+        raise LitePoseError(f"{path}: cannot read the decode fixture ({exc.strerror or exc})") from None
+    missing = [k for k in FIXTURE_ARRAYS if k not in found]
+    if missing:
+        raise LitePoseError(f"{path}: not a decode fixture (no {', '.join(missing)} arrays)")
+    return found
 
 
 def bench_fast(repeat: int, people_counts=PEOPLE_COUNTS, input_hw=(448, 448), num_joints: int = 14) -> dict:
@@ -255,6 +266,10 @@ def run_decoder_benchmark(repeat: int = 30, fixture=None, accuracy_dir=None, dat
     import cv2
 
     cv2.setNumThreads(1)
+    if fixture is not None:      # bad inputs fail now, not after the timings
+        _load_fixture(fixture)
+    if accuracy_dir is not None and not any(p for p in Path(accuracy_dir).glob("*.npz") if "random" not in p.name):
+        raise LitePoseError(f"{accuracy_dir}: no real-weight decode fixtures (*.npz) in this folder")
     report = {
         "tool": "litepose bench-decoder",
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -393,7 +393,10 @@ def resolve_protocol(annotations: Annotations, result_joints: int, joint_map: st
                                 "annotations)")
     if joint_map == "none":
         if result_joints != annotations.num_joints:
-            raise LitePoseError(f"{mismatch}; a different joint set needs --joint-map coco, aic or crowdpose")
+            fitting = annotations.dataset if annotations.dataset in ("coco", "aic", "crowdpose") else None
+            raise LitePoseError(f"{mismatch}; a different joint set needs "
+                                + (f"--joint-map {fitting} (or auto)" if fitting else
+                                   "--joint-map coco, aic or crowdpose, by the annotations' joints"))
         gt_idx = np.arange(annotations.num_joints)
         res_idx = gt_idx
     else:

@@ -12,6 +12,7 @@ outputs back and permutes the joints.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -248,12 +249,25 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     inputs = {f"input image {image}": image for image in images}
     inputs.update(model_files or {})
     check_distinct({"--json output": json_path, **{f"overlay {p.name}": p for p in overlay_paths if p}}, inputs)
+    created_draw_dir = draw_dir is not None and not draw_dir.exists()
     if draw_dir is not None:
         try:
             draw_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
         probe_writable(draw_dir, str(draw_dir))
+    try:
+        return _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, progress, skip_unreadable,
+                            min_joint_score, exif_rotate, min_person_score)
+    except BaseException:
+        if created_draw_dir:   # made for this run (early, to fail before the slow work): leave no empty folder
+            with contextlib.suppress(OSError):
+                draw_dir.rmdir()
+        raise
+
+
+def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, progress, skip_unreadable,
+                 min_joint_score, exif_rotate, min_person_score):
     for warning in getattr(model, "warnings", []):
         progress(f"warning: {warning}")
     progress(f"{model.description}: {len(images)} image(s), {mode} decoder, flip {'on' if flip else 'off'}")

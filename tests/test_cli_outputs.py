@@ -200,7 +200,7 @@ def test_predict_failure_leaves_no_overlays_and_skip_unreadable_goes_on(xs_tflit
     draw = tmp_path / "draw"
     r = invoke(["predict", "--model", xs_tflite, good, bad, "--json", tmp_path / "p.json", "--draw", draw])
     assert r.exit_code == 1 and "bad.jpg" in _error_line(r)
-    assert not (tmp_path / "p.json").exists() and list(draw.glob("*")) == []
+    assert not (tmp_path / "p.json").exists() and not draw.exists()     # not even the empty --draw folder
     r = invoke(["predict", "--model", xs_tflite, good, bad, "--json", tmp_path / "p.json", "--draw", draw,
                 "--skip-unreadable"])
     assert r.exit_code == 0, r.output
@@ -490,6 +490,15 @@ def test_bench_decoder_writes_to_stdout_and_refuses_data_dir_alone(tmp_path, mon
     assert report and not (tmp_path / "-").exists()        # not a file named '-'
     r = invoke(["bench-decoder", "--json", tmp_path / "b.json", "--data-dir", tmp_path])
     assert r.exit_code == 2 and "--data-dir applies with --accuracy-dir only" in r.output
+    # inputs that are not decode fixtures fail in one line before the timings (--repeat 10000 would take minutes)
+    (tmp_path / "f.json").write_text("{}")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    (tmp_path / "empty").mkdir()
+    for args, says in ((["--fixture", tmp_path / "f.json"], "f.json: not a decode fixture (.npz archive"),
+                       (["--fixture", tmp_path / "other.npz"], "other.npz: not a decode fixture (no out0, out1"),
+                       (["--accuracy-dir", tmp_path / "empty"], "empty: no real-weight decode fixtures")):
+        r = invoke(["bench-decoder", "--json", tmp_path / "b.json", "--repeat", 10000] + args)
+        assert r.exit_code == 1 and says in _error_line(r), r.output
     assert not (tmp_path / "b.json").exists()
 
 

@@ -258,8 +258,8 @@ def test_bad_input_one_line_error_no_output(tmp_path, case):
 def test_joint_count_mismatch_needs_a_map(shared_dir, tmp_path):
     ann = shared_dir / "data" / "crowdpose" / "annotations.json"
     res = _write(tmp_path / "r.json", [{"image": "103319.jpg", "keypoints": [1.0] * 51, "score": 1.0}])
-    with pytest.raises(LitePoseError, match="17 joints"):
-        ev.run_evaluate(ann, res, joint_map="none")
+    with pytest.raises(LitePoseError, match=r"17 joints.*needs --joint-map crowdpose \(or auto\)"):
+        ev.run_evaluate(ann, res, joint_map="none")       # the one map that fits CrowdPose annotations
     res15 = _write(tmp_path / "r15.json", [{"image": "103319.jpg", "keypoints": [1.0] * 45, "score": 1.0}])
     with pytest.raises(LitePoseError, match="15 joints.*no joint map fits"):
         ev.run_evaluate(ann, res15)
@@ -268,5 +268,5 @@ def test_joint_count_mismatch_needs_a_map(shared_dir, tmp_path):
                                                               "score": 1.0}]), joint_map="crowdpose")
     coco = shared_dir / "data" / "coco" / "annotations.json"
     res14 = _write(tmp_path / "r14.json", [{"image": "000000000785.jpg", "keypoints": [1.0] * 42, "score": 1.0}])
-    with pytest.raises(LitePoseError, match="joint-map"):
+    with pytest.raises(LitePoseError, match=r"needs --joint-map coco \(or auto\)"):
         ev.run_evaluate(coco, res14, joint_map="none")
