@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path, check_distinct, probe_writable, write_text_atomic
+from python_ref.io_utils import atomic_path, check_distinct, output_kind, probe_writable, write_text_atomic
 
 from .archs import load_arch, parse_input_size
 
@@ -33,6 +33,8 @@ def check_output_path(output: str | Path, suffix: str) -> Path:
         raise LitePoseError(f"{out}: the folder {parent} does not exist")
     if out.is_dir():
         raise LitePoseError(f"{out}: is a folder")
+    if output_kind(out)[0] != "file":   # the model card and manifest go next to it
+        raise LitePoseError(f"{out}: the output must be a file (this is a device, pipe or descriptor)")
     probe_writable(parent, str(out))
     return out
 

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .archs import hidden_width
 
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 MAX_EQUALISATION = 32.0

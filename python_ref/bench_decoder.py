@@ -18,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -118,17 +119,22 @@ def _outputs_from_fixture(data, suffix: str = "") -> dict:
 FIXTURE_ARRAYS = ("out0", "out1", "out0_flip", "out1_flip")
 
 
-def _load_fixture(path) -> dict:
+ACCURACY_ARRAYS = FIXTURE_ARRAYS + ("noflip_final_poses", "noflip_scores", "flip_final_poses", "flip_scores",
+                                    "image_file", "data_path")
+
+
+def _load_fixture(path, needs: tuple[str, ...] = FIXTURE_ARRAYS) -> dict:
     try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":      # an .npz is a zip archive
+                raise LitePoseError(f"{path}: not a decode fixture (.npz archive of the official outputs)")
         with np.load(path) as data:
             found = {k: data[k] for k in data.files}
-    except AttributeError:       # np.load gave a single array (.npy), not an archive
-        raise LitePoseError(f"{path}: not a decode fixture (.npz archive of the official outputs)") from None
-    except ValueError:           # not numpy at all (np.load then speaks of pickles)
-        raise LitePoseError(f"{path}: not a decode fixture (.npz archive of the official outputs)") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        raise LitePoseError(f"{path}: not a decode fixture (a damaged .npz archive)") from None
     except OSError as exc:
         raise LitePoseError(f"{path}: cannot read the decode fixture ({exc.strerror or exc})") from None
-    missing = [k for k in FIXTURE_ARRAYS if k not in found]
+    missing = [k for k in needs if k not in found]
     if missing:
         raise LitePoseError(f"{path}: not a decode fixture (no {', '.join(missing)} arrays)")
     return found
@@ -232,7 +238,7 @@ def compare_fast_to_official(decode_dir, data_dir=None, nms_kernels=(3, 5)) -> d
     agree = {f"fast_nms{k} vs {ref}": [] for k in nms_kernels for ref in ("official_noflip", "official_flip")}
     agree["official_noflip vs official_flip"] = []
     for path in files:
-        data = _load_fixture(path)
+        data = _load_fixture(path, ACCURACY_ARRAYS)
         outputs = _outputs_from_fixture(data)
         if outputs["heatmaps_s4"].shape[2] != len(CROWDPOSE_JOINTS):
             continue
@@ -268,8 +274,12 @@ def run_decoder_benchmark(repeat: int = 30, fixture=None, accuracy_dir=None, dat
     cv2.setNumThreads(1)
     if fixture is not None:      # bad inputs fail now, not after the timings
         _load_fixture(fixture)
-    if accuracy_dir is not None and not any(p for p in Path(accuracy_dir).glob("*.npz") if "random" not in p.name):
-        raise LitePoseError(f"{accuracy_dir}: no real-weight decode fixtures (*.npz) in this folder")
+    if accuracy_dir is not None:
+        files = [p for p in sorted(Path(accuracy_dir).glob("*.npz")) if "random" not in p.name]
+        if not files:
+            raise LitePoseError(f"{accuracy_dir}: no real-weight decode fixtures (*.npz) in this folder")
+        for path in files:
+            _load_fixture(path, ACCURACY_ARRAYS)
     report = {
         "tool": "litepose bench-decoder",
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -393,7 +393,11 @@ def resolve_protocol(annotations: Annotations, result_joints: int, joint_map: st
                                 "annotations)")
     if joint_map == "none":
         if result_joints != annotations.num_joints:
-            fitting = annotations.dataset if annotations.dataset in ("coco", "aic", "crowdpose") else None
+            fitting = (annotations.dataset if annotations.dataset in ("coco", "aic", "crowdpose")
+                       and result_joints in layouts else None)
+            if fitting is None and result_joints not in layouts:
+                raise LitePoseError(f"{mismatch}; no joint map fits (14-joint CrowdPose-order or 17-joint "
+                                    "COCO-order predictions are paired by joint name)")
             raise LitePoseError(f"{mismatch}; a different joint set needs "
                                 + (f"--joint-map {fitting} (or auto)" if fitting else
                                    "--joint-map coco, aic or crowdpose, by the annotations' joints"))

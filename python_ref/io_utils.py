@@ -12,38 +12,91 @@ from pathlib import Path
 from .errors import LitePoseError
 
 
+_STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = re.compile(r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))/fd)/(\d+)$")
+
+
+def output_kind(path: str | os.PathLike) -> tuple[str, object]:
+    """Where an output path really goes: ("fd", n) for a descriptor of this process (/dev/stdout, /dev/fd/N,
+    /proc/self/fd/N, or a link to one: written where the descriptor stands, as the shell set it up, never
+    renamed over); ("special", path) for a device or FIFO (/dev/null: written into); ("file", target) for a
+    regular or new file, symlinks resolved (the target is replaced, the link stays)."""
+    here = os.path.abspath(path)
+    for _ in range(40):
+        if here in _STD_PATHS:
+            return "fd", _STD_PATHS[here]
+        m = _FD_PATH.match(here)
+        if m and (m.group(1) is None or int(m.group(1)) == os.getpid()):
+            return "fd", int(m.group(2))
+        try:
+            link = os.readlink(here)
+        except OSError:          # not a link (or not ours to read)
+            break
+        here = os.path.normpath(os.path.join(os.path.dirname(here), link))
+    else:
+        raise LitePoseError(f"{path}: a loop of symbolic links")
+    try:
+        mode = os.stat(here).st_mode
+    except OSError:
+        return "file", Path(here) if os.path.islink(path) else Path(path)
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return "file", Path(here) if os.path.islink(path) else Path(path)
+    return "special", Path(path)
+
+
+def check_output_location(path: str | os.PathLike, what: str) -> None:
+    """Before the slow work: the folder of a file output exists and takes new files (a descriptor or
+    device needs no folder: /dev/stdout works for any user)."""
+    kind, where = output_kind(path)
+    if kind == "fd":
+        try:
+            os.fstat(where)
+        except OSError:
+            raise LitePoseError(f"{path}: descriptor {where} is closed") from None
+        return
+    if kind == "special":
+        return
+    parent = where.parent if str(where.parent) else Path(".")
+    if not parent.is_dir():
+        raise LitePoseError(f"{path}: the folder {parent} does not exist")
+    probe_writable(parent, what)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path; put its content at `path` only if the block succeeds.
+    """Yield a temporary path; put its content at `path` only if the block succeeds (`output_kind`).
 
-    A regular file (or a new one) is replaced by a rename, so a reader never sees it half written. A
-    symlink is followed: its target is replaced, the link stays. A device, FIFO or socket (`/dev/null`,
-    `/dev/stdout`, a pipe) cannot be renamed onto: the finished content is written into it instead."""
-    path = Path(path)
+    A file is replaced by a rename, so a reader never sees it half written. A descriptor (/dev/stdout) or a
+    device / FIFO cannot be renamed onto: the finished content is written into it (a FIFO waits for its
+    reader, as `cat > fifo` does)."""
+    kind, target = output_kind(path)
+    if kind == "file":
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise LitePoseError(f"{path}: the folder {parent} does not exist")
+    else:
+        parent = Path(tempfile.gettempdir())   # staged, then copied in
     try:
-        mode = os.stat(path).st_mode      # through links: /dev/stdout -> /proc/self/fd/1 -> a pipe
-    except OSError:
-        mode = None
-    special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
-    target = path if special or not path.is_symlink() else Path(os.path.realpath(path))
-    parent = target.parent if str(target.parent) else Path(".")
-    if not special and not parent.is_dir():
-        raise LitePoseError(f"{path}: the folder {parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=None if special else parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
-        raise LitePoseError(f"{path}: cannot write here ({exc.strerror})") from None
+        raise LitePoseError(f"{path}: cannot write {'here' if kind == 'file' else 'the staging file in ' + str(parent)}"
+                            f" ({exc.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)
-        if special:
-            with open(tmp, "rb") as src, open(target, "wb") as dst:
+        if kind == "file":
+            os.chmod(tmp, final_mode(target))
+            os.replace(tmp, target)
+        else:
+            for stream in (sys.stdout, sys.stderr):   # Python's own buffered lines come first
+                with contextlib.suppress(AttributeError, OSError, ValueError):
+                    stream.flush()
+            # a descriptor: written where it stands (no truncation: `>> log` keeps what it had)
+            with open(tmp, "rb") as src, (os.fdopen(os.dup(target), "wb") if kind == "fd"
+                                          else open(target, "wb")) as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
             os.unlink(tmp)
-        else:
-            os.chmod(tmp, final_mode(target))
-            os.replace(tmp, target)
     except OSError as exc:  # a full disk, a quota, a vanished folder: the user's problem, said in one line
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -24,8 +24,8 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, images_in_folder, numbered_stems,
-                       probe_writable, write_bytes_atomic)
+from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, check_output_location, images_in_folder,
+                       numbered_stems, probe_writable, write_bytes_atomic)
 from .preprocess import (EXIF_ORIENTATIONS, InputTooLarge, letterbox, load_image, official_input_size)
 
 MODES = ("official", "fast")
@@ -148,19 +148,30 @@ def _overlay_names(images: list[str]) -> list[str]:
     return [f"{stem}_pose.jpg" for stem in numbered_stems(Path(image).stem or "image" for image in images)]
 
 
-def _without_own_overlays(files: list[Path]) -> list[Path]:
-    """Drop `<stem>_pose.jpg` (or `<stem>-N_pose.jpg`) files next to an image `<stem>.*`: the overlays of an
-    earlier run drawn into the input folder itself, which are not inputs (and would be overwritten)."""
-    stems = {(f.parent, f.stem) for f in files}
+OVERLAY_TAG = b"litepose-edge overlay"   # a JPEG comment in every overlay `predict --draw` writes
 
-    def own_overlay(f: Path) -> bool:
-        if not f.name.endswith("_pose.jpg"):
-            return False
-        stem = f.name[:-len("_pose.jpg")]
-        base, dash, number = stem.rpartition("-")
-        return (f.parent, stem) in stems or bool(dash and number.isdigit() and (f.parent, base) in stems)
 
-    return [f for f in files if not own_overlay(f)]
+def tag_overlay(jpeg: bytes) -> bytes:
+    """The JPEG with a comment segment (COM) saying it is a litepose overlay, right after its SOI marker."""
+    return jpeg[:2] + b"\xff\xfe" + (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG + jpeg[2:]
+
+
+def is_litepose_overlay(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6 + len(OVERLAY_TAG))
+    except OSError:
+        return False
+    return head[2:4] == b"\xff\xfe" and head[6:] == OVERLAY_TAG
+
+
+def _without_own_overlays(files: list[Path], draw_dir) -> list[Path]:
+    """Drop the overlays an earlier run drew into this folder (tagged `OVERLAY_TAG`): they are not inputs,
+    and would be refused as inputs the new overlays overwrite. A photo of the user's, whatever its name,
+    carries no tag and stays an input."""
+    folder = os.path.realpath(draw_dir)
+    return [f for f in files if not (os.path.realpath(f.parent) == folder and f.suffix.lower() == ".jpg"
+                                     and is_litepose_overlay(f))]
 
 
 def expand_images(images, skip_folder=None) -> list[str]:
@@ -176,10 +187,10 @@ def expand_images(images, skip_folder=None) -> list[str]:
         if path.is_dir():
             found = images_in_folder(path, skip=skip_folder)
             if skip_folder is not None and os.path.realpath(skip_folder) == os.path.realpath(path):
-                inputs = _without_own_overlays(found)
+                inputs = _without_own_overlays(found, skip_folder)
                 if len(inputs) < len(found):
-                    print(f"note: {len(found) - len(inputs)} overlay(s) of an earlier run in {image} "
-                          "(<image>_pose.jpg next to <image>) are not inputs", file=sys.stderr)
+                    print(f"note: {len(found) - len(inputs)} overlay(s) of an earlier run in {image} are not "
+                          "inputs", file=sys.stderr)
                 found = inputs
             if not found:
                 raise LitePoseError(f"{image}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
@@ -208,10 +219,7 @@ def check_json_path(json_path) -> Path | None:
     json_path = Path(json_path)
     if json_path.is_dir():
         raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
-    parent = json_path.parent if str(json_path.parent) else Path(".")
-    if not parent.is_dir():
-        raise LitePoseError(f"{json_path}: the folder {parent} does not exist")
-    probe_writable(parent, str(json_path))
+    check_output_location(json_path, str(json_path))
     return json_path
 
 
@@ -255,8 +263,9 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
             draw_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
-        probe_writable(draw_dir, str(draw_dir))
     try:
+        if draw_dir is not None:
+            probe_writable(draw_dir, str(draw_dir))
         return _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, progress, skip_unreadable,
                             min_joint_score, exif_rotate, min_person_score)
     except BaseException:
@@ -309,7 +318,7 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
             if not ok:
                 raise LitePoseError(f"{overlay_path}: OpenCV cannot encode the overlay")
-            overlays.append((overlay_path, buf.tobytes()))
+            overlays.append((overlay_path, tag_overlay(buf.tobytes())))
             line += f" -> {overlay_path}"
         progress(line)
     if skipped == len(images):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 
 import click
@@ -473,6 +474,25 @@ def test_outputs_follow_symlinks_and_write_into_pipes_and_devices(tmp_path):
     assert received == [b'{"people": 3}'] and stat.S_ISFIFO(fifo.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]   # no temp left
 
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    with pytest.raises(LitePoseError, match="loop.json: a loop of symbolic links"):
+        write_text_atomic(loop, "x")
+    assert loop.is_symlink()
+
+    # /dev/stdout redirected to a file (`>> log`): written where the descriptor stands, the file not replaced
+    log = tmp_path / "log.txt"
+    log.write_text("PRE\n")
+    code = ("import sys; from python_ref.io_utils import write_text_atomic; print('before', flush=True); "
+            "write_text_atomic('/dev/stdout', '{}\\n'); print('after')")
+    with open(log, "a") as out:
+        done = subprocess.run([sys.executable, "-c", code], stdout=out, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0 and log.read_text() == "PRE\nbefore\n{}\nafter\n"
+    from converter.convert import check_output_path
+
+    with pytest.raises(LitePoseError, match="the output must be a file"):
+        check_output_path(fifo.rename(tmp_path / "model.tflite"), ".tflite")
+
     if not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)):
         pytest.skip("no /dev/full character device here")
     with pytest.raises(LitePoseError, match=r"^/dev/full: cannot write \(No space left on device\)"):
@@ -493,10 +513,15 @@ def test_bench_decoder_writes_to_stdout_and_refuses_data_dir_alone(tmp_path, mon
     # inputs that are not decode fixtures fail in one line before the timings (--repeat 10000 would take minutes)
     (tmp_path / "f.json").write_text("{}")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    np.save(tmp_path / "single.npy", np.zeros(3))
     (tmp_path / "empty").mkdir()
+    (tmp_path / "outputs_only").mkdir()
+    np.savez(tmp_path / "outputs_only" / "a.npz", **{k: np.zeros(3) for k in ("out0", "out1", "out0_flip", "out1_flip")})
     for args, says in ((["--fixture", tmp_path / "f.json"], "f.json: not a decode fixture (.npz archive"),
+                       (["--fixture", tmp_path / "single.npy"], "single.npy: not a decode fixture (.npz archive"),
                        (["--fixture", tmp_path / "other.npz"], "other.npz: not a decode fixture (no out0, out1"),
-                       (["--accuracy-dir", tmp_path / "empty"], "empty: no real-weight decode fixtures")):
+                       (["--accuracy-dir", tmp_path / "empty"], "empty: no real-weight decode fixtures"),
+                       (["--accuracy-dir", tmp_path / "outputs_only"], "a.npz: not a decode fixture (no noflip_final")):
         r = invoke(["bench-decoder", "--json", tmp_path / "b.json", "--repeat", 10000] + args)
         assert r.exit_code == 1 and says in _error_line(r), r.output
     assert not (tmp_path / "b.json").exists()
@@ -512,18 +537,31 @@ def test_validate_names_a_file_given_as_the_image_folder(tmp_path):
 
 @pytest.mark.needs_shared
 def test_predict_drawing_into_its_input_folder_can_run_again(xs_tflite, tmp_path):
-    """The overlays a first run drew next to its images are not inputs of the second run (which would
-    refuse to overwrite them as inputs); an unrelated *_pose.jpg without its image stays an input."""
+    """The overlays a first run drew into its input folder (tagged with a JPEG comment) are not inputs of
+    the second run, nested inputs' overlays included; a photo of the user's named like an overlay is an
+    input, and an overlay that would overwrite it is refused as before."""
+    from python_ref.predict import OVERLAY_TAG, is_litepose_overlay
+
     folder = tmp_path / "pics"
-    folder.mkdir()
+    (folder / "sub").mkdir(parents=True)
     _image(folder / "a.png")
-    _image(folder / "b.png")
+    _image(folder / "sub" / "c.png")
     _image(folder / "solo_pose.jpg")
     for run in range(2):
         r = invoke(["predict", "--model", xs_tflite, folder, "--json", tmp_path / f"p{run}.json", "--draw", folder])
         assert r.exit_code == 0, r.output
         images = {os.path.basename(e["image"]) for e in json.loads((tmp_path / f"p{run}.json").read_text())}
-        assert images <= {"a.png", "b.png", "solo_pose.jpg"}
-    assert "3 overlay(s) of an earlier run" in r.output      # a_pose, b_pose, solo_pose_pose
-    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_pose.jpg", "b.png", "b_pose.jpg", "solo_pose.jpg",
-                                                        "solo_pose_pose.jpg"]
+        assert images <= {"a.png", "c.png", "solo_pose.jpg"}
+    assert "3 overlay(s) of an earlier run" in r.output      # a_pose, c_pose, solo_pose_pose
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_pose.jpg", "c_pose.jpg", "solo_pose.jpg",
+                                                        "solo_pose_pose.jpg", "sub"]
+    assert is_litepose_overlay(folder / "a_pose.jpg") and not is_litepose_overlay(folder / "solo_pose.jpg")
+    assert OVERLAY_TAG in (folder / "a_pose.jpg").read_bytes()[:64]
+    assert cv2.imread(str(folder / "a_pose.jpg")).shape[:2] == (96, 128)     # still a valid JPEG
+    # the user's own b_pose.jpg (no tag) next to b.png: an input, and not overwritten
+    _image(folder / "b.png")
+    _image(folder / "b_pose.jpg", seed=5)
+    before = (folder / "b_pose.jpg").read_bytes()
+    r = invoke(["predict", "--model", xs_tflite, folder, "--json", tmp_path / "p2.json", "--draw", folder])
+    assert r.exit_code == 1 and "b_pose.jpg" in _error_line(r)
+    assert (folder / "b_pose.jpg").read_bytes() == before

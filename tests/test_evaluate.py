@@ -261,8 +261,9 @@ def test_joint_count_mismatch_needs_a_map(shared_dir, tmp_path):
     with pytest.raises(LitePoseError, match=r"17 joints.*needs --joint-map crowdpose \(or auto\)"):
         ev.run_evaluate(ann, res, joint_map="none")       # the one map that fits CrowdPose annotations
     res15 = _write(tmp_path / "r15.json", [{"image": "103319.jpg", "keypoints": [1.0] * 45, "score": 1.0}])
-    with pytest.raises(LitePoseError, match="15 joints.*no joint map fits"):
-        ev.run_evaluate(ann, res15)
+    for joint_map in ("auto", "none"):                    # no map to suggest for 15 joints
+        with pytest.raises(LitePoseError, match="15 joints.*no joint map fits"):
+            ev.run_evaluate(ann, res15, joint_map=joint_map)
     with pytest.raises(LitePoseError, match="pairs joints of other layouts"):   # CrowdPose order on CrowdPose
         ev.run_evaluate(ann, _write(tmp_path / "r14c.json", [{"image": "103319.jpg", "keypoints": [1.0] * 42,
                                                               "score": 1.0}]), joint_map="crowdpose")
