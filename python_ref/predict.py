@@ -370,7 +370,9 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
               help="Output: a JSON list, one entry per person {image, keypoints [x, y, score]*J, score}, in "
               "original-image pixels with pixel u covering [u, u+1) (joints of people cut by the image border "
               "may lie outside it, as with the official decoder); `-` writes it to standard output.")
-@click.option("--draw", "draw_dir", default=None, metavar="DIR", help="Also write one overlay per image into DIR.")
+@click.option("--draw", "draw_dir", default=None, metavar="DIR",
+              help="Also write one overlay per image into DIR (<image>_pose.jpg, tagged by a JPEG comment: drawn "
+              "into an input folder, they are not read back as inputs on the next run).")
 @click.option("--min-joint-score", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Overlays: draw joints (and limbs) whose score is at least this.")
 @click.option("--min-person-score", type=click.FloatRange(0), default=0.0, show_default=True,
