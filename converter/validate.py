@@ -669,14 +669,16 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                     # in original-image pixels: the reference's people as scored, every model detection
                     "poses": {"reference": rp_keep.tolist(), "model": mp.tolist(), "model_scores": ms.tolist()}})
         if row_views:
-            view_ref_people.extend(_people(v["reference"], v["reference_scores"])[0] for v in row_views)
+            ref_kept = [_people(v["reference"], v["reference_scores"])[0] for v in row_views]   # score > 0.1
+            view_ref_people.extend(ref_kept)
             view_model_all.extend(v["model"] for v in row_views)
             view_model_scores.extend(v["model_scores"] for v in row_views)
-            # for pooling; 0.01 px is far below what OKS can see, and the order (best first) is kept
-            row["views"] = {"reference": [np.round(_people(v["reference"], v["reference_scores"])[0].astype(float), 2).tolist()
-                                          for v in row_views],
-                            "model": [np.round(v["model"].astype(float), 2).tolist() for v in row_views],
-                            "model_scores": [np.round(v["model_scores"].astype(float), 6).tolist() for v in row_views]}
+
+            def rounded(arrays, digits):   # for pooling: 0.01 px is far below what OKS sees; order kept
+                return [np.round(a.astype(float), digits).tolist() for a in arrays]
+
+            row["views"] = {"reference": rounded(ref_kept, 2), "model": rounded([v["model"] for v in row_views], 2),
+                            "model_scores": rounded([v["model_scores"] for v in row_views], 6)}
         per_image.append(row)
         evaluated += 1
         if ann is not None:

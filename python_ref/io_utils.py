@@ -37,8 +37,8 @@ def output_kind(path: str | os.PathLike) -> tuple[str, object]:
         raise LitePoseError(f"{path}: a loop of symbolic links")
     try:
         mode = os.stat(here).st_mode
-    except OSError:
-        return "file", Path(here) if os.path.islink(path) else Path(path)
+    except OSError:      # a new file (or a dangling link: its target is created)
+        mode = stat.S_IFREG
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return "file", Path(here) if os.path.islink(path) else Path(path)
     return "special", Path(path)
