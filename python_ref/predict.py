@@ -407,6 +407,10 @@ def predict_command(images, model_path, checkpoint, arch, joints, flip, mode, th
         if checkpoint_model_factory is None:
             raise LitePoseError(f"{checkpoint}: --checkpoint needs the converter package (TensorFlow); run it "
                                 "through the litepose command, or convert the checkpoint and use --model")
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is None:   # said before the progress line, not after it
+            raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
         click.echo(f"loading {checkpoint} (TensorFlow) ...", err=True)
         model = checkpoint_model_factory(checkpoint, arch=arch, joints=joints, num_threads=threads)
     run_predict(model, images, json_path, mode=mode, flip=flip, draw_dir=draw_dir,

@@ -565,3 +565,16 @@ def test_predict_drawing_into_its_input_folder_can_run_again(xs_tflite, tmp_path
     r = invoke(["predict", "--model", xs_tflite, folder, "--json", tmp_path / "p2.json", "--draw", folder])
     assert r.exit_code == 1 and "b_pose.jpg" in _error_line(r)
     assert (folder / "b_pose.jpg").read_bytes() == before
+
+
+def test_predict_checkpoint_without_tensorflow_says_so_first(monkeypatch, tmp_path):
+    """On a device without TensorFlow: one line naming what to install, before any progress line."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
+    image = _image(tmp_path / "a.png")
+    r = invoke(["predict", "--checkpoint", tmp_path / "x.pth", image, "--json", tmp_path / "p.json"])
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [_error_line(r)]
+    assert "needs tensorflow" in _error_line(r) and "litepose-edge[convert]" in _error_line(r)
+    assert not (tmp_path / "p.json").exists()
