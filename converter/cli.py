@@ -103,17 +103,21 @@ def main():
               help="int8: each 1/4-scale heatmap head's depthwise output as two half-range channels (exact): "
               "heatmaps_s4 about +1.2 dB SQNR (8 of 9 held-out images better) for about 1 ms (2 %) more "
               "on LitePose-M (docs/int8.md).")
+@click.option("--output-bias-correction/--no-output-bias-correction", default=True, show_default=True,
+              help="int8: fold each output channel's mean int8 error on the calibration images into the bias of "
+              "the conv that makes the output (same graph; heatmaps_s4 +0.5 to +0.75 dB on LitePose-M, "
+              "docs/int8.md).")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding,
-            split_head_ranges):
+            split_head_ranges, output_bias_correction):
     """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
     from .convert import run_convert
 
     if precision != "int8":  # options that only int8 reads, given on the command line, even at their default
         ctx = click.get_current_context()
-        for name in ("calib_count", "calib_seed", "input_dtype", "output_dtype"):
+        for name in ("calib_count", "calib_seed", "input_dtype", "output_dtype", "output_bias_correction"):
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-                flag = "--" + name.replace("_", "-")
+                flag = ("--" if ctx.params.get(name) is not False else "--no-") + name.replace("_", "-")
                 raise LitePoseError(f"{flag} applies to --precision int8 only (the {precision} model has float "
                                     "inputs and outputs and needs no calibration)")
 
@@ -121,7 +125,8 @@ def convert(checkpoint, arch, joints, input_size, precision, output, keras_path,
                 precision=precision, output=output, keras_path=keras_path, calib_images=calib_images,
                 calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
                 output_dtype=output_dtype, calib_seed=calib_seed, graph=graph, activation_ranges=activation_ranges,
-                weight_rounding=weight_rounding, split_head_ranges=split_head_ranges)
+                weight_rounding=weight_rounding, split_head_ranges=split_head_ranges,
+                output_bias_correction=output_bias_correction)
 
 
 from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)

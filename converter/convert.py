@@ -151,7 +151,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                 calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
                 output_dtype: str = "float32", calib_seed: int = 0, graph: str = "deploy",
                 activation_ranges: str | None = None, weight_rounding: str | None = None,
-                split_head_ranges: bool = False) -> dict:
+                split_head_ranges: bool = False, output_bias_correction: bool = True) -> dict:
     """Checkpoint -> validated .tflite + model card + manifest entry.
 
     `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
@@ -232,9 +232,11 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log,
                                               options=DeployOptions(split_head_ranges=split_head_ranges))
 
+    export_details: dict = {}
     data = export_tflite(export_model, precision, representative_images=representative, input_dtype=input_dtype,
                          output_dtype=output_dtype, log=log, range_method=activation_ranges,
-                         weight_rounding=weight_rounding)
+                         weight_rounding=weight_rounding, output_bias_correction=output_bias_correction,
+                         details=export_details)
     io = inspect_tflite(data)
     check_io_contract(io, precision, input_hw, info["num_joints"], input_dtype, output_dtype, source=str(out_path))
 
@@ -278,7 +280,9 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                                        "min_sqnr_db": worst},
                "graph": graph, "rewrites": rewrites, "calibration": calib_manifest,
                **({"activation_ranges": activation_ranges, "weight_rounding": weight_rounding,
-                   "saturating_sums_narrowed": True, "summed_biases_centred": True} if precision == "int8" else {})})
+                   "saturating_sums_narrowed": True, "summed_biases_centred": True,
+                   "output_bias_correction": export_details.get("output_bias_correction") or False}
+                  if precision == "int8" else {})})
     if keras_path:
         with atomic_path(keras_path) as tmp:
             tmp_keras = Path(str(tmp) + ".keras")

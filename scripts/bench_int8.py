@@ -8,7 +8,8 @@ path (XNNPACK) at 1 and 2 threads, and score its outputs against the float Keras
 A variant is NAME=JSON: "precision" (fp32|fp16|dynamic|int8, default int8), "graph" (deploy|plain), and any
 `converter.rewrites.DeployOptions` field, or the `export_tflite` options "range_method" (minmax | mse |
 mse-backbone | mse-heads; default mse-backbone, as `litepose convert`), "bias_correction" (false | true |
-"depthwise"), "narrow_sums", "centre_sums" (default true) and "weight_rounding" (gptq | nearest). Timing:
+"depthwise"), "narrow_sums", "centre_sums", "output_bias_correction" (both default true) and "weight_rounding"
+(gptq | nearest). Timing:
 rounds of all models interleaved (the machine is shared and noisy, so variants are compared within one run),
 median over rounds x runs. The letterbox is the contract's (ImageNet mean-colour border);
 `--letterbox-fill black` reproduces the earlier black border (docs/int8.md section 1).
@@ -98,7 +99,8 @@ def main(argv=None):
         precision = opts.pop("precision", "int8")
         graph = opts.pop("graph", "deploy")
         bias_correction = opts.pop("bias_correction", False)
-        extra = {k: opts.pop(k) for k in ("range_method", "narrow_sums", "weight_rounding", "centre_sums") if k in opts}  # default: export_tflite's
+        extra = {k: opts.pop(k) for k in ("range_method", "narrow_sums", "weight_rounding", "centre_sums",
+                                      "output_bias_correction") if k in opts}  # default: export_tflite's
         src = model if graph == "plain" else build_deploy_model(model, info["arch"], info["num_joints"],
                                                                  DeployOptions(**opts), ranges=ranges)
         t0 = time.perf_counter()

@@ -58,7 +58,8 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
                                   "rounding_for_float", "dtype_for_float", "calibration_for_float",
                                   "calibration_is_a_file", "output_is_the_checkpoint", "size_too_large",
                                   "arch_img_size", "truncated_zip", "truncated_legacy", "foreign_manifest",
-                                  "calib_count_for_float", "empty_calib_folder_name"])
+                                  "calib_count_for_float", "empty_calib_folder_name",
+                                  "bias_correction_for_float"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -124,6 +125,8 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         expect = ["manifest.json", "not a litepose manifest"]
     elif case == "calib_count_for_float":  # given explicitly, even at its default
         extra, expect = ["--precision", "dynamic", "--calib-count", "100"], ["--calib-count", "int8 only"]
+    elif case == "bias_correction_for_float":
+        extra, expect = ["--no-output-bias-correction"], ["--no-output-bias-correction", "int8 only"]
     elif case == "empty_calib_folder_name":
         extra, expect = ["--precision", "int8", "--calib-images", ""], ["empty folder name"]
     elif case == "truncated_legacy":

@@ -140,16 +140,19 @@ def test_real_litepose_m_int8(shared_dir, tmp_path):
             shutil.copy(p, calib / p.name)
     ckpt = str(shared_dir / "checkpoints" / "litepose-auto-m-crowdpose-448.pth")
     out = tmp_path / "m_int8.tflite"
-    run_convert(checkpoint=ckpt, arch=None, joints=None, input_size="448x448", precision="int8", output=str(out),
-                calib_images=str(calib))
+    card = run_convert(checkpoint=ckpt, arch=None, joints=None, input_size="448x448", precision="int8",
+                       output=str(out), calib_images=str(calib))
+    # the offset of heatmaps_s4 is folded into its bias (22.3 -> 22.9 dB on the calibration images)
+    fix = card["output_bias_correction"]["heatmaps_s4"]
+    assert fix["corrected"] and fix["sqnr_db_after"] > fix["sqnr_db_before"] + 0.2, fix
     crowd = shared_dir / "data" / "crowdpose"
     report = run_validate(model=str(out), reference=ckpt, images=str(crowd / "images"),
                           annotations=str(crowd / "annotations.json"), report=str(tmp_path / "report"),
                           threads=(1,), runs=3)
     assert report["images"]["calibration_overlap"] == []
     sqnr = {k: v["sqnr_db"] for k, v in report["outputs"].items()}
-    assert sqnr["heatmaps_s4"] > 18 and sqnr["tags_s4"] > 22 and sqnr["heatmaps_s2"] > 18, sqnr  # 20.4/24.6/20.1
-    assert report["oks_ap_vs_reference"]["AP"] >= 0.9                                          # 0.93
+    assert sqnr["heatmaps_s4"] > 20.5 and sqnr["tags_s4"] > 28 and sqnr["heatmaps_s2"] > 20.5, sqnr  # 22.9/31.4/22.7
+    assert report["oks_ap_vs_reference"]["AP"] >= 0.9                                          # 0.901
     assert report["annotations"]["drop"] <= 1.0                                                # -5.0 points
     assert report["latency"][0]["median_ms"] < 400     # straightforward int8: ~4,000 ms; this graph ~70 ms
 
@@ -302,7 +305,8 @@ def test_addends_of_a_saturating_sum_get_only_the_range_that_reaches_it():
         runner = interp.get_signature_runner()
         return [runner(image=x[None].astype(np.uint8))["heatmaps_s4"] for x in held_out]
 
-    opts = {"log": lambda m: None, "range_method": "minmax", "weight_rounding": "nearest"}
+    opts = {"log": lambda m: None, "range_method": "minmax", "weight_rounding": "nearest",
+            "output_bias_correction": False}   # this feature alone
     wide = export_tflite(model, "int8", calib, narrow_sums=False, **opts)
     narrow = export_tflite(model, "int8", calib, **opts)
     s_wide, s_narrow = int8_scales(wide), int8_scales(narrow)
@@ -397,8 +401,9 @@ def test_gptq_weight_rounding_in_export_beats_nearest_and_restores_the_model():
                 den += float(np.sum((np.asarray(ref[k]) - out[k]) ** 2))
         return 10 * np.log10(num / den)
 
-    nearest = export_tflite(model, "int8", calib, log=lambda m: None, weight_rounding="nearest")
-    gptq = export_tflite(model, "int8", calib, log=lambda m: None, weight_rounding="gptq")
+    opts = {"log": lambda m: None, "output_bias_correction": False}    # this feature alone
+    nearest = export_tflite(model, "int8", calib, weight_rounding="nearest", **opts)
+    gptq = export_tflite(model, "int8", calib, weight_rounding="gptq", **opts)
     assert all(np.array_equal(a, b) for a, b in zip(float_weights, model.get_weights()))
     assert sqnr(gptq) > sqnr(nearest) + 2          # measured: 31.9 vs 28.8 dB
     assert inspect_tflite(gptq)["ops"] == inspect_tflite(nearest)["ops"]
@@ -625,3 +630,73 @@ def test_split_head_ranges_keeps_both_halves_as_convs_of_their_own(xs_int8, shar
     split, plain = (compare_outputs(ref, TFLiteRunner(p)(image)) for p in (path, base_path))
     print({k: (round(split[k]["sqnr_db"], 2), round(plain[k]["sqnr_db"], 2)) for k in split})
     assert split["heatmaps_s4"]["sqnr_db"] > plain["heatmaps_s4"]["sqnr_db"] - 0.5
+
+
+def test_output_bias_correction_removes_the_mean_output_error_and_changes_only_those_biases():
+    """Rounding noise that passes a ReLU is no longer zero-mean: the int8 outputs sit off the float ones by a
+    per-channel constant. `correct_output_biases` moves it into the output convs' int32 biases; the mean error
+    per channel, recomputed here, drops to a fraction of an output step, and nothing else in the file moves."""
+    import keras
+
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from converter.export import export_tflite, inspect_tflite
+
+    rng = np.random.default_rng(5)
+    image = keras.Input((32, 32, 3), batch_size=1, name="image")
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu6", name="c0")(image)
+    h = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(h)
+    model = keras.Model(image, _contract_outputs(h, h, h, 4))
+    for layer in model.layers:
+        w = layer.get_weights()
+        if w:   # near-cancelling output weights on many small ReLU inputs: a visible mean error
+            k = rng.normal(0, 0.02 if layer.name == "c0" else 0.5, w[0].shape)
+            b = rng.normal(0, 0.05, w[1].shape) * (layer.name not in ("hm", "tags"))   # equal biases: stored once
+            layer.set_weights([k.astype(np.float32), b.astype(np.float32)])
+    calib = [np.kron(rng.uniform(0, 255, (4, 4, 3)), np.ones((8, 8, 1))).astype(np.float32) for _ in range(8)]
+
+    def mean_errors(data):
+        runner = Interpreter(model_content=data).get_signature_runner()
+        steps = {k: v["quantization"][0] for k, v in runner.get_output_details().items()}
+        errs = {k: [] for k in steps}
+        for x in calib:
+            ref, out = model(x[None]), runner(image=x[None].astype(np.uint8))
+            for k in errs:
+                errs[k].append((out[k] - np.asarray(ref[k]))[0].reshape(-1, out[k].shape[-1]))
+        # uint8 outputs are dequantised by the signature; float outputs: step of the int8 tensor before them
+        interp = Interpreter(model_content=data)
+        names = {t["name"]: t for t in interp.get_tensor_details()}
+        return {k: np.concatenate(v).mean(0) for k, v in errs.items()}, names
+
+    details = {}
+    plain = export_tflite(model, "int8", calib, log=lambda m: None, output_bias_correction=False)
+    fixed = export_tflite(model, "int8", calib, log=lambda m: None, details=details)
+    before, _ = mean_errors(plain)
+    after, _ = mean_errors(fixed)
+    report = details["output_bias_correction"]
+    assert set(report) == {"heatmaps_s4", "tags_s4", "heatmaps_s2"}
+    steps = {}
+    for t in Interpreter(model_content=fixed).get_tensor_details():   # the int8 output tensors' steps
+        if t["dtype"] == np.int8 and len(t["shape"]) == 4 and t["shape"][-1] in (2, 4):
+            steps[int(t["shape"][-1])] = max(steps.get(int(t["shape"][-1]), 0), t["quantization"][0])
+    worst_before = max(float(np.abs(before[k]).max() / steps[before[k].size]) for k in before)
+    assert worst_before > 0.3, before        # the case has a mean error worth correcting (in output steps)
+    for k in after:
+        if report[k]["corrected"]:
+            assert np.abs(after[k]).max() < 0.15 * steps[after[k].size], (k, before[k], after[k])
+            assert report[k]["sqnr_db_after"] >= report[k]["sqnr_db_before"]
+    # Same ops, same tensors and scales; the only bytes that differ are the corrected output biases.
+    assert inspect_tflite(fixed)["ops"] == inspect_tflite(plain)["ops"]
+    a, b = (flatbuffer_utils.convert_bytearray_to_object(bytearray(d)) for d in (plain, fixed))
+    ta, tb = a.subgraphs[0].tensors, b.subgraphs[0].tensors
+    assert len(ta) == len(tb)
+    hm_bias, tags_bias = (ta[i].buffer for i in range(len(ta)) if ta[i].type == 2 and len(ta[i].shape) == 1
+                          and ta[i].shape[0] == 4 and not np.any(np.asarray(a.buffers[ta[i].buffer].data)))
+    assert hm_bias == tags_bias    # the converter shares the two zero biases; the correction must split them
+    changed = {ta[i].name for i in range(len(ta))
+               if not np.array_equal(np.asarray(a.buffers[ta[i].buffer].data), np.asarray(b.buffers[tb[i].buffer].data))}
+    assert changed and all(ta[i].type == 2 for i in range(len(ta)) if ta[i].name in changed)   # int32 biases
+    assert len(changed) == sum(1 for v in report.values() if v["corrected"])
+    assert all(np.array_equal(np.asarray(x.quantization.scale), np.asarray(y.quantization.scale))
+               for x, y in zip(ta, tb) if x.quantization is not None and x.quantization.scale is not None)
