@@ -708,7 +708,7 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
     references = []
     for n, img in enumerate(images):
         out = model(np.asarray(img, np.float32)[None], training=False)
-        references.append({k: np.asarray(out[k], np.float64)[0] for k in biases})
+        references.append({k: np.asarray(out[k], np.float32)[0] for k in biases})
         log(f"output bias correction: float outputs {n + 1}/{len(images)}")
 
     def errors(content: bytes):
@@ -717,9 +717,9 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
         for img, ref in zip(images, references):
             out = _int8_outputs(runner, img)
             for k in biases:
-                e = out[k].astype(np.float64) - ref[k]
+                e = out[k].astype(np.float64) - ref[k].astype(np.float64)
                 mean[k] = mean.get(k, 0.0) + e.reshape(-1, e.shape[-1]).mean(0) / len(images)
-                signal[k] += float(np.sum(ref[k] ** 2))
+                signal[k] += float(np.sum(ref[k].astype(np.float64) ** 2))
                 noise[k] += float(np.sum(e ** 2))
         return mean, {k: 10 * np.log10(signal[k] / max(noise[k], 1e-30)) for k in biases}
 
