@@ -105,7 +105,7 @@ def main():
               "on LitePose-M (docs/int8.md).")
 @click.option("--output-bias-correction/--no-output-bias-correction", default=True, show_default=True,
               help="int8: fold each output channel's mean int8 error on the calibration images into the bias of "
-              "the conv that makes the output (same graph; heatmaps_s4 +0.5 to +0.75 dB on LitePose-M, "
+              "the conv that makes the output (same graph; heatmaps_s4 +0.4 to +0.8 dB on LitePose-M, "
               "docs/int8.md).")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding,

@@ -693,7 +693,7 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
     """Fold the mean int8 error of each output channel, measured on the calibration images against the float
     `model`, into the int32 bias of the conv that makes that output. Rounding noise is not zero-mean after a
     ReLU, and on LitePose-M heatmaps_s4 carries a per-channel offset over the whole map (measured on held-out
-    images: +0.5 to +0.75 dB SQNR on heatmaps_s4 once removed; docs/int8.md, session 9). Same graph, same
+    images: +0.4 to +0.8 dB SQNR on heatmaps_s4 once removed; docs/int8.md, session 9). Same graph, same
     ops, same scales: only bias values change. A correction that does not lower the output's error on the
     calibration images is left out. Returns the model and, per output, the SQNR on the calibration images
     before and after."""
