@@ -653,7 +653,7 @@ def _output_bias_tensors(fb) -> dict[str, int]:
         return max(int(c.builtinCode), int(c.deprecatedBuiltinCode))
 
     found = {}
-    for tm in fb.signatureDefs[0].outputs:
+    for tm in (fb.signatureDefs[0].outputs if fb.signatureDefs else []):
         name = tm.name.decode() if isinstance(tm.name, bytes) else str(tm.name)
         op = producer.get(tm.tensorIndex)
         if op is not None and code(op) == _TFLITE_DEQUANTIZE:
