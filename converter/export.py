@@ -734,7 +734,7 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
     report = {k: {"sqnr_db_before": round(float(before[k]), 2), "sqnr_db_after": round(float(after[k]), 2),
                   "corrected": k not in worse} for k in biases}
     log("output bias correction (calibration images): " + ", ".join(
-        f"{k} {v['sqnr_db_before']:.1f} -> {v['sqnr_db_after']:.1f} dB" + ("" if v["corrected"] else " (kept)")
+        f"{k} {v['sqnr_db_before']:.1f} -> {v['sqnr_db_after']:.1f} dB" + ("" if v["corrected"] else " (not corrected)")
         for k, v in report.items()))
     return corrected, report
 
