@@ -281,7 +281,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                "graph": graph, "rewrites": rewrites, "calibration": calib_manifest,
                **({"activation_ranges": activation_ranges, "weight_rounding": weight_rounding,
                    "saturating_sums_narrowed": True, "summed_biases_centred": True,
-                   "output_bias_correction": export_details.get("output_bias_correction") or False}
+                   "output_bias_correction": export_details.get("output_bias_correction", {})
+                   if output_bias_correction else False}
                   if precision == "int8" else {})})
     if keras_path:
         with atomic_path(keras_path) as tmp:

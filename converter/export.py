@@ -629,38 +629,47 @@ _TFLITE_CONV_2D, _TFLITE_DEPTHWISE_CONV_2D, _TFLITE_DEQUANTIZE = 3, 4, 6
 
 
 def _int8_outputs(runner, image) -> dict[str, np.ndarray]:
-    """The model's three outputs, float, for a uint8 RGB image (int8 inputs take the image minus 128)."""
+    """The model's outputs, float, for an RGB image of 0..255 values: an integer input gets the image through
+    its own scale and zero point (the contract's: uint8 as is, int8 minus 128), integer outputs are
+    dequantised."""
     detail = runner.get_input_details()["image"]
     x = np.asarray(image, np.float32)[None]
-    x = (np.round(x) - 128).astype(np.int8) if np.dtype(detail["dtype"]) == np.int8 else x.astype(detail["dtype"])
-    out = runner(image=x)
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind in "iu":
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(np.round(x) / (scale or 1.0) + zero), info.min, info.max).astype(dtype)
+    out = runner(image=x.astype(dtype))
     result = {}
     for name, d in runner.get_output_details().items():
         v = np.asarray(out[name])[0]
         scale, zero = d["quantization"]
-        result[name] = (v.astype(np.float32) - zero) * scale if np.dtype(d["dtype"]) == np.int8 else v
+        result[name] = (v.astype(np.float32) - zero) * scale if np.dtype(d["dtype"]).kind in "iu" else v
     return result
 
 
 def _output_bias_tensors(fb) -> dict[str, int]:
     """Output name -> index of the int32 bias tensor of the conv that produces it (through the float output's
     DEQUANTIZE), for the outputs made by a quantised CONV_2D / DEPTHWISE_CONV_2D with a bias."""
-    sg = fb.subgraphs[0]
+    if not fb.signatureDefs:
+        return {}
+    sg = fb.subgraphs[fb.signatureDefs[0].subgraphIndex]
     producer = {o: op for op in sg.operators for o in op.outputs}
+    readers = Counter(i for op in sg.operators for i in op.inputs)
 
     def code(op):
         c = fb.operatorCodes[op.opcodeIndex]
         return max(int(c.builtinCode), int(c.deprecatedBuiltinCode))
 
     found = {}
-    for tm in (fb.signatureDefs[0].outputs if fb.signatureDefs else []):
+    for tm in fb.signatureDefs[0].outputs:
         name = tm.name.decode() if isinstance(tm.name, bytes) else str(tm.name)
         op = producer.get(tm.tensorIndex)
         if op is not None and code(op) == _TFLITE_DEQUANTIZE:
             op = producer.get(op.inputs[0])
         if op is None or code(op) not in (_TFLITE_CONV_2D, _TFLITE_DEPTHWISE_CONV_2D) or len(op.inputs) < 3:
             continue
-        bias = sg.tensors[op.inputs[2]] if op.inputs[2] >= 0 else None
+        bias = sg.tensors[op.inputs[2]] if op.inputs[2] >= 0 and readers[op.inputs[2]] == 1 else None
         if bias is not None and bias.type == 2 and bias.quantization is not None \
                 and bias.quantization.scale is not None and fb.buffers[bias.buffer].data is not None:  # 2: INT32
             found[name] = int(op.inputs[2])
@@ -674,7 +683,7 @@ def _shift_biases(data: bytes, shifts: dict[str, np.ndarray]) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    tensors = fb.subgraphs[0].tensors
+    tensors = fb.subgraphs[fb.signatureDefs[0].subgraphIndex].tensors if fb.signatureDefs else []
     for name, index in _output_bias_tensors(fb).items():
         if name not in shifts:
             continue
@@ -695,15 +704,17 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
     ReLU, and on LitePose-M heatmaps_s4 carries a per-channel offset over the whole map (measured on held-out
     images: +0.4 to +0.8 dB SQNR on heatmaps_s4 once removed; docs/int8.md, session 9). Same graph, same
     ops, same scales: only bias values change. A correction that does not lower the output's error on the
-    calibration images is left out. Returns the model and, per output, the SQNR on the calibration images
-    before and after."""
-    from ai_edge_litert.interpreter import Interpreter
+    calibration images is left out. The int8 model runs on LiteRT's reference kernels, as for the activation
+    ranges, so that the file does not depend on the host's XNNPACK kernels. Returns the model and, per output,
+    the SQNR on the calibration images before and after."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.tools import flatbuffer_utils
 
     images = list(images)[:max_images]
     fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
     biases = _output_bias_tensors(fb)
     if not images or not biases:
+        log("output bias correction: no output comes from a conv with a bias of its own; nothing to correct")
         return data, {}
     references = []
     for n, img in enumerate(images):
@@ -712,7 +723,9 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
         log(f"output bias correction: float outputs {n + 1}/{len(images)}")
 
     def errors(content: bytes):
-        runner = Interpreter(model_content=content, num_threads=1).get_signature_runner()
+        runner = Interpreter(model_content=content, num_threads=1,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                             ).get_signature_runner()
         mean, signal, noise = {}, dict.fromkeys(biases, 0.0), dict.fromkeys(biases, 0.0)
         for img, ref in zip(images, references):
             out = _int8_outputs(runner, img)
@@ -726,8 +739,10 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
     mean, before = errors(data)
     corrected = _shift_biases(data, {k: -mean[k] for k in biases})
     _, after = errors(corrected)
-    worse = [k for k in biases if after[k] < before[k]]
-    if worse:   # measured on the very images it was fitted to, so this is a guard against clamped outputs only
+    # The shift moves values before the output's int8 rounding and clamp, so it usually gains more than the
+    # offset's own energy, but on an output with almost no offset the rounding can also make it worse.
+    worse = [k for k in biases if after[k] <= before[k]]
+    if worse:
         kept = {k: -mean[k] for k in biases if k not in worse}
         corrected = _shift_biases(data, kept) if kept else data
         after.update({k: before[k] for k in worse})

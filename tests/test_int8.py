@@ -59,6 +59,7 @@ def test_model_card_and_manifest_record_the_calibration(xs_int8, shared_dir):
     assert card["graph"] == "deploy" and card["rewrites"]["ranges"] == "calibration images"
     assert card["activation_ranges"] == "mse-backbone" and card["weight_rounding"] == "gptq"
     assert card["saturating_sums_narrowed"] is True and card["summed_biases_centred"] is True
+    assert set(card["output_bias_correction"]) == {"heatmaps_s4", "tags_s4", "heatmaps_s2"}
     manifest = json.loads((path.parent / "manifest.json").read_text())
     entry = next(m for m in manifest["models"] if m["file"] == path.name)
     assert entry["precision"] == "int8" and entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -70,6 +71,18 @@ def test_same_inputs_give_a_byte_identical_file(xs_int8, shared_dir, tmp_path):
     again = tmp_path / "again.tflite"
     _convert(shared_dir, again, shared_dir / "data" / "coco" / "images")
     assert again.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.needs_shared
+def test_output_bias_correction_can_be_turned_off(xs_int8, shared_dir, tmp_path):
+    """--no-output-bias-correction: the card says so, and the file differs from the default one only in the
+    output convs' biases (same size, same ops)."""
+    path, card = xs_int8
+    off = tmp_path / "off.tflite"
+    card_off = _convert(shared_dir, off, shared_dir / "data" / "coco" / "images", output_bias_correction=False)
+    assert card_off["output_bias_correction"] is False
+    assert card_off["ops"] == card["ops"] and card_off["size_bytes"] <= card["size_bytes"]
+    assert card_off["sha256"] != card["sha256"]
 
 
 @pytest.mark.needs_shared
@@ -632,76 +645,120 @@ def test_split_head_ranges_keeps_both_halves_as_convs_of_their_own(xs_int8, shar
     assert split["heatmaps_s4"]["sqnr_db"] > plain["heatmaps_s4"]["sqnr_db"] - 0.5
 
 
-def _output_offset_case():
-    """A small network whose int8 outputs sit off the float ones, and 8 calibration images."""
+def _output_offset_case(heatmaps_s2_from_add: bool = False):
+    """A small network whose int8 outputs sit off the float ones, and 8 calibration images (whole numbers, as
+    camera pixels). The output convs' channels have weights of very different sizes (x4 per channel), so their
+    int32 biases have very different scales. With `heatmaps_s2_from_add`, heatmaps_s2 is an ADD of two convs."""
     import keras
 
     rng = np.random.default_rng(5)
     image = keras.Input((32, 32, 3), batch_size=1, name="image")
     h = keras.layers.Conv2D(32, 3, padding="same", activation="relu6", name="c0")(image)
     h = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(h)
-    model = keras.Model(image, _contract_outputs(h, h, h, 4))
+    outputs = _contract_outputs(h, h, h, 4)
+    if heatmaps_s2_from_add:
+        outputs["heatmaps_s2"] = keras.layers.Add(name="hm2_sum")(
+            [outputs["heatmaps_s2"], keras.layers.Conv2D(2, 1, name="hm2_b")(h)])
+    model = keras.Model(image, outputs)
     for layer in model.layers:
         w = layer.get_weights()
         if w:   # near-cancelling output weights on many small ReLU inputs: a visible mean error
             k = rng.normal(0, 0.02 if layer.name == "c0" else 0.5, w[0].shape)
+            if layer.name in ("hm", "tags"):
+                k *= 4.0 ** np.arange(k.shape[-1]) / 8
             b = rng.normal(0, 0.05, w[1].shape) * (layer.name not in ("hm", "tags"))   # equal biases: stored once
             layer.set_weights([k.astype(np.float32), b.astype(np.float32)])
-    calib = [np.kron(rng.uniform(0, 255, (4, 4, 3)), np.ones((8, 8, 1))).astype(np.float32) for _ in range(8)]
+    calib = [np.round(np.kron(rng.uniform(0, 255, (4, 4, 3)), np.ones((8, 8, 1)))).astype(np.float32)
+             for _ in range(8)]
+    for x in calib:   # black and white blocks: the input range is 0..255, scale 1 as in the I/O contract
+        x[:8, :8], x[8:16, :8] = 0, 255
     return model, calib
+
+
+def _output_errors(model, data, images, reference_kernels=False):
+    """Per output: (mean error per channel, SQNR dB) of an int8 file with uint8 input against the float model."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if reference_kernels else {}
+    runner = Interpreter(model_content=data, **kw).get_signature_runner()
+    errs, refs = {}, {}
+    for x in images:
+        ref, out = model(x[None]), runner(image=x[None].astype(np.uint8))
+        for k in out:
+            r = np.asarray(ref[k], np.float64)[0]
+            errs.setdefault(k, []).append((out[k][0] - r).reshape(-1, r.shape[-1]))
+            refs.setdefault(k, []).append(r.reshape(-1, r.shape[-1]))
+    result = {}
+    for k in errs:
+        e, r = np.concatenate(errs[k]), np.concatenate(refs[k])
+        result[k] = (e.mean(0), 10 * np.log10(np.sum(r ** 2) / np.sum(e ** 2)))
+    return result
+
+
+def _output_biases(data):
+    """Output name -> (int32 bias values, their scales) of the conv that makes it, read with LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=data)
+    ops = interp._get_ops_details()
+    made_by = {o: op for op in ops for o in op["outputs"]}
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    result = {}
+    for name, d in interp.get_signature_runner().get_output_details().items():
+        op = made_by[d["index"]] if "index" in d else None
+        op = op or next(made_by[t] for t in made_by if tensors[t]["name"] == name)
+        if op["op_name"] == "DEQUANTIZE":
+            op = made_by[op["inputs"][0]]
+        if op["op_name"] == "CONV_2D":
+            bias = op["inputs"][2]
+            result[name] = (interp.get_tensor(bias).astype(np.int64), tensors[bias]["quantization_parameters"]["scales"])
+    return result
 
 
 def test_output_bias_correction_removes_the_mean_output_error_and_changes_only_those_biases():
     """Rounding noise that passes a ReLU is no longer zero-mean: the int8 outputs sit off the float ones by a
-    per-channel constant. `correct_output_biases` moves it into the output convs' int32 biases; the mean error
-    per channel, recomputed here, drops to a fraction of an output step, and nothing else in the file moves."""
-    import keras
-
+    per-channel constant. `correct_output_biases` moves it into the output convs' int32 biases: each channel's
+    bias moves by its own measured mean error in its own scale, the mean error, recomputed here, drops to a
+    fraction of an output step, and nothing else in the file moves."""
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
 
     from converter.export import export_tflite, inspect_tflite
 
     model, calib = _output_offset_case()
-
-    def mean_errors(data):
-        runner = Interpreter(model_content=data).get_signature_runner()
-        steps = {k: v["quantization"][0] for k, v in runner.get_output_details().items()}
-        errs = {k: [] for k in steps}
-        for x in calib:
-            ref, out = model(x[None]), runner(image=x[None].astype(np.uint8))
-            for k in errs:
-                errs[k].append((out[k] - np.asarray(ref[k]))[0].reshape(-1, out[k].shape[-1]))
-        # uint8 outputs are dequantised by the signature; float outputs: step of the int8 tensor before them
-        interp = Interpreter(model_content=data)
-        names = {t["name"]: t for t in interp.get_tensor_details()}
-        return {k: np.concatenate(v).mean(0) for k, v in errs.items()}, names
-
     details = {}
     plain = export_tflite(model, "int8", calib, log=lambda m: None, output_bias_correction=False)
     fixed = export_tflite(model, "int8", calib, log=lambda m: None, details=details)
-    before, _ = mean_errors(plain)
-    after, _ = mean_errors(fixed)
     report = details["output_bias_correction"]
     assert set(report) == {"heatmaps_s4", "tags_s4", "heatmaps_s2"}
     steps = {}
     for t in Interpreter(model_content=fixed).get_tensor_details():   # the int8 output tensors' steps
         if t["dtype"] == np.int8 and len(t["shape"]) == 4 and t["shape"][-1] in (2, 4):
             steps[int(t["shape"][-1])] = max(steps.get(int(t["shape"][-1]), 0), t["quantization"][0])
-    worst_before = max(float(np.abs(before[k]).max() / steps[before[k].size]) for k in before)
+    # the shift of each channel's bias is that channel's mean error (reference kernels, as the correction)
+    measured = _output_errors(model, plain, calib, reference_kernels=True)
+    biases_plain, biases_fixed = _output_biases(plain), _output_biases(fixed)
+    assert report["heatmaps_s4"]["corrected"]
+    for k in (k for k in ("heatmaps_s4", "tags_s4") if report[k]["corrected"]):
+        (b0, scales), (b1, _) = biases_plain[k], biases_fixed[k]
+        assert np.ptp(np.log2(scales)) > 4                   # channels' bias scales differ by > 16x
+        assert np.all(np.abs((b1 - b0) * scales + measured[k][0]) <= scales * 0.5 + 1e-9), (k, (b1 - b0) * scales)
+    before, after = _output_errors(model, plain, calib), _output_errors(model, fixed, calib)   # as deployed
+    worst_before = max(float(np.abs(before[k][0]).max() / steps[before[k][0].size]) for k in before)
     assert worst_before > 0.3, before        # the case has a mean error worth correcting (in output steps)
     for k in after:
         if report[k]["corrected"]:
-            assert np.abs(after[k]).max() < 0.15 * steps[after[k].size], (k, before[k], after[k])
-            assert report[k]["sqnr_db_after"] >= report[k]["sqnr_db_before"]
+            assert np.abs(after[k][0]).max() < 0.15 * steps[after[k][0].size], (k, before[k], after[k])
+            assert after[k][1] > before[k][1]
+    assert after["heatmaps_s4"][1] > before["heatmaps_s4"][1] + 1   # measured 43.6 vs 40.3 dB
     # Same ops, same tensors and scales; the only bytes that differ are the corrected output biases.
     assert inspect_tflite(fixed)["ops"] == inspect_tflite(plain)["ops"]
     a, b = (flatbuffer_utils.convert_bytearray_to_object(bytearray(d)) for d in (plain, fixed))
     ta, tb = a.subgraphs[0].tensors, b.subgraphs[0].tensors
     assert len(ta) == len(tb)
-    hm_bias, tags_bias = (ta[i].buffer for i in range(len(ta)) if ta[i].type == 2 and len(ta[i].shape) == 1
-                          and ta[i].shape[0] == 4 and not np.any(np.asarray(a.buffers[ta[i].buffer].data)))
-    assert hm_bias == tags_bias    # the converter shares the two zero biases; the correction must split them
+    zero_biases = [ta[i].buffer for i in range(len(ta)) if ta[i].type == 2 and len(ta[i].shape) == 1
+                   and ta[i].shape[0] == 4 and not np.any(np.asarray(a.buffers[ta[i].buffer].data))]
+    assert len(zero_biases) == 2 and zero_biases[0] == zero_biases[1]   # stored once; the correction splits them
     changed = {ta[i].name for i in range(len(ta))
                if not np.array_equal(np.asarray(a.buffers[ta[i].buffer].data), np.asarray(b.buffers[tb[i].buffer].data))}
     assert changed and all(ta[i].type == 2 for i in range(len(ta)) if ta[i].name in changed)   # int32 biases
@@ -712,22 +769,65 @@ def test_output_bias_correction_removes_the_mean_output_error_and_changes_only_t
 
 def test_output_bias_correction_with_int8_input_and_outputs():
     """int8 image input (the image minus 128) and raw int8 outputs: the correction reads them through their
-    quantisation and lowers the output error the same way."""
+    quantisation; the corrected file's outputs, read here the same way, are closer to float than without it."""
     from ai_edge_litert.interpreter import Interpreter
 
     from converter.export import export_tflite
 
     model, calib = _output_offset_case()
     details = {}
-    data = export_tflite(model, "int8", calib, input_dtype="int8", output_dtype="int8", log=lambda m: None,
-                         details=details)
-    report = details["output_bias_correction"]
-    assert report["heatmaps_s4"]["corrected"]
-    assert report["heatmaps_s4"]["sqnr_db_after"] > report["heatmaps_s4"]["sqnr_db_before"] + 1   # 38.8 -> 40.9
-    runner = Interpreter(model_content=data).get_signature_runner()
-    x = calib[0]
-    out = runner(image=(x[None] - 128).astype(np.int8))["heatmaps_s4"]
-    scale, zero = runner.get_output_details()["heatmaps_s4"]["quantization"]
-    ref = np.asarray(model(x[None])["heatmaps_s4"])
-    err = (out.astype(np.float32) - zero) * scale - ref
-    assert out.dtype == np.int8 and 10 * np.log10(np.sum(ref ** 2) / np.sum(err ** 2)) > 35
+    fixed = export_tflite(model, "int8", calib, input_dtype="int8", output_dtype="int8", log=lambda m: None,
+                          details=details)
+    plain = export_tflite(model, "int8", calib, input_dtype="int8", output_dtype="int8", log=lambda m: None,
+                          output_bias_correction=False)
+    assert details["output_bias_correction"]["heatmaps_s4"]["corrected"]
+
+    def sqnr(data):
+        runner = Interpreter(model_content=data).get_signature_runner()
+        scale, zero = runner.get_output_details()["heatmaps_s4"]["quantization"]
+        num = den = 0.0
+        for x in calib:
+            out = runner(image=(x[None] - 128).astype(np.int8))["heatmaps_s4"]
+            assert out.dtype == np.int8
+            ref = np.asarray(model(x[None])["heatmaps_s4"], np.float64)
+            num += float(np.sum(ref ** 2))
+            den += float(np.sum(((out.astype(np.float64) - zero) * scale - ref) ** 2))
+        return 10 * np.log10(num / den)
+
+    assert sqnr(fixed) > sqnr(plain) + 1                 # measured about 43.6 vs 40.3 dB
+
+
+def test_output_bias_correction_skips_what_it_cannot_correct_and_undoes_what_does_not_help(monkeypatch):
+    """An output made by an ADD has no bias to move, a file without a signature has no outputs to find, and a
+    correction that makes an output worse on the calibration images is undone, its bias bytes untouched."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    import converter.export as export
+
+    model, calib = _output_offset_case(heatmaps_s2_from_add=True)
+    plain = export.export_tflite(model, "int8", calib, log=lambda m: None, output_bias_correction=False)
+    assert set(_output_biases(plain)) == {"heatmaps_s4", "tags_s4"}
+    fixed, report = export.correct_output_biases(plain, model, calib, log=lambda m: None)
+    assert set(report) == {"heatmaps_s4", "tags_s4"}
+
+    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(plain))
+    fb.signatureDefs = []
+    unsigned = bytes(flatbuffer_utils.convert_object_to_bytearray(fb))
+    lines = []
+    assert export.correct_output_biases(unsigned, model, calib, log=lines.append) == (unsigned, {})
+    assert "nothing to correct" in lines[-1]
+
+    real_shift = export._shift_biases
+
+    def harmful(data, shifts):   # a wrong correction of tags_s4 (10 units off), as a clamped output could get
+        return real_shift(data, {k: v + (10.0 if k == "tags_s4" else 0.0) for k, v in shifts.items()})
+
+    monkeypatch.setattr(export, "_shift_biases", harmful)
+    lines = []
+    guarded, report = export.correct_output_biases(plain, model, calib, log=lines.append)
+    assert report["tags_s4"]["corrected"] is False and report["heatmaps_s4"]["corrected"] is True
+    assert report["tags_s4"]["sqnr_db_after"] == report["tags_s4"]["sqnr_db_before"]
+    assert "tags_s4" in lines[-1] and "(not corrected)" in lines[-1]
+    b0, b1 = _output_biases(plain), _output_biases(guarded)
+    assert np.array_equal(b0["tags_s4"][0], b1["tags_s4"][0])
+    assert not np.array_equal(b0["heatmaps_s4"][0], b1["heatmaps_s4"][0])
