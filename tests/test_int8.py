@@ -155,7 +155,7 @@ def test_real_litepose_m_int8(shared_dir, tmp_path):
     out = tmp_path / "m_int8.tflite"
     card = run_convert(checkpoint=ckpt, arch=None, joints=None, input_size="448x448", precision="int8",
                        output=str(out), calib_images=str(calib))
-    # the offset of heatmaps_s4 is folded into its bias (22.3 -> 22.9 dB on the calibration images)
+    # the offset of heatmaps_s4 is folded into its bias (22.6 -> 23.2 dB on the calibration images)
     fix = card["output_bias_correction"]["heatmaps_s4"]
     assert fix["corrected"] and fix["sqnr_db_after"] > fix["sqnr_db_before"] + 0.2, fix
     crowd = shared_dir / "data" / "crowdpose"
