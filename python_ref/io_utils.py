@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -68,7 +69,7 @@ def atomic_path(path: str | os.PathLike):
 
     A file is replaced by a rename, so a reader never sees it half written. A descriptor (/dev/stdout) or a
     device / FIFO cannot be renamed onto: the finished content is written into it (a FIFO waits for its
-    reader, as `cat > fifo` does)."""
+    reader, as `cat > fifo` does, and says once that it waits)."""
     kind, target = output_kind(path)
     if kind == "file":
         parent = target.parent if str(target.parent) else Path(".")
@@ -93,7 +94,7 @@ def atomic_path(path: str | os.PathLike):
                     stream.flush()
             # a descriptor: written where it stands (no truncation: `>> log` keeps what it had)
             with open(tmp, "rb") as src, (os.fdopen(os.dup(target), "wb") if kind == "fd"
-                                          else open(target, "wb")) as dst:
+                                          else _open_special(target)) as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
             os.unlink(tmp)
@@ -106,6 +107,21 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
         raise
 
+
+
+def _open_special(target: Path):
+    """A device or FIFO opened for writing. A FIFO nobody reads yet would block without a word: say that it
+    waits (one line on stderr), then wait for the reader as `cat > fifo` does."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:   # ENXIO: a FIFO without a reader
+            raise
+        print(f"[litepose] {target}: waiting for a reader of this FIFO (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        fd = os.open(target, os.O_WRONLY)
+    else:
+        os.set_blocking(fd, True)   # a full pipe must wait for its reader, not fail
+    return os.fdopen(fd, "wb")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

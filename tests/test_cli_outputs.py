@@ -452,6 +452,56 @@ def test_predict_notes_when_the_letterbox_shrinks_people_and_names_the_input_siz
 
 
 
+def test_a_fifo_output_says_when_it_waits_for_a_reader_and_never_drops_bytes(tmp_path, capsys):
+    """No reader yet: one line says so (not a silent hang), then the bytes go out when one comes. A reader
+    already there: more than a pipe's buffer goes through (the descriptor must be back in blocking mode)."""
+    import threading
+    import time
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    payload = "p" * 300_000            # several times the 64 KiB pipe buffer
+    errors = []
+
+    def write():
+        try:
+            write_text_atomic(fifo, payload)
+        except BaseException as exc:   # reported by the assertion below
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    said, deadline = "", time.monotonic() + 20
+    while "waiting for a reader" not in said and time.monotonic() < deadline:
+        time.sleep(0.05)
+        said += capsys.readouterr().err
+    assert said.strip() == f"[litepose] {fifo}: waiting for a reader of this FIFO (Ctrl-C to stop)"
+    assert fifo.read_bytes() == payload.encode()
+    writer.join(20)
+    assert not writer.is_alive() and not errors
+
+    reader_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # a reader is there before the writer
+    writer = threading.Thread(target=write)
+    writer.start()
+    got, deadline = bytearray(), time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(reader_fd, 1 << 16)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        if not chunk:              # no writer (yet, or any more)
+            if not writer.is_alive():
+                break
+            time.sleep(0.01)
+        got += chunk
+    os.close(reader_fd)
+    writer.join(20)
+    assert bytes(got) == payload.encode() and not errors
+    assert "waiting" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]   # no staging file left
+
+
 def test_outputs_follow_symlinks_and_write_into_pipes_and_devices(tmp_path):
     """A rename would replace the link, the FIFO or the device node itself (as root, /dev/null became a
     regular file): the link's target is replaced instead, a pipe or device receives the finished bytes."""
