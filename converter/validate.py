@@ -19,6 +19,7 @@ differs from the reference about as much as the reference differs from itself on
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -545,7 +546,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     the AP against the annotations over that many variations of each image (`view_plan`; reported, not a
     threshold). Nothing outside `report` is written
     unless `update_manifest`: then the model's entry in manifest.json next to it gets the accuracy and latency."""
-    from python_ref.io_utils import write_bytes_atomic, write_text_atomic
+    from python_ref.io_utils import make_folders, staged_outputs
     from python_ref.preprocess import letterbox, load_image_rgb
     from python_ref.runner import TFLiteRunner
 
@@ -789,12 +790,18 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         "passed": all(c["passed"] for c in checks),
         "per_image": per_image,
     }
-    report_dir.mkdir(exist_ok=True)
-    write_text_atomic(report_dir / "report.json",
-                      report_json(_finite(result)))
-    write_text_atomic(report_dir / "report.md", format_markdown(result))
-    for name, png in overlays:
-        write_bytes_atomic(report_dir / name, png)
+    created_dirs = make_folders(report_dir, "report folder")
+    try:
+        with staged_outputs() as stage:   # all of the report or none of it
+            stage(report_dir / "report.json", report_json(_finite(result)).encode("utf-8"))
+            stage(report_dir / "report.md", format_markdown(result).encode("utf-8"))
+            for name, png in overlays:
+                stage(report_dir / name, png)
+    except BaseException:
+        for folder in created_dirs:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays")
     if manifest is not None:
         _update_manifest(Path(model), manifest, card, result)

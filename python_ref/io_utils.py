@@ -109,6 +109,37 @@ def atomic_path(path: str | os.PathLike):
 
 
 
+
+@contextlib.contextmanager
+def staged_outputs():
+    """Yield `stage(path, data)`: each file is staged next to its place (`atomic_path`) and all are put in
+    place when the block ends without an error, none of them otherwise (a full disk at the third overlay
+    leaves no two overlays from this run behind)."""
+    with contextlib.ExitStack() as stack:
+        def stage(path: str | os.PathLike, data: bytes) -> None:
+            stack.enter_context(atomic_path(path)).write_bytes(data)
+
+        yield stage
+
+
+def make_folders(folder: str | os.PathLike, what: str) -> list[Path]:
+    """mkdir -p that returns the folders it made, deepest first, for the caller to remove again after a
+    failure (`--draw a/b/c` where only `a` existed leaves nothing behind)."""
+    folder = Path(folder)
+    missing = []
+    here = folder
+    while not here.exists() and not here.is_symlink() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        raise LitePoseError(f"{folder}: cannot create the {what} ({exc.strerror})") from None
+    return missing
+
 def _open_special(target: Path):
     """A device or FIFO opened for writing. A FIFO nobody reads yet would block without a word: say that it
     waits (one line on stderr), then wait for the reader as `cat > fifo` does."""

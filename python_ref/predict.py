@@ -24,8 +24,8 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import (IMAGE_SUFFIXES, atomic_path, check_distinct, check_output_location, images_in_folder,
-                       numbered_stems, probe_writable, write_bytes_atomic)
+from .io_utils import (IMAGE_SUFFIXES, check_distinct, check_output_location, images_in_folder, make_folders,
+                       numbered_stems, probe_writable, staged_outputs)
 from .preprocess import (EXIF_ORIENTATIONS, InputTooLarge, letterbox, load_image, official_input_size)
 
 MODES = ("official", "fast")
@@ -257,21 +257,16 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     inputs = {f"input image {image}": image for image in images}
     inputs.update(model_files or {})
     check_distinct({"--json output": json_path, **{f"overlay {p.name}": p for p in overlay_paths if p}}, inputs)
-    created_draw_dir = draw_dir is not None and not draw_dir.exists()
-    if draw_dir is not None:
-        try:
-            draw_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LitePoseError(f"{draw_dir}: cannot create the --draw folder ({exc.strerror})") from None
+    created_dirs = make_folders(draw_dir, "--draw folder") if draw_dir is not None else []
     try:
         if draw_dir is not None:
             probe_writable(draw_dir, str(draw_dir))
         return _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, progress, skip_unreadable,
                             min_joint_score, exif_rotate, min_person_score)
     except BaseException:
-        if created_draw_dir:   # made for this run (early, to fail before the slow work): leave no empty folder
+        for folder in created_dirs:   # made for this run (early, to fail before the slow work): leave none behind
             with contextlib.suppress(OSError):
-                draw_dir.rmdir()
+                folder.rmdir()
         raise
 
 
@@ -324,21 +319,22 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
     if skipped == len(images):
         raise LitePoseError(f"{images[0]}: none of the {len(images)} images could be read (this is the first); "
                             "nothing written")
-    # Every image went through: only now write, so a failure leaves no partial set of files behind.
-    for path, data in overlays:
-        write_bytes_atomic(path, data)
+    # Every image went through: only now write. Each file is staged next to its place and all are renamed
+    # into place together at the end, so a failure half-way (a full disk, a closed stdout) leaves none behind.
     text = json.dumps(entries, separators=(",", ":")) + "\n"
-    if json_path is None:
-        try:
-            if sys.stdout is None:
-                raise OSError("standard output is closed")
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        except OSError as exc:
-            raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
-    else:
-        with atomic_path(json_path) as tmp:
-            Path(tmp).write_text(text, encoding="utf-8")
+    with staged_outputs() as stage:
+        for path, data in overlays:
+            stage(path, data)
+        if json_path is None:
+            try:
+                if sys.stdout is None:
+                    raise OSError("standard output is closed")
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            except OSError as exc:
+                raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
+        else:
+            stage(json_path, text.encode("utf-8"))
     done = f"wrote {len(entries)} people from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
     progress(done + (f" ({skipped} unreadable image(s) skipped)" if skipped else ""))
     if shrunk:

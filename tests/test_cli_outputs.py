@@ -209,6 +209,19 @@ def test_predict_failure_leaves_no_overlays_and_skip_unreadable_goes_on(xs_tflit
     assert {e["image"] for e in json.loads((tmp_path / "p.json").read_text())} <= {str(good)}
     assert [p.name for p in draw.iterdir()] == ["good_pose.jpg"]
 
+    nested = tmp_path / "new" / "deeper" / "draw"        # three folders made for this run: all go again
+    r = invoke(["predict", "--model", xs_tflite, good, bad, "--json", tmp_path / "q.json", "--draw", nested])
+    assert r.exit_code == 1 and not (tmp_path / "new").exists()
+
+    # a failure while writing (the JSON goes to a full disk) leaves neither the overlays nor the folders
+    other = _image(tmp_path / "other.png")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    r = invoke(["predict", "--model", xs_tflite, good, other, "--json", "/dev/full", "--draw", nested])
+    assert r.exit_code == 1 and _error_line(r) == "Error: /dev/full: cannot write (No space left on device)"
+    assert not (tmp_path / "new").exists()
+    r = invoke(["predict", "--model", xs_tflite, good, other, "--json", tmp_path / "p.json", "--draw", draw])
+    assert r.exit_code == 0 and sorted(p.name for p in draw.iterdir()) == ["good_pose.jpg", "other_pose.jpg"]
+
 
 @pytest.mark.needs_shared
 def test_predict_refuses_to_overwrite_the_model_card_or_an_image(xs_tflite, tmp_path):

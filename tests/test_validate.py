@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from converter.validate import jpeg_roundtrip, match_people, oks_ap_against_reference, sqnr_from
+from python_ref.errors import LitePoseError
 
 XS = "litepose-xs-crowdpose-random.pth"
 
@@ -546,6 +547,30 @@ def test_report_location_is_checked_before_the_work(xs_models, shared_dir, tmp_p
             assert "validated 1/" not in res.output                              # nothing was run
     finally:
         (tmp_path / "ro").chmod(0o755)
+
+
+@pytest.mark.needs_shared
+def test_a_failure_while_writing_the_report_leaves_the_old_report_or_no_folder(xs_models, shared_dir, tmp_path,
+                                                                                monkeypatch):
+    """All of the report or none of it: the JSON is staged first, then the markdown fails."""
+    import converter.validate as validate_module
+
+    root, _, _ = xs_models
+    args = [root / "xs_fp32.tflite", "--reference", root / "xs_fp32.tflite", "--images",
+            shared_dir / "data" / "crowdpose" / "images"] + FAST
+    old = tmp_path / "old"
+    assert _validate(args + ["--report", old]).exit_code == 0
+    before = _snapshot(old)
+
+    def full_disk(result):
+        raise LitePoseError("report.md: cannot write (No space left on device)")
+
+    monkeypatch.setattr(validate_module, "format_markdown", full_disk)
+    for report in (old, tmp_path / "new"):
+        res = _validate(args + ["--report", report])
+        assert _one_line_error(res) == "Error: report.md: cannot write (No space left on device)"
+    assert _snapshot(old) == before and sorted(p.name for p in old.iterdir()) == sorted(before)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.needs_shared
