@@ -8,6 +8,7 @@ name, never by position, and every integer output is dequantised with its own sc
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ def _interpreter_class(package: str | None = None):
         except ImportError:
             pass
     if package in (None, "tflite-runtime"):
+        _check_tflite_runtime_numpy()
         try:
             from tflite_runtime.interpreter import Interpreter  # older installs
             return Interpreter
@@ -49,6 +51,25 @@ def _interpreter_class(package: str | None = None):
     raise LitePoseError("running .tflite models needs the LiteRT runtime: pip install ai-edge-litert "
                         "(or tflite-runtime where ai-edge-litert has no wheel)")
 
+
+
+LAST_TFLITE_RUNTIME_FOR_NUMPY_1 = (2, 14)   # the last tflite-runtime release; its wheels predate numpy 2
+
+
+def _check_tflite_runtime_numpy() -> None:
+    """tflite-runtime <= 2.14 was compiled against numpy 1: under numpy 2 its import prints numpy's long
+    warning and traceback, then fails. Say it in one line before importing anything."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("tflite-runtime")
+    except metadata.PackageNotFoundError:
+        return
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    numpy_major = int(re.match(r"\d+", np.__version__).group())
+    if numpy_major >= 2 and release <= LAST_TFLITE_RUNTIME_FOR_NUMPY_1:
+        raise LitePoseError(f"tflite-runtime {version} is built for numpy 1, and numpy {np.__version__} is installed: "
+                            "pip install 'numpy<2' (or pip install ai-edge-litert, where it has a wheel)")
 
 def _quant_params(detail: dict) -> tuple[float, int]:
     """(scale, zero_point) of a tensor; per-axis quantisation is not allowed on model I/O."""

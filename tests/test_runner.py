@@ -216,3 +216,45 @@ def test_truncated_real_model_is_a_user_error(tiny_models, tmp_path):
     with pytest.raises(LitePoseError) as err:
         TFLiteRunner(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("numpy_version, usable", [("2.4.6", False), ("1.26.4", True)])
+def test_tflite_runtime_under_numpy_2_is_one_line_not_numpy_s_traceback(monkeypatch, numpy_version, usable):
+    """Where only tflite-runtime 2.14 is installed (armv7l), numpy 2 must be refused before its import prints
+    numpy's ABI traceback; with numpy 1 it is the runtime."""
+    import sys
+    import types
+    from importlib import metadata
+
+    import python_ref.runner as runner
+
+    imported = []
+    fake = types.ModuleType("tflite_runtime.interpreter")
+    fake.Interpreter = type("Interpreter", (), {})
+    package = types.ModuleType("tflite_runtime")
+    package.interpreter = fake
+
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version",
+                        lambda name: "2.14.0" if name == "tflite-runtime" else real_version(name))
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)            # not installed
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", package)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
+    monkeypatch.setattr(np, "__version__", numpy_version)
+    original_import = __builtins__["__import__"] if isinstance(__builtins__, dict) else __builtins__.__import__
+
+    def tracking_import(name, *args, **kwargs):
+        if name.startswith("tflite_runtime"):
+            imported.append(name)
+        return original_import(name, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.__import__", tracking_import)
+    if usable:
+        assert runner._interpreter_class() is fake.Interpreter and imported == ["tflite_runtime.interpreter"]
+    else:
+        with pytest.raises(LitePoseError) as info:
+            runner._interpreter_class()
+        assert str(info.value) == (f"tflite-runtime 2.14.0 is built for numpy 1, and numpy {numpy_version} is "
+                                   "installed: pip install 'numpy<2' (or pip install ai-edge-litert, where it has a wheel)")
+        assert imported == []
