@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 import time
 import warnings
@@ -814,12 +815,49 @@ def check_io_contract(io: dict, precision: str, input_hw, num_joints: int, input
         raise LitePoseError(f"{source}: the converted model breaks the I/O contract: " + "; ".join(problems))
 
 
+# CPU features that decide which float kernels oneDNN, Eigen's contraction kernel and OpenBLAS pick at run time
+FLOAT_KERNEL_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+                         "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+# environment variables that change those choices (each gave another file on the same machine)
+FLOAT_KERNEL_SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE")
+
+
+def build_environment() -> dict:
+    """What a build's bytes depend on besides its inputs. The same command gives the same file wherever these
+    are equal; on another CPU the float libraries choose other kernels, the calibration statistics differ in
+    their last bits, and a few quantisation constants of the file move (docs/int8.md, "Reproducibility")."""
+    import platform
+    from importlib import metadata
+
+    cpu, features = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                features = set(value.split())
+            if cpu and features:
+                break
+    except OSError:   # not Linux: the processor name is all there is
+        pass
+    versions = {}
+    for package in ("tensorflow", "numpy", "scipy", "ai-edge-litert"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    settings = {k: os.environ[k] for k in FLOAT_KERNEL_SETTINGS if k in os.environ}
+    return {"python": platform.python_version(), **versions, "machine": platform.machine(), "cpu": cpu,
+            "cpu_features": [f for f in FLOAT_KERNEL_FEATURES if f in features],
+            **({"float_kernel_settings": settings} if settings else {})}
+
+
 def model_card(*, variant: str, arch: dict, num_joints: int, input_hw, precision: str, io: dict,
                checkpoint: str | None, checkpoint_sha256: str | None, tflite_sha256: str, size_bytes: int,
                extra: dict | None = None) -> dict:
     card = {
         "format": "litepose-model-card/1",
-        "tool": "litepose-edge", "tool_version": __version__,
+        "tool": "litepose-edge", "tool_version": __version__, "built_with": build_environment(),
         "variant": variant, "arch": arch, "joints": num_joints,
         "dataset": {14: "crowdpose", 17: "coco"}.get(num_joints, "custom"),
         "input_size": f"{input_hw[0]}x{input_hw[1]}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -46,6 +47,21 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
     assert card["inputs"]["image"] == {"shape": [1, 128, 192, 3], "dtype": "float32", "scale": 0.0, "zero_point": 0}
     assert card["outputs"]["tags_s4"]["shape"] == [1, 32, 48, 14]
     assert card["validation_vs_keras"]["min_sqnr_db"] > 80
+    import platform
+    from importlib import metadata
+
+    built = card["built_with"]     # what the bytes depend on besides the inputs: these versions and this CPU
+    assert {k: built[k] for k in ("tensorflow", "numpy", "ai-edge-litert")} == {
+        k: metadata.version(k) for k in ("tensorflow", "numpy", "ai-edge-litert")}
+    assert built["python"] == platform.python_version() and built["machine"] == platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":")[0].strip() in ("flags", "Features"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+        assert built["cpu_features"] and set(built["cpu_features"]) <= flags
+        assert ("avx2" in built["cpu_features"]) == ("avx2" in flags)
     manifest = json.loads((out.parent / "manifest.json").read_text())
     assert [m["file"] for m in manifest["models"]] == ["xs.tflite"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.json", "xs.json", "xs.tflite"]
