@@ -301,22 +301,11 @@ def _check_peer(path: str) -> None:
 
 
 def _machine() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    for mod in ("ai_edge_litert", "tensorflow"):
-        try:
-            from importlib.metadata import version
-            info[mod] = version(mod.replace("_", "-"))
-        except Exception:  # noqa: BLE001 - report what is there
-            info[mod] = None
-    return info
+    """The host the timings come from: LiteRT's kernels (XNNPACK) are chosen per CPU at run time, and the
+    same file has run 2x slower on another host of this machine kind (docs/int8.md, "Session 10")."""
+    from .export import build_environment
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), **build_environment()}
 
 
 def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, threads=(1,), peers=(), baselines=(),
@@ -534,7 +523,8 @@ def markdown_report(report: dict) -> str:
     lines = ["# LitePose Edge benchmark", "",
              f"Command: `{report.get('command') or 'litepose bench ...'}`  ",
              f"Commit: `{report.get('git_commit')}`; machine: {m.get('cpu', '?')}, {m.get('cpu_count')} cores; "
-             f"ai-edge-litert {m.get('ai_edge_litert')}, tensorflow {m.get('tensorflow')}.  ",
+             f"ai-edge-litert {m.get('ai-edge-litert')}, tensorflow {m.get('tensorflow')}; CPU features "
+             f"{', '.join(m.get('cpu_features') or []) or '?'}.  ",
              f"Timing: {report['timing']['runs']} runs after {report['timing']['warmup']} warm-up runs; "
              f"pre = {report['timing']['pre']}; infer = {report['timing']['infer']}; "
              f"decode = {report['timing']['decode']}; peak RSS = {report['timing']['peak_rss']}.  ",

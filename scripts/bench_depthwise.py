@@ -1,6 +1,7 @@
 """Single-op depthwise-convolution timings on LiteRT's default CPU path (XNNPACK), fp32 and int8:
 which kernel shapes stay on the fast path (docs/int8.md). One DepthwiseConv2D on 1x112x112x144, 'same'.
 XNNPACK's kernels come in 9 and 25 taps: a kernel costs as much as the next size up, > 25 taps is slow.
+int8_ms includes a float QUANTIZE and DEQUANTIZE; int8_io_ms is the op alone (int8 in and out).
 
     nice python scripts/bench_depthwise.py --out depthwise.json
 """
@@ -37,17 +38,22 @@ def main():
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from converter.export import build_environment
+
     h = w = 112
     c = 144
     rng = np.random.default_rng(0)
 
-    def convert(model, int8):
+    def convert(model, int8, int8_io=False):
         conv = tf.lite.TFLiteConverter.from_keras_model(model)
         if int8:
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             conv.representative_dataset = lambda: ({"x": rng.normal(size=(1, h, w, c)).astype(np.float32)}
                                                    for _ in range(3))
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if int8_io:   # the op alone, as inside a full-integer model: no QUANTIZE / DEQUANTIZE around it
+                conv.inference_input_type = conv.inference_output_type = tf.int8
         return conv.convert()
 
     def bench(data):
@@ -67,10 +73,12 @@ def main():
     for name, kw in VARIANTS.items():
         x = keras.Input((h, w, c), batch_size=1, name="x")
         model = keras.Model(x, keras.layers.DepthwiseConv2D(padding="same", **kw)(x))
-        out[name] = {"fp32_ms": bench(convert(model, False)), "int8_ms": bench(convert(model, True))}
+        out[name] = {"fp32_ms": bench(convert(model, False)), "int8_ms": bench(convert(model, True)),
+                     "int8_io_ms": bench(convert(model, True, int8_io=True))}
         print(name, out[name], file=sys.stderr, flush=True)
     with open(args.out, "w") as f:
-        json.dump({"command": " ".join(sys.argv), "shape": [1, h, w, c], "threads": 1, "results": out}, f, indent=2)
+        json.dump({"command": " ".join(sys.argv), "host": build_environment(), "shape": [1, h, w, c], "threads": 1,
+                   "results": out}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ def main():
     except LitePoseError as e:
         sys.exit(f"Error: {e}")
     times = interleaved_times_ms(interps, args.rounds, args.runs)
-    result = {"rounds": args.rounds, "runs": args.runs, "models": dict(m.split("=", 1) for m in args.models),
+    from converter.export import build_environment
+
+    result = {"host": build_environment(),   # XNNPACK picks its kernels per CPU: timings hold for this host only
+              "rounds": args.rounds, "runs": args.runs, "models": dict(m.split("=", 1) for m in args.models),
               "latency_ms": [{"model": n, "threads": th, "median": round(float(np.median(v)), 2),
                               "min": round(float(np.min(v)), 2)} for (n, th), v in times.items()]}
     try:
