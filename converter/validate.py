@@ -551,7 +551,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     from python_ref.runner import TFLiteRunner
 
     from .calibration import calibration_hashes
-    from .export import card_path_for
+    from .export import build_environment, card_path_for
 
     report_dir = check_report_folder(report)
     if mode not in ("fast", "official"):
@@ -786,6 +786,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         "per_joint_error_px": per_joint,
         "annotations": ap,
         "latency": timings,
+        "host": build_environment(),   # XNNPACK picks its kernels for this CPU: the latency holds for this host
         "checks": checks,
         "passed": all(c["passed"] for c in checks),
         "per_image": per_image,
@@ -821,7 +822,10 @@ def _update_manifest(model_path: Path, manifest: Path, card: dict, result: dict)
         accuracy["ap"] = {"annotations": a["file"], "images": a["images_scored"], "reference": a["reference"]["AP"],
                           "model": a["model"]["AP"], "drop_points": a["drop"]}
     latency_ms = {str(t["threads"]): round(t["median_ms"], 1) for t in result["latency"]}
-    update_manifest(model_path, {**card, "accuracy": accuracy, "latency": {"median_ms_by_threads": latency_ms}},
+    host = result["host"]
+    update_manifest(model_path, {**card, "accuracy": accuracy, "latency": {
+        "median_ms_by_threads": latency_ms, "host": {k: host[k] for k in ("cpu", "cpu_features", "ai-edge-litert")
+                                                     if k in host}}},
                     extra={"graph": card.get("graph")})
     log(f"updated {manifest}: entry {model_path.name} (accuracy, latency)")
 
@@ -958,8 +962,11 @@ def format_markdown(r: dict) -> str:
     for j, v in r["per_joint_error_px"].items():
         lines.append(f"| {j} | {v['count']} | {_fmt(v['mean_px'], 2)} | {_fmt(v['median_px'], 2)} | "
                      f"{_fmt(v['max_px'], 2)} |")
-    lines += ["", "## Latency (LiteRT default CPU path)", "", "| threads | median ms | min ms | p90 ms |",
-              "|---|---|---|---|"]
+    host = r.get("host") or {}
+    lines += ["", "## Latency (LiteRT default CPU path)", "",
+              f"Host: {host.get('cpu', '?')} ({host.get('machine', '?')}; {', '.join(host.get('cpu_features') or []) or '?'}), "
+              f"ai-edge-litert {host.get('ai-edge-litert', '?')}. XNNPACK picks its kernels for the CPU: another host "
+              "can rank int8 and float differently.", "", "| threads | median ms | min ms | p90 ms |", "|---|---|---|---|"]
     for t in r["latency"]:
         lines.append(f"| {t['threads']} | {_fmt(t['median_ms'])} | {_fmt(t['min_ms'])} | {_fmt(t['p90_ms'])} |")
     if r["checks"]:

@@ -517,6 +517,12 @@ def test_manifest_is_updated_only_with_the_flag(xs_models, shared_dir, tmp_path)
     assert entry["accuracy"]["sqnr_db"] == {k: round(v["sqnr_db"], 2) for k, v in rep["outputs"].items()}
     assert entry["accuracy"]["evaluated"] == 4 and "ap" not in entry["accuracy"]
     assert entry["latency"]["median_ms_by_threads"] == {"1": round(rep["latency"][0]["median_ms"], 1)}
+    from importlib import metadata
+
+    assert entry["latency"]["host"]["ai-edge-litert"] == metadata.version("ai-edge-litert")  # the timed runtime
+    assert entry["latency"]["host"]["cpu_features"] == rep["host"]["cpu_features"]
+    host_line = [line for line in (tmp_path / "r2" / "report.md").read_text().splitlines() if line.startswith("Host: ")]
+    assert len(host_line) == 1 and rep["host"]["cpu"] in host_line[0]
     # asked for but impossible (no manifest next to the model): refused before the work
     (models / "manifest.json").unlink()
     line = _one_line_error(_validate(args + ["--report", tmp_path / "r3", "--update-manifest"]))
