@@ -819,6 +819,9 @@ def check_io_contract(io: dict, precision: str, input_hw, num_joints: int, input
 FLOAT_KERNEL_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
                          "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
 
+# TensorFlow ships under several names; the card names the one installed as "tensorflow"
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos",
+                            "tensorflow-aarch64", "tf-nightly", "tf-nightly-cpu")
 # environment variables that change those choices (each gave another file on the same machine)
 FLOAT_KERNEL_SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE")
 
@@ -843,9 +846,12 @@ def build_environment() -> dict:
     except OSError:   # not Linux: the processor name is all there is
         pass
     versions = {}
-    for package in ("tensorflow", "numpy", "scipy", "ai-edge-litert"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
+    for package, distributions in (("tensorflow", TENSORFLOW_DISTRIBUTIONS), ("numpy", ("numpy",)),
+                                   ("scipy", ("scipy",)), ("ai-edge-litert", ("ai-edge-litert",))):
+        for distribution in distributions:
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                versions[package] = metadata.version(distribution)
+                break
     settings = {k: os.environ[k] for k in FLOAT_KERNEL_SETTINGS if k in os.environ}
     return {"python": platform.python_version(), **versions, "machine": platform.machine(), "cpu": cpu,
             "cpu_features": [f for f in FLOAT_KERNEL_FEATURES if f in features],

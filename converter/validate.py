@@ -793,11 +793,11 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     }
     created_dirs = make_folders(report_dir, "report folder")
     try:
-        with staged_outputs() as stage:   # all of the report or none of it
-            stage(report_dir / "report.json", report_json(_finite(result)).encode("utf-8"))
-            stage(report_dir / "report.md", format_markdown(result).encode("utf-8"))
+        with staged_outputs() as stage:   # all of the report or none of it; report.json, the main file, last
             for name, png in overlays:
                 stage(report_dir / name, png)
+            stage(report_dir / "report.md", format_markdown(result).encode("utf-8"))
+            stage(report_dir / "report.json", report_json(_finite(result)).encode("utf-8"))
     except BaseException:
         for folder in created_dirs:
             with contextlib.suppress(OSError):

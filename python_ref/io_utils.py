@@ -112,14 +112,17 @@ def atomic_path(path: str | os.PathLike):
 
 @contextlib.contextmanager
 def staged_outputs():
-    """Yield `stage(path, data)`: each file is staged next to its place (`atomic_path`) and all are put in
-    place when the block ends without an error, none of them otherwise (a full disk at the third overlay
-    leaves no two overlays from this run behind)."""
+    """Yield `stage(path, data)`. Nothing is written while the block runs; when it ends without an error, every
+    file is staged next to its place (`atomic_path`) and then all are put in place: devices, FIFOs and
+    descriptors first (they cannot be taken back, and a failure there leaves nothing else behind), then the
+    files in the order staged, so the last one staged (the main output) appears only after the others. A
+    failure while staging (a full disk at the third overlay) leaves none of them."""
+    items: list[tuple[str | os.PathLike, bytes]] = []
+    yield lambda path, data: items.append((path, data))
+    order = sorted(range(len(items)), key=lambda i: output_kind(items[i][0])[0] == "file")   # stable
     with contextlib.ExitStack() as stack:
-        def stage(path: str | os.PathLike, data: bytes) -> None:
-            stack.enter_context(atomic_path(path)).write_bytes(data)
-
-        yield stage
+        for i in reversed(order):   # an ExitStack finishes the last entered first
+            stack.enter_context(atomic_path(items[i][0])).write_bytes(items[i][1])
 
 
 def make_folders(folder: str | os.PathLike, what: str) -> list[Path]:
@@ -146,13 +149,17 @@ def _open_special(target: Path):
     try:
         fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno != errno.ENXIO:   # ENXIO: a FIFO without a reader
+        if exc.errno != errno.ENXIO or not stat.S_ISFIFO(os.stat(target).st_mode):   # ENXIO: no reader yet
             raise
-        print(f"[litepose] {target}: waiting for a reader of this FIFO (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if sys.stderr is not None:   # under `2>&-` print() would fall back to stdout
+            with contextlib.suppress(OSError, ValueError):
+                print(f"[litepose] {target}: waiting for a reader of this FIFO (Ctrl-C to stop)", file=sys.stderr,
+                      flush=True)
         fd = os.open(target, os.O_WRONLY)
     else:
         os.set_blocking(fd, True)   # a full pipe must wait for its reader, not fail
     return os.fdopen(fd, "wb")
+
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

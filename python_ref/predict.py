@@ -319,22 +319,23 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
     if skipped == len(images):
         raise LitePoseError(f"{images[0]}: none of the {len(images)} images could be read (this is the first); "
                             "nothing written")
-    # Every image went through: only now write. Each file is staged next to its place and all are renamed
-    # into place together at the end, so a failure half-way (a full disk, a closed stdout) leaves none behind.
+    # Every image went through: only now write, all files together (`staged_outputs`): a failure while writing
+    # them (a full disk) leaves none behind, and the JSON is put in place last, so a reader of the JSON finds the
+    # overlays there. Standard output comes after the files.
     text = json.dumps(entries, separators=(",", ":")) + "\n"
     with staged_outputs() as stage:
         for path, data in overlays:
             stage(path, data)
-        if json_path is None:
-            try:
-                if sys.stdout is None:
-                    raise OSError("standard output is closed")
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            except OSError as exc:
-                raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
-        else:
+        if json_path is not None:
             stage(json_path, text.encode("utf-8"))
+    if json_path is None:
+        try:
+            if sys.stdout is None:
+                raise OSError("standard output is closed")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
     done = f"wrote {len(entries)} people from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
     progress(done + (f" ({skipped} unreadable image(s) skipped)" if skipped else ""))
     if shrunk:

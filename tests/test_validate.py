@@ -558,7 +558,7 @@ def test_report_location_is_checked_before_the_work(xs_models, shared_dir, tmp_p
 @pytest.mark.needs_shared
 def test_a_failure_while_writing_the_report_leaves_the_old_report_or_no_folder(xs_models, shared_dir, tmp_path,
                                                                                 monkeypatch):
-    """All of the report or none of it: the JSON is staged first, then the markdown fails."""
+    """All of the report or none of it: the markdown fails after the overlays were staged."""
     import converter.validate as validate_module
 
     root, _, _ = xs_models
