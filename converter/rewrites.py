@@ -17,7 +17,7 @@ converter emits (docs/int8.md has the measurements behind each choice):
 * 7x7 depthwise, stride 1 (`split_depthwise`): three 'same' depthwise convs summed with ADD, no pads, no
   crops, each tap once: rows -3..3 x columns {-2,0,2} (7x3 dilated (1,2)), rows -2..2 x columns
   {-3,-1,1,3} (5x4 dilated (1,2)), rows {-3,3} x columns {-3,-1,1,3} (2x4 dilated (6,2)). XNNPACK's int8
-  depthwise kernels come in 9 and 25 taps (a kernel of k taps costs as much as the next size up) and a
+  depthwise kernels come in 3, 9 and 25 taps (a kernel of k taps costs as much as the next size up) and a
   49-tap kernel falls to a ~30x slower path, so 21 + 20 + 8 taps (cost 25 + 25 + 9) is the cheapest
   exact cover; the earlier column split (`depthwise_layout="cols"`: 21 + 14 + 14) costs 25 + 25 + 25.
 * 7x7 depthwise, stride 2: one PAD (3 before, 2 after), then 7x3, 7x3 and 7x1 'valid' stride-2
@@ -148,6 +148,31 @@ def depthwise_pieces_stride1(kernel: np.ndarray, layout: str = "lattice"):
                 (kernel[1:6][:, odd_cols], (1, 2)),
                 (kernel[[0, 6]][:, odd_cols], (6, 2))]
     raise ValueError(f"unknown depthwise layout {layout!r}: use lattice, cols or rows")
+
+
+# XNNPACK's int8 depthwise kernels: a piece of k taps runs on the smallest of these that holds it, and costs
+# what that kernel costs; more than 25 taps falls to a far slower path (docs/bench/depthwise_session11.json).
+INT8_DEPTHWISE_KERNEL_TAPS = (3, 9, 25)
+
+
+def depthwise_kernel_taps(taps: int) -> int:
+    """Taps of the XNNPACK int8 depthwise kernel that runs a piece of `taps` taps (ValueError above 25)."""
+    for size in INT8_DEPTHWISE_KERNEL_TAPS:
+        if taps <= size:
+            return size
+    raise ValueError(f"{taps} taps: no XNNPACK int8 depthwise kernel holds more than 25")
+
+
+def same_piece_candidates(window: int = 7) -> list[tuple[int, tuple, tuple]]:
+    """Every stride-1 'same' depthwise piece inside a window x window kernel, at most 25 taps: rows and columns
+    each n taps at dilation d, offsets -((n - 1) d // 2) + i d (TF 'same'). As (49-bit tap mask, row offsets,
+    column offsets): the candidates a split of the 7x7 kernel is chosen from."""
+    half = window // 2
+    axis = {tuple(-((n - 1) * d // 2) + i * d for i in range(n))
+            for n in range(1, window + 1) for d in (range(1, window) if n > 1 else (1,))}
+    axis = [a for a in axis if -half <= a[0] and a[-1] <= half]
+    return [(sum(1 << ((r + half) * window + c + half) for r in rows for c in cols), rows, cols)
+            for rows in sorted(axis) for cols in sorted(axis) if len(rows) * len(cols) <= 25]
 
 
 # ---- the deploy graph ------------------------------------------------------------------------------

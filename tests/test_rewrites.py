@@ -8,8 +8,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from converter.rewrites import (DeployOptions, build_deploy_model, depthwise_pieces_stride1,  # noqa: E402
-                                equalisation_scales, int8_grid, measure_channel_ranges, subpixel_kernel)
+from converter.rewrites import (DeployOptions, build_deploy_model, depthwise_kernel_taps,  # noqa: E402
+                                depthwise_pieces_stride1, equalisation_scales, int8_grid, measure_channel_ranges,
+                                same_piece_candidates, subpixel_kernel)
 
 HW = (128, 192)  # non-square, so a swapped axis shows
 
@@ -104,25 +105,14 @@ def test_depthwise_pieces_cover_the_kernel_once(layout, slots):
 
 
 def _same_piece_masks():
-    """Every 'same' stride-1 depthwise piece inside a 7x7 window: rows and columns each n taps at dilation d,
-    offsets -((n - 1) d // 2) + i d (TF 'same'), at most 25 taps; as 49-bit masks with their XNNPACK cost."""
-    axis = set()
-    for n in range(1, 8):
-        for d in range(1, 7) if n > 1 else (1,):
-            offs = tuple(-((n - 1) * d // 2) + i * d for i in range(n))
-            if -3 <= offs[0] and offs[-1] <= 3:
-                axis.add(offs)
-    pieces = []
-    for rows in axis:
-        for cols in axis:
-            if len(rows) * len(cols) <= 25:
-                mask = sum(1 << ((r + 3) * 7 + c + 3) for r in rows for c in cols)
-                pieces.append((mask, 9 if len(rows) * len(cols) <= 9 else 25))
-    return pieces
+    """Every 'same' piece inside the 7x7 window as (49-bit mask, cost): the taps of the XNNPACK int8 kernel that
+    runs it (3, 9 or 25; docs/bench/depthwise_session11.json)."""
+    return [(mask, depthwise_kernel_taps(len(rows) * len(cols))) for mask, rows, cols in same_piece_candidates()]
 
 
 def test_lattice_split_is_the_cheapest_three_piece_cover():
-    """Exhaustive: no three 'same' pieces cover the 7x7 window for fewer XNNPACK kernel taps than 25+25+9."""
+    """Exhaustive: no three 'same' pieces cover the 7x7 window for fewer XNNPACK kernel taps than 25+25+9, with
+    the 3-tap kernels counted too (25+25+3 would need a 5x5 and a 21-tap piece inside the ring around it)."""
     pieces = _same_piece_masks()
     masks = np.array([m for m, _ in pieces], dtype=np.uint64)
     costs = np.array([c for _, c in pieces])
@@ -136,6 +126,8 @@ def test_lattice_split_is_the_cheapest_three_piece_cover():
                 total = ca + cb + int(costs[fits].min())
                 best = total if best is None else min(best, total)
     assert best == 59
+    lattice = depthwise_pieces_stride1(np.zeros((7, 7, 1, 1), np.float32), "lattice")
+    assert sum(depthwise_kernel_taps(k.shape[0] * k.shape[1]) for k, _ in lattice) == best
 
 
 def test_int8_grid_is_what_tflite_stores():
