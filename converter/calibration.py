@@ -76,8 +76,11 @@ def decode_for_calibration(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def _folder_candidates(images_dir: Path) -> list[dict]:
-    """Every image file under the folder (sub-folders too, e.g. ../shared/data), by relative path."""
-    files = [p.relative_to(images_dir).as_posix() for p in images_in_folder(images_dir)]
+    """Every image file under the folder (sub-folders too, e.g. ../shared/data), by relative path; not the
+    overlays litepose drew there (pictures of poses are not what the camera sees)."""
+    from python_ref.draw import without_overlays
+
+    files = [p.relative_to(images_dir).as_posix() for p in without_overlays(images_in_folder(images_dir), images_dir)]
     return [{"file": f, "image_id": None, "stratum": None} for f in files]
 
 

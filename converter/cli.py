@@ -180,6 +180,12 @@ def run() -> None:
     from python_ref.io_utils import filter_native_stderr
 
     _reopen_closed_standard_streams()
+    # A file OpenCV cannot decode gets our one-line error; OpenCV's own warnings about it (a float TIFF's
+    # samples, ...) would come on top (OPENCV_LOG_LEVEL still rules when set), libpng's go through the filter.
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     filter_native_stderr()
     main()
 
@@ -207,6 +213,9 @@ def _reopen_closed_standard_streams() -> None:
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         if _usable(fd, write=mode == "w"):
             continue
+        from python_ref.io_utils import CLOSED_AT_START
+
+        CLOSED_AT_START.add(fd)
         null = os.open(os.devnull, os.O_RDWR)
         if null != fd:
             os.dup2(null, fd)

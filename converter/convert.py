@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path, check_distinct, output_kind, probe_writable, write_text_atomic
+from python_ref.io_utils import check_distinct, output_kind, probe_writable, staged_outputs, write_text_atomic
 
 from .archs import load_arch, parse_input_size
 
@@ -25,6 +25,8 @@ def log(msg: str) -> None:
 
 
 def check_output_path(output: str | Path, suffix: str) -> Path:
+    if str(output).endswith(("/", os.sep)):   # Path() would drop the slash and write a file of that name
+        raise LitePoseError(f"{output}: names a folder (it ends with {str(output)[-1]}); give a file name")
     out = Path(output)
     if out.suffix.lower() != suffix:
         raise LitePoseError(f"{out}: the output file must end in {suffix}")
@@ -79,6 +81,13 @@ def read_manifest(manifest_path: Path) -> dict:
 def update_manifest(model_path: Path, card: dict, extra: dict | None = None) -> Path:
     """Add or replace this model's entry in `manifest.json` next to it (paths relative to it). Re-making a
     byte-identical file keeps the accuracy and latency that `validate --update-manifest` recorded for it."""
+    manifest_path, text = manifest_with_entry(model_path, card, extra)
+    write_text_atomic(manifest_path, text)
+    return manifest_path
+
+
+def manifest_with_entry(model_path: Path, card: dict, extra: dict | None = None) -> tuple[Path, str]:
+    """`update_manifest`'s path and new text, nothing written (for a caller that stages all its files)."""
     manifest_path = model_path.parent / "manifest.json"
     manifest = read_manifest(manifest_path)
     old = next((m for m in manifest["models"] if m.get("file") == model_path.name), {})
@@ -95,8 +104,7 @@ def update_manifest(model_path: Path, card: dict, extra: dict | None = None) -> 
     entry.update(extra or {})
     manifest["models"] = [m for m in manifest["models"] if m.get("file") != model_path.name] + [entry]
     manifest["models"].sort(key=lambda m: m["file"])
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    return manifest_path
+    return manifest_path, json.dumps(manifest, indent=2) + "\n"
 
 
 def _validation_image(input_hw, seed=0) -> np.ndarray:
@@ -157,7 +165,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
     kernels, int8-friendly ranges); `"plain"` converts the Keras network as built (for comparisons)."""
     from .export import (DEFAULT_ACTIVATION_RANGES, DEFAULT_WEIGHT_ROUNDING, MSE_SCOPES, PRECISIONS,
-                         check_io_contract, export_tflite, inspect_tflite, model_card, write_model_and_card)
+                         card_path_for, check_io_contract, export_tflite, inspect_tflite, model_card)
 
     if precision not in PRECISIONS:
         raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
@@ -195,6 +203,9 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
     input_hw = parse_input_size(input_size) if input_size else None
+    for path, what in ((card_path_for(out_path), "the model card"), (out_path.parent / "manifest.json", "the manifest")):
+        if path.is_dir():
+            raise LitePoseError(f"{path}: is a folder, where {what} of {out_path.name} goes")
     read_manifest(out_path.parent / "manifest.json")  # a foreign or broken manifest fails now, not after the work
     check_distinct({"model": out_path, "model card": out_path.with_suffix(".json"),
                     "manifest": out_path.parent / "manifest.json", "Keras model": keras_path},
@@ -284,13 +295,18 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                    "output_bias_correction": export_details.get("output_bias_correction", {})
                    if output_bias_correction else False}
                   if precision == "int8" else {})})
-    if keras_path:
-        with atomic_path(keras_path) as tmp:
-            tmp_keras = Path(str(tmp) + ".keras")
-            model.save(tmp_keras)
-            os.replace(tmp_keras, tmp)
-    model_file, card_file = write_model_and_card(data, out_path, card)
-    manifest = update_manifest(model_file, card)
-    log(f"wrote {model_file} ({len(data) / 1e6:.2f} MB), {card_file}, {manifest} "
-        f"in {time.perf_counter() - t0:.1f} s")
+    # All files or none: the Keras model, the card, the model, and the manifest last (an entry there means
+    # its files are in place). A manifest made unreadable during the run fails here, before any is written.
+    card_file = card_path_for(out_path)
+    manifest, manifest_text = manifest_with_entry(out_path, card)
+    with tempfile.TemporaryDirectory(prefix="litepose-keras-") as tmp, staged_outputs() as stage:
+        if keras_path:
+            saved = Path(tmp) / "model.keras"
+            model.save(saved)
+            stage(keras_path, saved.read_bytes())
+        stage(card_file, (json.dumps(card, indent=2) + "\n").encode())
+        stage(out_path, data)
+        stage(manifest, manifest_text.encode())
+    log(f"wrote {out_path} ({len(data) / 1e6:.2f} MB), {card_file}, " + (f"{keras_path}, " if keras_path else "")
+        + f"{manifest} in {time.perf_counter() - t0:.1f} s")
     return card

@@ -7,7 +7,6 @@ back with LiteRT and `check_io_contract` fails loudly when the file does not kee
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -20,7 +19,6 @@ import numpy as np
 
 from python_ref import __version__
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path
 
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 
@@ -880,13 +878,3 @@ def model_card(*, variant: str, arch: dict, num_joints: int, input_hw, precision
 def card_path_for(tflite_path: str | Path) -> Path:
     p = Path(tflite_path)
     return p.with_name(p.stem + ".json")
-
-
-def write_model_and_card(data: bytes, output: str | Path, card: dict) -> tuple[Path, Path]:
-    """Both files or neither: the card is written first to a temp file, then both are renamed."""
-    output = Path(output)
-    card_out = card_path_for(output)
-    with atomic_path(output) as tmp_model, atomic_path(card_out) as tmp_card:
-        Path(tmp_model).write_bytes(data)
-        Path(tmp_card).write_text(json.dumps(card, indent=2) + "\n")
-    return output, card_out

@@ -438,7 +438,11 @@ def _list_images(images_dir: Path, report_dir: Path | None = None) -> list[Path]
         raise LitePoseError(f"{images_dir}: --images takes a folder (of images to validate on), this is a file")
     if not images_dir.is_dir():
         raise LitePoseError(f"{images_dir}: image folder not found")
-    files = images_in_folder(images_dir, skip=report_dir)  # overlays of an earlier report are no inputs
+    from python_ref.draw import without_overlays
+
+    # a report folder inside the image folder is skipped whole; overlays litepose drew elsewhere in it are no
+    # inputs either (a report written into the image folder itself, predict --draw overlays)
+    files = without_overlays(images_in_folder(images_dir, skip=report_dir), images_dir)
     if not files:
         raise LitePoseError(f"{images_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) to validate on")
     return files
@@ -461,7 +465,7 @@ def _to_image(poses: np.ndarray, box) -> np.ndarray:
 def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label, model_label) -> bytes:
     import cv2
 
-    from python_ref.draw import draw_poses
+    from python_ref.draw import draw_poses, tag_overlay
     from python_ref.keypoints import dataset_for_joints
 
     skeleton = dataset_for_joints(num_joints).skeleton
@@ -475,7 +479,7 @@ def _overlay(image, ref_poses, ref_scores, poses, scores, num_joints, ref_label,
         cv2.putText(panel, text, (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(panel, text, (x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     ok, png = cv2.imencode(".png", cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
-    return png.tobytes()
+    return tag_overlay(png.tobytes())
 
 
 def check_report_folder(report: str) -> Path:
@@ -803,7 +807,12 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays")
+    stale = _stale_overlays(report_dir, {name for name, _ in overlays})
+    for path in stale:   # a reused report folder describes this run only
+        with contextlib.suppress(OSError):
+            path.unlink()
+    log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays"
+        + (f"; removed {len(stale)} overlays of an earlier report" if stale else ""))
     if manifest is not None:
         _update_manifest(Path(model), manifest, card, result)
     return result
@@ -828,6 +837,14 @@ def _update_manifest(model_path: Path, manifest: Path, card: dict, result: dict)
                                                      if k in host}}},
                     extra={"graph": card.get("graph")})
     log(f"updated {manifest}: entry {model_path.name} (accuracy, latency)")
+
+
+def _stale_overlays(report_dir: Path, current: set[str]) -> list[Path]:
+    """The overlays an earlier report left in `report_dir` (litepose-tagged `overlay_*.png` not written now)."""
+    from python_ref.draw import is_litepose_overlay
+
+    return sorted(p for p in report_dir.glob("overlay_*.png")
+                  if p.name not in current and p.is_file() and is_litepose_overlay(p))
 
 
 def _overlay_names(files: list[Path]) -> list[str]:
@@ -1007,15 +1024,19 @@ def thread_counts(ctx, param, text) -> tuple[int, ...]:
 def _command():
     import click
 
+    from python_ref.predict import FiniteFloat
+
     @click.command("validate")
     @click.argument("model")
     @click.option("--reference", required=True, help="The float reference: a checkpoint or a float .tflite.")
     @click.option("--images", required=True, help="Folder of evaluation images.")
     @click.option("--annotations", default=None, help="CrowdPose/COCO/AIC annotation JSON for these images (AP).")
-    @click.option("--report", required=True, help="Report folder (report.md, report.json, overlay_*.png).")
-    @click.option("--min-sqnr", type=float, default=None, help="Fail when any output's SQNR (dB) is lower.")
-    @click.option("--min-oks-ap", type=float, default=None, help="Fail when OKS-AP vs the reference is lower.")
-    @click.option("--max-ap-drop", type=float, default=None,
+    @click.option("--report", required=True, help="Report folder (report.md, report.json, overlay_*.png; the "
+                  "overlays of an earlier report there are replaced).")
+    @click.option("--min-sqnr", type=FiniteFloat(), default=None, help="Fail when any output's SQNR (dB) is lower.")
+    @click.option("--min-oks-ap", type=FiniteFloat(0, 1), default=None,
+                  help="Fail when OKS-AP vs the reference (0 to 1) is lower.")
+    @click.option("--max-ap-drop", type=FiniteFloat(), default=None,
                   help="Fail when AP vs --annotations drops more (points); AP is over the validated images the "
                   "annotations list, and fails when there are none.")
     @click.option("--threads", default="1,2", show_default=True, callback=thread_counts,

@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .decoder import FastDecoderParams, OfficialDecoderParams, decode_fast, decode_official
 from .errors import LitePoseError
-from .io_utils import atomic_path
+from .io_utils import atomic_path, check_output_location, check_stdout
 from .keypoints import CROWDPOSE_JOINTS, dataset_for_joints
 
 PEOPLE_COUNTS = (1, 5, 10, 20, 30)
@@ -313,6 +313,10 @@ def bench_decoder_command(json_path, repeat, fixture, accuracy_dir, data_dir):
     """
     if data_dir is not None and accuracy_dir is None:
         raise click.UsageError("--data-dir applies with --accuracy-dir only (the AP is of the accuracy fixtures)")
+    if json_path == "-":
+        check_stdout("--json -")
+    else:
+        check_output_location(json_path, json_path)
     report = run_decoder_benchmark(repeat, fixture, accuracy_dir, data_dir)
     text = json.dumps(report, indent=1) + "\n"
     if json_path == "-":                 # as predict and evaluate: standard output

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import colorsys
+import os
+import zlib
 
 import cv2
 import numpy as np
@@ -54,3 +56,47 @@ def draw_poses(image_rgb: np.ndarray, poses: np.ndarray, scores: np.ndarray, ske
             cv2.circle(canvas, centre, radius << _SHIFT, (255, 255, 255), -1, cv2.LINE_AA, _SHIFT)
             cv2.circle(canvas, centre, max(1, radius - 1) << _SHIFT, colour, -1, cv2.LINE_AA, _SHIFT)
     return canvas
+
+
+# Every overlay litepose writes (predict's JPEGs, validate's PNGs) carries this tag, so that a folder of images
+# can hold them without their being read back as inputs on the next run. A user's photo, whatever its name,
+# has no tag and stays an input.
+OVERLAY_TAG = b"litepose-edge overlay"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IHDR_END = 8 + 4 + 4 + 13 + 4   # signature, then IHDR: length, type, 13 bytes of data, CRC
+_PNG_TEXT = b"Software\x00" + OVERLAY_TAG
+
+
+def tag_overlay(encoded: bytes) -> bytes:
+    """An encoded JPEG or PNG with the overlay tag: a JPEG comment (COM) right after the SOI marker, or a PNG
+    tEXt chunk (Software) right after IHDR. Pixels unchanged."""
+    if encoded[:2] == b"\xff\xd8":
+        return encoded[:2] + b"\xff\xfe" + (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG + encoded[2:]
+    if encoded[:8] == _PNG_SIGNATURE and encoded[12:16] == b"IHDR":
+        chunk = b"tEXt" + _PNG_TEXT
+        text = len(_PNG_TEXT).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+        return encoded[:_PNG_IHDR_END] + text + encoded[_PNG_IHDR_END:]
+    raise ValueError("tag_overlay takes an encoded JPEG or PNG")
+
+
+def is_litepose_overlay(path: str | os.PathLike) -> bool:
+    """Whether the file starts like an image `tag_overlay` tagged."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_PNG_IHDR_END + 8 + len(_PNG_TEXT))
+    except OSError:
+        return False
+    if head[:4] == b"\xff\xd8\xff\xfe":
+        return head[6:6 + len(OVERLAY_TAG)] == OVERLAY_TAG
+    return head[:8] == _PNG_SIGNATURE and head[_PNG_IHDR_END + 4:] == b"tEXt" + _PNG_TEXT
+
+
+def without_overlays(files: list, folder) -> list:
+    """`files` (found in the input folder `folder`) without litepose's own overlays, saying how many were left out."""
+    import sys
+
+    kept = [f for f in files if not is_litepose_overlay(f)]
+    if len(kept) < len(files):
+        print(f"note: {len(files) - len(kept)} overlay(s) that litepose drew in {folder} are not inputs",
+              file=sys.stderr)
+    return kept

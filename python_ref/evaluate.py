@@ -59,7 +59,7 @@ import click
 import numpy as np
 
 from .errors import LitePoseError
-from .io_utils import atomic_path, check_distinct, read_user_file
+from .io_utils import atomic_path, check_distinct, check_output_location, check_stdout, read_user_file
 
 from .keypoints import AIC_JOINTS as _AIC_NAMES
 from .keypoints import COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_SIGMAS
@@ -641,10 +641,13 @@ def format_table(report: dict) -> str:
 def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto",
                  skip_unknown_images: bool = False) -> dict:
     to_stdout = json_path is not None and str(json_path) == "-"
+    if to_stdout:
+        check_stdout("--json -")
     if json_path is not None and not to_stdout:
-        json_path = Path(json_path)
-        if json_path.is_dir():
+        if Path(json_path).is_dir():
             raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
+        check_output_location(json_path, str(json_path))   # the string as given: `out/` names a folder
+        json_path = Path(json_path)
         check_distinct({"--json output": json_path},
                        {"annotation file": annotations_path, "results file": results_path})
     results_label = STDIN_NAME if str(results_path) == "-" else results_path

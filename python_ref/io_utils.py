@@ -14,6 +14,15 @@ from .errors import LitePoseError
 
 
 _STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+# Standard descriptors the process was started without (`>&-`), which the `litepose` command pointed at
+# /dev/null so that status lines cannot fail (converter.cli): data asked for there would vanish.
+CLOSED_AT_START: set[int] = set()
+
+
+def check_stdout(what: str = "standard output") -> None:
+    """Before the slow work: data for standard output (`-`) needs one; started with `>&-` it has none."""
+    if 1 in CLOSED_AT_START:
+        raise LitePoseError(f"{what}: standard output was closed when litepose started (>&-); give a file name")
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))/fd)/(\d+)$")
 
 
@@ -41,6 +50,8 @@ def output_kind(path: str | os.PathLike) -> tuple[str, object]:
     except OSError:      # a new file (or a dangling link: its target is created)
         mode = stat.S_IFREG
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        if str(path).endswith(("/", os.sep)):   # Path() would drop the slash and write a file of that name
+            raise LitePoseError(f"{path}: names a folder (it ends with {str(path)[-1]}); give a file name")
         return "file", Path(here) if os.path.islink(path) else Path(path)
     return "special", Path(path)
 
@@ -54,6 +65,8 @@ def check_output_location(path: str | os.PathLike, what: str) -> None:
             os.fstat(where)
         except OSError:
             raise LitePoseError(f"{path}: descriptor {where} is closed") from None
+        if where in CLOSED_AT_START:
+            raise LitePoseError(f"{path}: descriptor {where} was closed when litepose started")
         return
     if kind == "special":
         return
@@ -263,7 +276,7 @@ def read_user_file(path: str | os.PathLike, what: str) -> bytes:
 # the TFLite quantiser's settings line.
 NATIVE_NOISE = re.compile(r"^(I\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before "
                           r"absl::InitializeLog|To enable the following instructions:|INFO: Created TensorFlow Lite "
-                          r"XNNPACK delegate|fully_quantize: \d+, inference_type: )")
+                          r"XNNPACK delegate|fully_quantize: \d+, inference_type: |libpng (?:error|warning): )")
 
 # The filter process: standard input = what this process writes to fd 2; every line that is not noise goes to
 # its own stderr (the terminal) as soon as it is complete. It ignores Ctrl-C (the command reports that) and

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import math
 import sys
 import time
 from pathlib import Path
@@ -23,8 +23,9 @@ from typing import Callable
 import click
 import numpy as np
 
+from .draw import tag_overlay, without_overlays
 from .errors import LitePoseError
-from .io_utils import (IMAGE_SUFFIXES, check_distinct, check_output_location, images_in_folder, make_folders,
+from .io_utils import (IMAGE_SUFFIXES, check_distinct, check_output_location, check_stdout, images_in_folder, make_folders,
                        numbered_stems, probe_writable, staged_outputs)
 from .preprocess import (EXIF_ORIENTATIONS, InputTooLarge, letterbox, load_image, official_input_size)
 
@@ -109,7 +110,7 @@ def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: b
     from . import decoder, keypoints
 
     mode = model.default_mode if mode is None else mode
-    flip = model.default_flip if flip is None else flip
+    flip = model.default_flip and mode == "official" if flip is None else flip
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if flip and mode == "fast":
@@ -148,32 +149,6 @@ def _overlay_names(images: list[str]) -> list[str]:
     return [f"{stem}_pose.jpg" for stem in numbered_stems(Path(image).stem or "image" for image in images)]
 
 
-OVERLAY_TAG = b"litepose-edge overlay"   # a JPEG comment in every overlay `predict --draw` writes
-
-
-def tag_overlay(jpeg: bytes) -> bytes:
-    """The JPEG with a comment segment (COM) saying it is a litepose overlay, right after its SOI marker."""
-    return jpeg[:2] + b"\xff\xfe" + (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG + jpeg[2:]
-
-
-def is_litepose_overlay(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6 + len(OVERLAY_TAG))
-    except OSError:
-        return False
-    return head[2:4] == b"\xff\xfe" and head[6:] == OVERLAY_TAG
-
-
-def _without_own_overlays(files: list[Path], draw_dir) -> list[Path]:
-    """Drop the overlays an earlier run drew into this folder (tagged `OVERLAY_TAG`): they are not inputs,
-    and would be refused as inputs the new overlays overwrite. A photo of the user's, whatever its name,
-    carries no tag and stays an input."""
-    folder = os.path.realpath(draw_dir)
-    return [f for f in files if not (os.path.realpath(f.parent) == folder and f.suffix.lower() == ".jpg"
-                                     and is_litepose_overlay(f))]
-
-
 def expand_images(images, skip_folder=None) -> list[str]:
     """Image arguments with every folder replaced by the image files below it (sorted; not those in
     `skip_folder`, the overlay folder); missing paths fail."""
@@ -185,13 +160,7 @@ def expand_images(images, skip_folder=None) -> list[str]:
         if str(image).strip() == "":
             raise LitePoseError("an empty image path was given (an unset shell variable?)")
         if path.is_dir():
-            found = images_in_folder(path, skip=skip_folder)
-            if skip_folder is not None and os.path.realpath(skip_folder) == os.path.realpath(path):
-                inputs = _without_own_overlays(found, skip_folder)
-                if len(inputs) < len(found):
-                    print(f"note: {len(found) - len(inputs)} overlay(s) of an earlier run in {image} are not "
-                          "inputs", file=sys.stderr)
-                found = inputs
+            found = without_overlays(images_in_folder(path, skip=skip_folder), image)
             if not found:
                 raise LitePoseError(f"{image}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             out.extend(str(f) for f in found)
@@ -215,12 +184,12 @@ def expand_images(images, skip_folder=None) -> list[str]:
 def check_json_path(json_path) -> Path | None:
     """The --json file (None for `-`, standard output), checked before any slow work."""
     if str(json_path) == "-":
+        check_stdout("--json -")
         return None
-    json_path = Path(json_path)
-    if json_path.is_dir():
+    if Path(json_path).is_dir():
         raise LitePoseError(f"{json_path}: --json needs a file name, this is a folder")
-    check_output_location(json_path, str(json_path))
-    return json_path
+    check_output_location(json_path, str(json_path))   # the string as given: `out/` names a folder
+    return Path(json_path)
 
 
 SHRINK_NOTE = 1.25  # people this much smaller than in the official pre-processing: say so after the run
@@ -235,7 +204,7 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     cannot be read is then left out with a warning). `exif_rotate` turns each photo upright (EXIF
     orientation) first; the poses are then in the upright picture's pixels. Returns the entries."""
     mode = model.default_mode if mode is None else mode
-    flip = model.default_flip if flip is None else flip
+    flip = model.default_flip and mode == "official" if flip is None else flip
     if mode == "fast" and flip:
         raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
     images = expand_images(images, skip_folder=draw_dir)
@@ -348,6 +317,18 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
     return entries
 
 
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (FloatRange lets nan through every bound)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
+
+
 @click.command("predict")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_FOLDER...")
 @click.option("--model", "model_path", default=None, metavar="FILE.tflite",
@@ -368,11 +349,11 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
               "original-image pixels with pixel u covering [u, u+1) (joints of people cut by the image border "
               "may lie outside it, as with the official decoder); `-` writes it to standard output.")
 @click.option("--draw", "draw_dir", default=None, metavar="DIR",
-              help="Also write one overlay per image into DIR (<image>_pose.jpg, tagged by a JPEG comment: drawn "
-              "into an input folder, they are not read back as inputs on the next run).")
-@click.option("--min-joint-score", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Also write one overlay per image into DIR (<image>_pose.jpg, tagged by a JPEG comment: found "
+              "in a folder of images later, litepose's overlays are never read back as inputs).")
+@click.option("--min-joint-score", type=FiniteFloat(0, 1), default=0.1, show_default=True,
               help="Overlays: draw joints (and limbs) whose score is at least this.")
-@click.option("--min-person-score", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--min-person-score", type=FiniteFloat(0), default=0.0, show_default=True,
               help="Write only people with at least this score to --json (keep 0 for AP: `evaluate` wants every "
               "detection; 0.1 gives the people the progress lines count and the overlays draw).")
 @click.option("--skip-unreadable", is_flag=True,

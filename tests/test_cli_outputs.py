@@ -196,6 +196,81 @@ def test_the_command_works_with_stdout_and_stderr_closed(xs_tflite, tmp_path):
 
 
 @pytest.mark.needs_shared
+def test_data_for_a_closed_stdout_is_an_error_not_lost(xs_tflite, tmp_path):
+    """`--json -` under `>&-`: the command pointed fd 1 at /dev/null for its status lines, so the poses would
+    vanish with exit 0; it refuses before the work instead (stderr still open here, to read the error)."""
+    import subprocess
+
+    image = _image(tmp_path / "a.png")
+    code = f"import sys; sys.argv = ['litepose', 'predict', '--model', {str(xs_tflite)!r}, {str(image)!r}, " \
+           "'--json', '-']\nfrom converter.cli import run\nrun()"
+    done = subprocess.run([sys.executable, "-c", code], preexec_fn=lambda: os.close(1), timeout=300,
+                          stderr=subprocess.PIPE, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "standard output was closed" in errors[0], done.stderr
+    assert "image(s)" not in done.stderr   # refused before the model ran
+
+
+def test_an_output_path_ending_in_a_slash_names_a_folder(tmp_path):
+    """`--json out/` (out missing) used to write a file called `out`; `--output m.tflite/` a file m.tflite."""
+    from converter.convert import check_output_path
+
+    image = _image(tmp_path / "a.png")
+    r = invoke(["predict", "--model", tmp_path / "m.tflite", image, "--json", f"{tmp_path}/out/"])
+    assert r.exit_code == 1 and "names a folder" in _error_line(r)
+    assert not (tmp_path / "out").exists()
+    for name in ("m.tflite/", "sub/m.tflite/"):
+        with pytest.raises(LitePoseError, match="names a folder"):
+            check_output_path(f"{tmp_path}/{name}", ".tflite")
+    with pytest.raises(LitePoseError, match="names a folder"):
+        write_text_atomic(f"{tmp_path}/report/", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_overlays_are_tagged_and_still_decode(tmp_path):
+    """JPEG (predict) and PNG (validate) overlays carry the tag; the pixels decode as before; a user's image,
+    a PNG with another text chunk included, is not taken for an overlay."""
+    from python_ref.draw import is_litepose_overlay, tag_overlay
+
+    pixels = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    for ext in (".png", ".jpg"):
+        ok, encoded = cv2.imencode(ext, pixels)
+        plain, tagged = tmp_path / f"plain{ext}", tmp_path / f"tagged{ext}"
+        plain.write_bytes(encoded.tobytes())
+        tagged.write_bytes(tag_overlay(encoded.tobytes()))
+        assert is_litepose_overlay(tagged) and not is_litepose_overlay(plain)
+        np.testing.assert_array_equal(cv2.imread(str(tagged)), cv2.imread(str(plain)))
+    other = bytearray(tag_overlay(cv2.imencode(".png", pixels)[1].tobytes()))
+    other[41:49] = b"Author\x00x"[:8]   # a tEXt chunk of the same length saying something else
+    (tmp_path / "other.png").write_bytes(bytes(other))
+    assert not is_litepose_overlay(tmp_path / "other.png")
+    with pytest.raises(ValueError):
+        tag_overlay(b"GIF89a")
+
+
+@pytest.mark.needs_shared
+def test_predict_checkpoint_in_fast_mode_needs_no_no_flip(shared_dir, tmp_path):
+    """Flip is on by default for --checkpoint only with the official decoder: --mode fast alone just works."""
+    image = _image(tmp_path / "a.png")
+    r = invoke(["predict", "--checkpoint", shared_dir / "checkpoints" / "litepose-xs-crowdpose-random.pth", image,
+                "--mode", "fast", "--json", tmp_path / "p.json"])
+    assert r.exit_code == 0, r.output
+    assert "fast decoder, flip off" in r.output and len(json.loads((tmp_path / "p.json").read_text())) > 0
+
+
+def test_validate_thresholds_must_be_possible(tmp_path):
+    """An impossible threshold is a usage error (exit 2) before any work, not a run that must fail or pass."""
+    for option, value in (("--min-oks-ap", "1.5"), ("--min-oks-ap", "-1"), ("--min-sqnr", "nan"),
+                          ("--min-sqnr", "inf"), ("--max-ap-drop", "nan")):
+        r = invoke(["validate", tmp_path / "m.tflite", "--reference", tmp_path / "r.tflite", "--images", tmp_path,
+                    "--report", tmp_path / "rep", option, value])
+        assert r.exit_code == 2 and option in r.output, (option, value, r.output)
+    r = invoke(["predict", "--model", tmp_path / "m.tflite", tmp_path, "--json", "-", "--min-joint-score", "nan"])
+    assert r.exit_code == 2 and "finite" in r.output
+
+
+@pytest.mark.needs_shared
 def test_predict_failure_leaves_no_overlays_and_skip_unreadable_goes_on(xs_tflite, tmp_path):
     good = _image(tmp_path / "good.png")
     bad = tmp_path / "bad.jpg"
@@ -648,9 +723,9 @@ def test_validate_names_a_file_given_as_the_image_folder(tmp_path):
 @pytest.mark.needs_shared
 def test_predict_drawing_into_its_input_folder_can_run_again(xs_tflite, tmp_path):
     """The overlays a first run drew into its input folder (tagged with a JPEG comment) are not inputs of
-    the second run, nested inputs' overlays included; a photo of the user's named like an overlay is an
-    input, and an overlay that would overwrite it is refused as before."""
-    from python_ref.predict import OVERLAY_TAG, is_litepose_overlay
+    the second run, nested inputs' overlays included, nor of a run drawing somewhere else; a photo of the
+    user's named like an overlay is an input, and an overlay that would overwrite it is refused as before."""
+    from python_ref.draw import OVERLAY_TAG, is_litepose_overlay
 
     folder = tmp_path / "pics"
     (folder / "sub").mkdir(parents=True)
@@ -662,9 +737,14 @@ def test_predict_drawing_into_its_input_folder_can_run_again(xs_tflite, tmp_path
         assert r.exit_code == 0, r.output
         images = {os.path.basename(e["image"]) for e in json.loads((tmp_path / f"p{run}.json").read_text())}
         assert images <= {"a.png", "c.png", "solo_pose.jpg"}
-    assert "3 overlay(s) of an earlier run" in r.output      # a_pose, c_pose, solo_pose_pose
+    assert "3 overlay(s) that litepose drew in" in r.output      # a_pose, c_pose, solo_pose_pose
     assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_pose.jpg", "c_pose.jpg", "solo_pose.jpg",
                                                         "solo_pose_pose.jpg", "sub"]
+    # drawing into another folder inside it: the overlays of the runs above are still no inputs
+    r = invoke(["predict", "--model", xs_tflite, folder, "--json", tmp_path / "p3.json", "--draw", folder / "out"])
+    assert r.exit_code == 0, r.output
+    images = sorted(os.path.basename(e["image"]) for e in json.loads((tmp_path / "p3.json").read_text()))
+    assert set(images) == {"a.png", "c.png", "solo_pose.jpg"}
     assert is_litepose_overlay(folder / "a_pose.jpg") and not is_litepose_overlay(folder / "solo_pose.jpg")
     assert OVERLAY_TAG in (folder / "a_pose.jpg").read_bytes()[:64]
     assert cv2.imread(str(folder / "a_pose.jpg")).shape[:2] == (96, 128)     # still a valid JPEG

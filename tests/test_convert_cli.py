@@ -38,7 +38,7 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
     out = tmp_path / "models" / "xs.tflite"
     out.parent.mkdir()
     result = invoke(["convert", "--checkpoint", str(xs_ckpt), "--input-size", "128x192",
-                     "--precision", "fp32", "--output", str(out)])
+                     "--precision", "fp32", "--output", str(out), "--keras", str(out.parent / "xs.keras")])
     assert result.exit_code == 0, result.output
     card = json.loads((out.parent / "xs.json").read_text())
     assert card["variant"] == "XS" and card["joints"] == 14 and card["input_size"] == "128x192"
@@ -68,7 +68,9 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
         assert set(built["cpu_features"]) == flags & set(FLOAT_KERNEL_FEATURES)
     manifest = json.loads((out.parent / "manifest.json").read_text())
     assert [m["file"] for m in manifest["models"]] == ["xs.tflite"]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.json", "xs.json", "xs.tflite"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.json", "xs.json", "xs.keras", "xs.tflite"]
+    keras_model = tf.keras.models.load_model(out.parent / "xs.keras")   # the float network, loadable as is
+    assert tuple(keras_model.input_shape[1:]) == (128, 192, 3) and len(keras_model.outputs) == 3
 
 
 @pytest.mark.needs_shared
@@ -79,7 +81,7 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
                                   "calibration_is_a_file", "output_is_the_checkpoint", "size_too_large",
                                   "arch_img_size", "truncated_zip", "truncated_legacy", "foreign_manifest",
                                   "calib_count_for_float", "empty_calib_folder_name",
-                                  "bias_correction_for_float"])
+                                  "bias_correction_for_float", "card_is_folder"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -149,6 +151,9 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         extra, expect = ["--no-output-bias-correction"], ["--no-output-bias-correction", "int8 only"]
     elif case == "empty_calib_folder_name":
         extra, expect = ["--precision", "int8", "--calib-images", ""], ["empty folder name"]
+    elif case == "card_is_folder":   # checked before the conversion, not after it
+        (out.parent / "model.json").mkdir()
+        expect = ["model.json", "is a folder", "model card"]
     elif case == "truncated_legacy":
         ckpt = tmp_path / "half_legacy.pth"
         ckpt.write_bytes((xs_ckpt.parent / "litepose-xs-crowdpose-random.legacy.pth").read_bytes()[:3_000_000])
@@ -160,6 +165,28 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     _assert_one_line_error(result, *expect)
     after = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
     assert after == before, f"left files behind: {set(after) - set(before)}"
+
+
+@pytest.mark.needs_shared
+def test_a_manifest_spoilt_during_the_run_leaves_no_files(xs_ckpt, tmp_path, monkeypatch):
+    """The model, its card, the Keras file and the manifest are written together or not at all: a manifest
+    another process made foreign while the conversion ran fails the run with none of them written."""
+    import converter.convert as convert_module
+
+    real, calls = convert_module.read_manifest, []
+
+    def read_manifest(path):
+        calls.append(path)
+        if len(calls) == 2:   # the first read is the check before the work; the second comes at the end
+            path.write_text('{"name": "webapp"}')
+        return real(path)
+
+    monkeypatch.setattr(convert_module, "read_manifest", read_manifest)
+    out = tmp_path / "m.tflite"
+    result = invoke(["convert", "--checkpoint", str(xs_ckpt), "--input-size", "128x128", "--precision", "fp32",
+                     "--output", str(out), "--keras", str(tmp_path / "m.keras")])
+    _assert_one_line_error(result, "manifest.json", "not a litepose manifest")
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
 
 
 @pytest.mark.needs_shared

@@ -612,10 +612,13 @@ def test_report_in_the_image_folder_never_replaces_an_input(xs_models, tmp_path)
                      "--report", folder] + FAST)
     assert res.exit_code == 0, res.output
     assert {"overlay_a.png", "overlay_a-2.png", "report.json"} <= {p.name for p in folder.iterdir()}
+    res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
+                     "--report", folder] + FAST)   # again: the tagged overlays of the first run are no inputs
+    assert res.exit_code == 0, res.output
+    assert json.loads((folder / "report.json").read_text())["images"]["evaluated"] == 2
+    assert "2 overlay(s) that litepose drew in" in res.output
     photo = folder / "overlay_b.png"  # a photo whose name is an overlay's name
     cv2.imwrite(str(photo), rng.integers(0, 256, (64, 80, 3)).astype(np.uint8))
-    for p in folder.glob("overlay_a*.png"):
-        p.unlink()
     before = photo.read_bytes()
     cv2.imwrite(str(folder / "b.png"), rng.integers(0, 256, (64, 80, 3)).astype(np.uint8))
     res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images", folder,
@@ -627,6 +630,30 @@ def test_report_in_the_image_folder_never_replaces_an_input(xs_models, tmp_path)
                          "--report", folder / "report"] + FAST)
         assert res.exit_code == 0, res.output
         assert json.loads((folder / "report" / "report.json").read_text())["images"]["evaluated"] == 4
+
+
+@pytest.mark.needs_shared
+def test_a_reused_report_folder_keeps_only_this_runs_overlays(xs_models, tmp_path):
+    """Validating 2 images, then 1 image into the same report folder leaves 1 overlay, not a report about one
+    image next to overlays of two; a file of the user's named like an overlay (no litepose tag) stays."""
+    import cv2
+
+    root, _, _ = xs_models
+    rng = np.random.default_rng(9)
+    for folder, names in (("two", ("a.png", "b.png")), ("one", ("c.png",))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            cv2.imwrite(str(tmp_path / folder / name), rng.integers(0, 256, (64, 80, 3)).astype(np.uint8))
+    report = tmp_path / "rep"
+    for folder in ("two", "one"):
+        res = _validate([root / "xs_int8.tflite", "--reference", root / "xs_fp32.tflite", "--images",
+                         tmp_path / folder, "--report", report] + FAST)
+        assert res.exit_code == 0, res.output
+        if folder == "two":
+            assert {"overlay_a.png", "overlay_b.png"} <= {p.name for p in report.iterdir()}
+            cv2.imwrite(str(report / "overlay_mine.png"), np.zeros((4, 4, 3), np.uint8))
+    assert "removed 2 overlays of an earlier report" in res.output
+    assert sorted(p.name for p in report.glob("overlay_*.png")) == ["overlay_c.png", "overlay_mine.png"]
 
 
 @pytest.mark.needs_shared
