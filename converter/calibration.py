@@ -75,12 +75,13 @@ def decode_for_calibration(path: Path) -> tuple[np.ndarray, dict]:
                  "decoded": ", ".join(notes) or "rgb8"}
 
 
-def _folder_candidates(images_dir: Path) -> list[dict]:
+def _folder_candidates(images_dir: Path, log=print) -> list[dict]:
     """Every image file under the folder (sub-folders too, e.g. ../shared/data), by relative path; not the
     overlays litepose drew there (pictures of poses are not what the camera sees)."""
     from python_ref.draw import without_overlays
 
-    files = [p.relative_to(images_dir).as_posix() for p in without_overlays(images_in_folder(images_dir), images_dir)]
+    files = [p.relative_to(images_dir).as_posix()
+             for p in without_overlays(images_in_folder(images_dir), images_dir, log)]
     return [{"file": f, "image_id": None, "stratum": None} for f in files]
 
 
@@ -145,7 +146,7 @@ def calibration_candidates(images_dirs, annotations=None, log=print) -> list[dic
     labels = _folder_labels(folders)
     candidates = []
     for d, label in zip(folders, labels):
-        found = _annotation_candidates(d, annotations, log) if annotations else _folder_candidates(d)
+        found = _annotation_candidates(d, annotations, log) if annotations else _folder_candidates(d, log)
         if not found:
             what = f"images listed in {annotations}" if annotations else f"image files ({', '.join(IMAGE_SUFFIXES)})"
             raise LitePoseError(f"{d}: no {what} found; the calibration set would be empty")

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import check_distinct, output_kind, probe_writable, staged_outputs, write_text_atomic
+from python_ref.io_utils import (check_distinct, check_output_location, output_kind, probe_writable,
+                                 staged_outputs, write_text_atomic)
 
 from .archs import load_arch, parse_input_size
 
@@ -39,6 +40,17 @@ def check_output_path(output: str | Path, suffix: str) -> Path:
         raise LitePoseError(f"{out}: the output must be a file (this is a device, pipe or descriptor)")
     probe_writable(parent, str(out))
     return out
+
+
+def _keras_bytes(model, keras_path) -> bytes:
+    """The .keras file's content, saved in a scratch folder next to `keras_path` (checked writable before the
+    work; /tmp may be small), so that it can be staged with the other outputs."""
+    try:
+        with tempfile.TemporaryDirectory(prefix=".litepose-keras-", dir=Path(keras_path).parent) as tmp:
+            model.save(Path(tmp) / "model.keras")
+            return (Path(tmp) / "model.keras").read_bytes()
+    except OSError as exc:
+        raise LitePoseError(f"{keras_path}: cannot write ({exc.strerror or exc})") from None
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -206,6 +218,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     for path, what in ((card_path_for(out_path), "the model card"), (out_path.parent / "manifest.json", "the manifest")):
         if path.is_dir():
             raise LitePoseError(f"{path}: is a folder, where {what} of {out_path.name} goes")
+        check_output_location(path, str(path))   # a link to a missing or read-only folder fails now too
     read_manifest(out_path.parent / "manifest.json")  # a foreign or broken manifest fails now, not after the work
     check_distinct({"model": out_path, "model card": out_path.with_suffix(".json"),
                     "manifest": out_path.parent / "manifest.json", "Keras model": keras_path},
@@ -299,11 +312,9 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     # its files are in place). A manifest made unreadable during the run fails here, before any is written.
     card_file = card_path_for(out_path)
     manifest, manifest_text = manifest_with_entry(out_path, card)
-    with tempfile.TemporaryDirectory(prefix="litepose-keras-") as tmp, staged_outputs() as stage:
+    with staged_outputs() as stage:
         if keras_path:
-            saved = Path(tmp) / "model.keras"
-            model.save(saved)
-            stage(keras_path, saved.read_bytes())
+            stage(keras_path, _keras_bytes(model, keras_path))
         stage(card_file, (json.dumps(card, indent=2) + "\n").encode())
         stage(out_path, data)
         stage(manifest, manifest_text.encode())

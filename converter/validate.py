@@ -807,12 +807,13 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    stale = _stale_overlays(report_dir, {name for name, _ in overlays})
-    for path in stale:   # a reused report folder describes this run only
+    removed = 0
+    for path in _stale_overlays(report_dir, {name for name, _ in overlays}):   # the folder describes this run only
         with contextlib.suppress(OSError):
             path.unlink()
+            removed += 1
     log(f"wrote {report_dir / 'report.md'}, report.json and {len(overlays)} overlays"
-        + (f"; removed {len(stale)} overlays of an earlier report" if stale else ""))
+        + (f"; removed {removed} overlays of an earlier report" if removed else ""))
     if manifest is not None:
         _update_manifest(Path(model), manifest, card, result)
     return result
@@ -1033,7 +1034,8 @@ def _command():
     @click.option("--annotations", default=None, help="CrowdPose/COCO/AIC annotation JSON for these images (AP).")
     @click.option("--report", required=True, help="Report folder (report.md, report.json, overlay_*.png; the "
                   "overlays of an earlier report there are replaced).")
-    @click.option("--min-sqnr", type=FiniteFloat(), default=None, help="Fail when any output's SQNR (dB) is lower.")
+    @click.option("--min-sqnr", type=FiniteFloat(allow_inf=True), default=None,
+                  help="Fail when any output's SQNR (dB) is lower (inf: outputs must be identical).")
     @click.option("--min-oks-ap", type=FiniteFloat(0, 1), default=None,
                   help="Fail when OKS-AP vs the reference (0 to 1) is lower.")
     @click.option("--max-ap-drop", type=FiniteFloat(), default=None,

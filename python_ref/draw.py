@@ -87,16 +87,20 @@ def is_litepose_overlay(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     if head[:4] == b"\xff\xd8\xff\xfe":
-        return head[6:6 + len(OVERLAY_TAG)] == OVERLAY_TAG
-    return head[:8] == _PNG_SIGNATURE and head[_PNG_IHDR_END + 4:] == b"tEXt" + _PNG_TEXT
+        return head[4:6 + len(OVERLAY_TAG)] == (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG
+    return head[:8] == _PNG_SIGNATURE and head[_PNG_IHDR_END:] == (
+        len(_PNG_TEXT).to_bytes(4, "big") + b"tEXt" + _PNG_TEXT)
 
 
-def without_overlays(files: list, folder) -> list:
-    """`files` (found in the input folder `folder`) without litepose's own overlays, saying how many were left out."""
-    import sys
-
+def without_overlays(files: list, folder, log=None) -> list:
+    """`files` (found in the input folder `folder`) without litepose's own overlays, saying how many were left
+    out through `log` (default: a line on stderr)."""
     kept = [f for f in files if not is_litepose_overlay(f)]
     if len(kept) < len(files):
-        print(f"note: {len(files) - len(kept)} overlay(s) that litepose drew in {folder} are not inputs",
-              file=sys.stderr)
+        if log is None:
+            import sys
+
+            def log(line):
+                print(line, file=sys.stderr)
+        log(f"note: {len(files) - len(kept)} overlay(s) that litepose drew in {folder} are not inputs")
     return kept

@@ -693,5 +693,7 @@ def evaluate_command(annotations_path, results_path, json_path, joint_map, skip_
     """OKS keypoint AP/AR: the CrowdPose protocol (14 joints, with easy/medium/hard) or COCO (17 joints).
 
     Every annotated image counts: one without predictions has its people missed."""
+    if json_path is None:
+        check_stdout("the metrics table (no --json)")   # the command's only output
     report = run_evaluate(annotations_path, results_path, json_path, joint_map, skip_unknown_images)
     click.echo(format_table(report), err=json_path == "-")

@@ -70,6 +70,8 @@ def check_output_location(path: str | os.PathLike, what: str) -> None:
         return
     if kind == "special":
         return
+    if where.is_dir():
+        raise LitePoseError(f"{path}: is a folder; give a file name")
     parent = where.parent if str(where.parent) else Path(".")
     if not parent.is_dir():
         raise LitePoseError(f"{path}: the folder {parent} does not exist")

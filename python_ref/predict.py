@@ -318,13 +318,18 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
 
 
 class FiniteFloat(click.FloatRange):
-    """click.FloatRange that also refuses nan and inf (FloatRange lets nan through every bound)."""
+    """click.FloatRange that also refuses nan and infinities (FloatRange lets nan through every bound);
+    `allow_inf`: +inf is a limit too (SQNR >= inf: bit-exact outputs)."""
 
-    name = "finite float"
+    name = "float"
+
+    def __init__(self, *args, allow_inf: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allow_inf = allow_inf
 
     def convert(self, value, param, ctx):
         value = super().convert(value, param, ctx)
-        if not math.isfinite(value):
+        if not math.isfinite(value) and not (self.allow_inf and value == math.inf):
             self.fail(f"{value} is not a finite number", param, ctx)
         return value
 
@@ -340,7 +345,8 @@ class FiniteFloat(click.FloatRange):
 @click.option("--joints", type=click.Choice(["14", "17"]), default=None,
               help="14 CrowdPose, 17 COCO (default: from the model / checkpoint).")
 @click.option("--flip/--no-flip", default=None,
-              help="Flip test (run the network on the mirrored input too). Default: on for --checkpoint, off for --model.")
+              help="Flip test (run the network on the mirrored input too; official decoder only). Default: on for "
+              "--checkpoint with the official decoder, off otherwise.")
 @click.option("--mode", type=click.Choice(MODES), default=None,
               help="Decoder. Default: official for --checkpoint, fast for --model.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="CPU threads for the network.")

@@ -228,6 +228,38 @@ def test_an_output_path_ending_in_a_slash_names_a_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
+def test_data_and_tables_for_a_closed_stdout_and_folders_as_files_are_refused(tmp_path, monkeypatch):
+    """Under `>&-` (fd 1 noted closed at start) evaluate's table and every `--json -` are refused before the
+    work; a folder given as bench-decoder's --json is refused before the benchmark runs."""
+    from python_ref import io_utils
+
+    monkeypatch.setattr(io_utils, "CLOSED_AT_START", {1})
+    ann, res = tmp_path / "a.json", tmp_path / "r.json"
+    ann.write_text("{}")
+    res.write_text("[]")
+    for args in (["evaluate", "--annotations", ann, "--results", res],
+                 ["evaluate", "--annotations", ann, "--results", res, "--json", "-"],
+                 ["bench-decoder", "--json", "-"]):
+        r = invoke(args)
+        assert r.exit_code == 1 and "standard output was closed" in _error_line(r), (args, r.output)
+    monkeypatch.setattr(io_utils, "CLOSED_AT_START", set())
+    r = invoke(["bench-decoder", "--json", tmp_path])
+    assert r.exit_code == 1 and "is a folder" in _error_line(r)
+
+
+def test_calibration_folders_leave_out_litepose_overlays(tmp_path):
+    from converter.calibration import calibration_candidates
+    from python_ref.draw import tag_overlay
+
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "a_pose.jpg")                                    # the user's own, untagged: an image
+    (tmp_path / "b_pose.jpg").write_bytes(tag_overlay(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()))
+    said = []
+    found = calibration_candidates([tmp_path], log=said.append)
+    assert sorted(c["file"] for c in found) == ["a.png", "a_pose.jpg"]
+    assert len(said) == 1 and "1 overlay(s)" in said[0]
+
+
 def test_overlays_are_tagged_and_still_decode(tmp_path):
     """JPEG (predict) and PNG (validate) overlays carry the tag; the pixels decode as before; a user's image,
     a PNG with another text chunk included, is not taken for an overlay."""
@@ -241,10 +273,19 @@ def test_overlays_are_tagged_and_still_decode(tmp_path):
         tagged.write_bytes(tag_overlay(encoded.tobytes()))
         assert is_litepose_overlay(tagged) and not is_litepose_overlay(plain)
         np.testing.assert_array_equal(cv2.imread(str(tagged)), cv2.imread(str(plain)))
-    other = bytearray(tag_overlay(cv2.imencode(".png", pixels)[1].tobytes()))
-    other[41:49] = b"Author\x00x"[:8]   # a tEXt chunk of the same length saying something else
-    (tmp_path / "other.png").write_bytes(bytes(other))
-    assert not is_litepose_overlay(tmp_path / "other.png")
+    import zlib
+
+    png = cv2.imencode(".png", pixels)[1].tobytes()
+    for text in (b"Software\x00litepose-edge overlay, edited", b"Author\x00 litepose-edge overlay"):
+        chunk = b"tEXt" + text   # a valid text chunk of the user's own, where the tag would be
+        user = png[:33] + len(text).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big") + png[33:]
+        (tmp_path / "user.png").write_bytes(user)
+        assert cv2.imread(str(tmp_path / "user.png")) is not None and not is_litepose_overlay(tmp_path / "user.png")
+    jpeg = cv2.imencode(".jpg", pixels)[1].tobytes()
+    comment = b"litepose-edge overlay of mine"
+    (tmp_path / "user.jpg").write_bytes(jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+                                        + jpeg[2:])
+    assert cv2.imread(str(tmp_path / "user.jpg")) is not None and not is_litepose_overlay(tmp_path / "user.jpg")
     with pytest.raises(ValueError):
         tag_overlay(b"GIF89a")
 
@@ -262,10 +303,13 @@ def test_predict_checkpoint_in_fast_mode_needs_no_no_flip(shared_dir, tmp_path):
 def test_validate_thresholds_must_be_possible(tmp_path):
     """An impossible threshold is a usage error (exit 2) before any work, not a run that must fail or pass."""
     for option, value in (("--min-oks-ap", "1.5"), ("--min-oks-ap", "-1"), ("--min-sqnr", "nan"),
-                          ("--min-sqnr", "inf"), ("--max-ap-drop", "nan")):
+                          ("--min-sqnr", "-inf"), ("--max-ap-drop", "nan"), ("--max-ap-drop", "inf")):
         r = invoke(["validate", tmp_path / "m.tflite", "--reference", tmp_path / "r.tflite", "--images", tmp_path,
                     "--report", tmp_path / "rep", option, value])
         assert r.exit_code == 2 and option in r.output, (option, value, r.output)
+    r = invoke(["validate", tmp_path / "m.tflite", "--reference", tmp_path / "r.tflite", "--images", tmp_path,
+                "--report", tmp_path / "rep", "--min-sqnr", "inf"])   # a real limit: outputs must be identical
+    assert r.exit_code == 1 and "Invalid value" not in _error_line(r)   # accepted; fails later on the empty folder
     r = invoke(["predict", "--model", tmp_path / "m.tflite", tmp_path, "--json", "-", "--min-joint-score", "nan"])
     assert r.exit_code == 2 and "finite" in r.output
 

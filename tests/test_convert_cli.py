@@ -190,6 +190,23 @@ def test_a_manifest_spoilt_during_the_run_leaves_no_files(xs_ckpt, tmp_path, mon
 
 
 @pytest.mark.needs_shared
+def test_a_full_disk_while_saving_the_keras_file_is_one_line(xs_ckpt, tmp_path, monkeypatch):
+    import errno
+
+    import keras
+
+    def full_disk(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    out = tmp_path / "m.tflite"
+    result = invoke(["convert", "--checkpoint", str(xs_ckpt), "--input-size", "128x128", "--precision", "fp32",
+                     "--output", str(out), "--keras", str(tmp_path / "m.keras")])
+    _assert_one_line_error(result, "m.keras", "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.needs_shared
 def test_arch_json_file_is_accepted(xs_ckpt, tmp_path, shared_dir):
     arch = tmp_path / "my-arch.json"
     shutil.copy(shared_dir / "checkpoints" / "configs" / "search-XS.json", arch)
