@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import click
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import atomic_path
+from python_ref.io_utils import atomic_path, probe_writable
 
 from .validate import thread_counts
 
@@ -337,6 +338,20 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
         raise LitePoseError(f"--graph {graph}: use deploy or plain")
     for peer in peers:
         _check_peer(peer)
+    for n in people:
+        if n < 1:
+            raise LitePoseError(f"--people {n}: people counts start at 1 ('' skips the table)")
+    if keep_models:
+        keep = Path(keep_models)
+        if keep.exists() and not keep.is_dir():
+            raise LitePoseError(f"{keep_models}: --keep-models wants a folder; this is a file")
+        if not keep.exists() and not keep.parent.is_dir():
+            raise LitePoseError(f"{keep_models}: the folder {keep.parent} does not exist")
+        probe_writable(keep if keep.is_dir() else keep.parent, keep_models)
+    if calib_images:
+        from .calibration import calibration_candidates
+
+        calibration_candidates(calib_images, log=lambda m: None)   # missing or empty folders fail before the work
     override_hw = None
     if input_size:
         from .archs import parse_input_size
@@ -440,9 +455,9 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
         "command": command,
         "git_commit": commit,
         "machine": _machine(),
-        "weights_note": ("latency, size and memory do not depend on the weights; models marked 'random' have "
-                         "random weights, so their decode_ms is decoding garbage outputs (usually the "
-                         "worst case: every joint's top-k full) - see decoder_vs_people for known content"),
+        "weights_note": ("latency, size and memory do not depend on the weights. decode_ms decodes the model's "
+                         "outputs for one synthetic frame, where few or no people are found (decoded_people), so "
+                         "it is a lower bound; decoder_vs_people gives the cost on maps with known people counts"),
         "timing": {"runs": runs, "warmup": 2, "statistic": "median and 90th percentile of per-run wall time",
                    "pre": f"letterbox of a {FRAME_HW[0]}x{FRAME_HW[1]} (HxW) uint8 frame + input quantisation",
                    "infer": "LiteRT default delegate (XNNPACK), signature call incl. reading and dequantising outputs; "
@@ -651,7 +666,7 @@ def bench_command(variants, precisions, threads, peers, baselines, checkpoints, 
               markdown_out=markdown_out, plot_out=plot_out, runs=runs, calib_images=calib_images,
               calib_count=calib_count, input_size=input_size, people=_ints(people, "people"),
               onnx_variant=onnx_variant, keep_models=keep_models, graph=graph,
-              command="litepose " + " ".join(sys.argv[1:]) if sys.argv and "bench" in sys.argv else None)
+              command=shlex.join(["litepose", *sys.argv[1:]]) if sys.argv and "bench" in sys.argv else None)
 
 
 def _main(argv: list[str]) -> int:

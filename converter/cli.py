@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 error or below threshold, 2 usage.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -180,6 +181,7 @@ def run() -> None:
     from python_ref.io_utils import filter_native_stderr
 
     _reopen_closed_standard_streams()
+    _exit_cleanly_on_sigterm()
     # A file OpenCV cannot decode gets our one-line error; OpenCV's own warnings about it (a float TIFF's
     # samples, ...) would come on top (OPENCV_LOG_LEVEL still rules when set), libpng's go through the filter.
     if "OPENCV_LOG_LEVEL" not in os.environ:
@@ -188,6 +190,21 @@ def run() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     filter_native_stderr()
     main()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """`kill`, `timeout` or a cancelled CI job send SIGTERM, whose default ends the process on the spot and
+    leaves the scratch folders (converted models, saved models) behind; as an exception instead, every open
+    `with` block cleans up, as after Ctrl-C. Exit status 143 (128 + 15), as the shell reports it."""
+    import signal
+
+    def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a second SIGTERM ends it at once
+        print("Terminated", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):   # not the main thread, or no SIGTERM
+        signal.signal(signal.SIGTERM, terminated)
 
 
 def _usable(fd: int, write: bool) -> bool:

@@ -22,7 +22,7 @@ _EXPORTS = {
     "official_resize": "preprocess",
     "decode_fast": "decoder", "decode_official": "decoder", "FastDecoderParams": "decoder",
     "draw_poses": "draw", "dataset_for_joints": "keypoints",
-    "evaluate_keypoints": "evaluate", "load_annotations": "evaluate",
+    "evaluate_keypoints": "evaluate", "load_annotations": "evaluate", "load_results": "evaluate",
     "LitePoseError": "errors",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .decoder import FastDecoderParams, OfficialDecoderParams, decode_fast, decode_official
 from .errors import LitePoseError
-from .io_utils import atomic_path, check_output_location, check_stdout
+from .io_utils import atomic_path, check_distinct, check_output_location, check_stdout
 from .keypoints import CROWDPOSE_JOINTS, dataset_for_joints
 
 PEOPLE_COUNTS = (1, 5, 10, 20, 30)
@@ -317,6 +317,11 @@ def bench_decoder_command(json_path, repeat, fixture, accuracy_dir, data_dir):
         check_stdout("--json -")
     else:
         check_output_location(json_path, json_path)
+        fixtures = {"--fixture": fixture, **{f"fixture {p.name}": p for d in (accuracy_dir, data_dir) if d
+                                             for p in Path(d).iterdir() if p.is_file()}}
+        check_distinct({"--json output": json_path}, fixtures)
+    if data_dir is not None and not any(Path(data_dir).glob("*/annotations.json")):
+        raise LitePoseError(f"{data_dir}: no <set>/annotations.json in this folder (--data-dir wants shared/data)")
     report = run_decoder_benchmark(repeat, fixture, accuracy_dir, data_dir)
     text = json.dumps(report, indent=1) + "\n"
     if json_path == "-":                 # as predict and evaluate: standard output

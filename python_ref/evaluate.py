@@ -181,8 +181,13 @@ def _read_json(path: str | os.PathLike, what: str):
 
 
 def _number(value, path, where) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LitePoseError(f"{path}: {where} is {value!r}, expected a finite number")
+    try:   # a 400-digit JSON integer is a Python int that no float holds
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise LitePoseError(f"{path}: {where} is {shown}, expected a finite number")
     return float(value)
 
 
@@ -256,7 +261,10 @@ def load_annotations(path: str | os.PathLike) -> Annotations:
         bbox[i] = _numbers(a.get("bbox"), 4, path, f"{where} bbox")
         if a.get("area") is not None:
             area[i] = _number(a["area"], path, f"{where} area")
-        iscrowd[i] = bool(a.get("iscrowd", 0))
+        crowd = a.get("iscrowd", 0)
+        if isinstance(crowd, bool) or crowd not in (0, 1):   # "0" would read as crowd
+            raise LitePoseError(f"{path}: {where} iscrowd is {crowd!r}, expected 0 or 1")
+        iscrowd[i] = crowd == 1
         nk = a.get("num_keypoints")
         num_kp[i] = int(_number(nk, path, f"{where} num_keypoints")) if nk is not None \
             else int(np.count_nonzero(keypoints[i, :, 2] > 0))
@@ -321,6 +329,10 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
             paths_of.setdefault(image_id, set()).add(os.path.normpath(r["image"]))
         elif "image_id" in r:
             image_id = r["image_id"]
+            if isinstance(image_id, float) and image_id.is_integer():   # 397133.0 from some exporters
+                image_id = int(image_id)
+            if isinstance(image_id, bool) or not isinstance(image_id, int):   # true == 1 in Python
+                raise LitePoseError(f"{path}: entry {i}: image_id {image_id!r} is not an integer")
             if not annotations.has_image(image_id):
                 if skip_unknown_images:
                     unknown.add(repr(image_id))
@@ -445,7 +457,8 @@ def compute_oks(pred_xy: np.ndarray, gt_kp: np.ndarray, gt_bbox: np.ndarray, gt_
     has = n_vis[..., None] > 0
     dx = np.where(has, xd - gt_kp[None, :, :, 0], dx_box)
     dy = np.where(has, yd - gt_kp[None, :, :, 1], dy_box)
-    e = (dx ** 2 + dy ** 2) / var / (gt_area[None, :, None] + np.spacing(1)) / 2
+    with np.errstate(over="ignore"):   # a joint 1e300 px away is infinitely far: exp(-inf) = 0, as it should be
+        e = (dx ** 2 + dy ** 2) / var / (gt_area[None, :, None] + np.spacing(1)) / 2
     weight = np.where(has, vis, True)
     return np.sum(np.exp(-e) * weight, -1) / np.maximum(weight.sum(-1), 1)
 
@@ -653,6 +666,7 @@ def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto
     results_label = STDIN_NAME if str(results_path) == "-" else results_path
     annotations = load_annotations(annotations_path)
     results = load_results(results_path, annotations, skip_unknown_images=skip_unknown_images)
+    resolve_protocol(annotations, results.num_joints, joint_map, results.path)   # a misfit fails before warnings
     if results.dropped_other_category:
         print(f"{results_label}: {results.dropped_other_category} predictions of another category skipped",
               file=sys.stderr)

@@ -115,6 +115,10 @@ def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: b
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if flip and mode == "fast":
         raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
+    shape = getattr(image_rgb, "shape", None)
+    if shape is None or len(shape) != 3 or shape[2] != 3 or 0 in shape[:2]:
+        raise ValueError(f"{source}: expected an RGB image of shape (H, W, 3), got {shape}; load_image_rgb "
+                         "gives one from any file (grayscale and RGBA included)")
     try:
         net_input, transform = model.prepare(image_rgb)
     except InputTooLarge as exc:

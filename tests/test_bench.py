@@ -82,11 +82,16 @@ def test_synthetic_calibration_images_are_deterministic():
     (["--precisions", "int4"], "--precisions int4"),
     (["--baselines", "resnet"], "--baselines resnet"),
     (["--peer", "missing.tflite"], "missing.tflite"),
+    # checked before any conversion (these used to fail after minutes of work, or with a traceback)
+    (["--people=-3"], "--people -3"),
+    (["--calib-images", "nope"], "nope: calibration image folder not found"),
+    (["--keep-models", "a_file"], "--keep-models wants a folder"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, message):
     out = tmp_path / "r.json"
+    (tmp_path / "a_file").write_text("x")
     proc = subprocess.run([sys.executable, "-c", "from converter.cli import main; main()", "bench", "--json", str(out), *args],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -210,6 +211,49 @@ def test_data_for_a_closed_stdout_is_an_error_not_lost(xs_tflite, tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert done.returncode == 1 and len(errors) == 1 and "standard output was closed" in errors[0], done.stderr
     assert "image(s)" not in done.stderr   # refused before the model ran
+
+
+@pytest.mark.needs_shared
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_sigterm_ends_the_command_through_its_cleanup(xs_tflite, tmp_path):
+    """SIGTERM (kill, timeout, a cancelled CI job) becomes an exit through every `with` block, as Ctrl-C
+    does, instead of ending the process on the spot with its scratch folders left behind: exit 143."""
+    import signal
+    import time
+
+    fifo = tmp_path / "poses.fifo"
+    os.mkfifo(fifo)
+    code = f"import sys; sys.argv = ['litepose', 'predict', '--model', {str(xs_tflite)!r}, " \
+           f"{str(_image(tmp_path / 'a.png'))!r}, '--json', {str(fifo)!r}]\nfrom converter.cli import run\nrun()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:   # the poses are ready and it waits for a reader of the FIFO
+            lines.append(proc.stderr.readline())
+            if "waiting for a reader" in lines[-1] or not lines[-1]:
+                break
+        assert "waiting for a reader" in lines[-1], lines
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Terminated" in rest and "Traceback" not in rest, rest
+
+
+@pytest.mark.needs_shared
+def test_predict_image_names_the_shape_it_was_given(xs_tflite):
+    """A device script passing a grayscale or RGBA array hears about its own array, not the letterboxed one."""
+    from python_ref import DeployedModel, load_results, predict_image
+
+    model = DeployedModel(xs_tflite)
+    for shape in ((40, 60), (40, 60, 4), (0, 60, 3)):
+        with pytest.raises(ValueError, match=re.escape(f"got {shape}")):
+            predict_image(model, np.zeros(shape, np.uint8))
+    poses, scores = predict_image(model, np.zeros((40, 60, 3), np.uint8))
+    assert poses.shape[1:] == (14, 3) and len(scores) == len(poses)
+    assert callable(load_results)   # with evaluate_keypoints, scoring from Python needs it
 
 
 def test_an_output_path_ending_in_a_slash_names_a_folder(tmp_path):
@@ -754,6 +798,17 @@ def test_bench_decoder_writes_to_stdout_and_refuses_data_dir_alone(tmp_path, mon
         r = invoke(["bench-decoder", "--json", tmp_path / "b.json", "--repeat", 10000] + args)
         assert r.exit_code == 1 and says in _error_line(r), r.output
     assert not (tmp_path / "b.json").exists()
+    # an output that is an input, and a data folder without annotations, fail before the timings too
+    before = (tmp_path / "other.npz").read_bytes()
+    for args, says in ((["--fixture", tmp_path / "other.npz", "--json", tmp_path / "other.npz"],
+                        "would overwrite the --fixture"),
+                       (["--accuracy-dir", tmp_path / "outputs_only", "--json", tmp_path / "outputs_only" / "a.npz"],
+                        "would overwrite the fixture a.npz"),
+                       (["--accuracy-dir", tmp_path / "outputs_only", "--data-dir", tmp_path / "empty", "--json",
+                         tmp_path / "b.json"], "no <set>/annotations.json")):
+        r = invoke(["bench-decoder", "--repeat", 10000] + args)
+        assert r.exit_code == 1 and says in _error_line(r), r.output
+    assert (tmp_path / "other.npz").read_bytes() == before and not (tmp_path / "b.json").exists()
 
 
 def test_validate_names_a_file_given_as_the_image_folder(tmp_path):

@@ -225,6 +225,8 @@ def _bad_results(tmp_path, case):
         "mixed_lengths": [{"image_id": 1, "keypoints": kp14, "score": 1},
                           {"image_id": 1, "keypoints": kp14[:39], "score": 1}],
         "nan_score": '[{"image_id": 1, "keypoints": %s, "score": NaN}]' % json.dumps(kp14),
+        "bool_image_id": [{"image_id": True, "keypoints": kp14, "score": 1}],       # True == 1 in Python
+        "huge_integer": '[{"image_id": 1, "keypoints": [%s], "score": 1}]' % ", ".join(["1" + "0" * 400] * 42),
     }[case]
     if isinstance(content, str):
         path.write_text(content)
@@ -234,7 +236,8 @@ def _bad_results(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["missing", "not_json", "short_keypoints", "unknown_image", "unknown_id",
-                                  "mixed_lengths", "nan_score", "bad_annotations"])
+                                  "mixed_lengths", "nan_score", "bad_annotations", "bool_image_id", "huge_integer",
+                                  "iscrowd_string"])
 def test_bad_input_one_line_error_no_output(tmp_path, case):
     kp = np.zeros((14, 3))
     kp[0] = [10, 10, 2]
@@ -243,6 +246,9 @@ def test_bad_input_one_line_error_no_output(tmp_path, case):
     if case == "bad_annotations":
         annotations = _write(tmp_path / "bad_gt.json", {"images": []})
         results = _write(tmp_path / "ok.json", [])
+    elif case == "iscrowd_string":   # bool("0") is True: it would silently make the person a crowd region
+        annotations = _write(tmp_path / "bad_gt.json", _crowdpose_gt([_person(1, kp, (0, 0, 50, 50), iscrowd="0")]))
+        results = _write(tmp_path / "ok.json", [])
     else:
         results = _bad_results(tmp_path, case)
     out = tmp_path / "metrics.json"
@@ -250,9 +256,28 @@ def test_bad_input_one_line_error_no_output(tmp_path, case):
     assert res.exit_code != 0
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
-    named = annotations if case == "bad_annotations" else results
+    named = annotations if case in ("bad_annotations", "iscrowd_string") else results
     assert str(named) in lines[0]
     assert not out.exists() and not list(tmp_path.glob(".metrics.json.*"))
+
+
+def test_a_misfit_joint_count_is_the_only_line_and_far_joints_score_zero_quietly(tmp_path):
+    """The joint-count error comes before the warnings about images without predictions; joints 1e300 px
+    away score OKS 0 without numpy overflow warnings; an integral float image_id (397133.0) is that image."""
+    kp = np.zeros((14, 3))
+    kp[:, :2], kp[:, 2] = 20, 2
+    gt = _crowdpose_gt([_person(1, kp, (0, 0, 50, 50))])
+    gt["images"].append({**gt["images"][0], "id": 2, "file_name": "b.jpg"})
+    gt = _write(tmp_path / "gt.json", gt)
+    res = _cli("--annotations", gt, "--results", _write(tmp_path / "r13.json",
+                                                         [{"image_id": 1, "keypoints": [1.0] * 39, "score": 1}]))
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error:") and "13 joints" in lines[0]
+    far = [{"image_id": 1.0, "keypoints": [1e300, 1e300, 1.0] * 14, "score": 1},
+           {"image_id": 1, "keypoints": kp.ravel().tolist(), "score": 0.5}]
+    with np.errstate(all="raise"):   # would raise FloatingPointError on an overflow the code does not expect
+        report = ev.run_evaluate(gt, _write(tmp_path / "far.json", far))
+    assert report["AP"] == pytest.approx(0.5, abs=0.02)   # the exact person ranked second: precision 1/2
 
 
 def test_joint_count_mismatch_needs_a_map(shared_dir, tmp_path):
