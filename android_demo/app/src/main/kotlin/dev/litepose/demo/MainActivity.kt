@@ -42,8 +42,9 @@ import dev.litepose.demo.ui.Texts
 import dev.litepose.posecore.Skeleton
 
 /**
- * Wires camera -> [PoseEngine] -> overlay. Threads: main (views), "camera" (camera2 callbacks, in
- * [CameraSource]) and "analysis" (YUV conversion, inference, decoding, benchmark; the engine lives there).
+ * Wires camera -> [PoseEngine] -> overlay. Threads: main (views), "camera" (camera2 callbacks) and "frames"
+ * (draining the reader, YUV conversion), both in [CameraSource], and "analysis" (inference, decoding,
+ * benchmark; the engine lives there).
  */
 class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     private val mainHandler = Handler(Looper.getMainLooper())

@@ -20,18 +20,21 @@ import android.os.HandlerThread
 import android.view.Surface
 import dev.litepose.demo.ui.Texts
 import java.util.concurrent.Executor
+import java.util.concurrent.atomic.AtomicBoolean
 
 /**
  * Camera2 source: a TextureView-backed preview plus a YUV_420_888 ImageReader for analysis.
  *
- * Only the newest frame is analysed: the reader holds 2 images, each callback takes
- * `acquireLatestImage()` (older queued frames are dropped), converts it to ARGB and closes it at once, so
- * the camera never waits for the (slower) inference that follows on the analysis thread.
+ * Only the newest frame is analysed, and the camera never waits for the (slower) inference: the reader
+ * (2 images) is drained on its own "frames" thread, which takes `acquireLatestImage()` (older queued frames are
+ * dropped) and closes each image at once. While the analysis thread is busy (inference, or a benchmark) the
+ * image is dropped unread; otherwise it is converted to ARGB first and handed over, one frame at a time.
  * Frames only live in memory: nothing is stored or sent.
  *
- * [start] and [stop] run on the main thread, camera2 callbacks on the "camera" thread, frames on the analysis
- * thread. Each open has a generation ([CameraOpenTracker]): callbacks of a replaced or stopped open close their
- * camera and return. The reader is closed on the analysis thread, so it never closes under a frame being read.
+ * [start] and [stop] run on the main thread, camera2 callbacks on the "camera" thread, the reader on the
+ * "frames" thread, [Listener.onFrame] on the analysis thread. Each open has a generation ([CameraOpenTracker]):
+ * callbacks of a replaced or stopped open close their camera and return. The reader is closed on the frames
+ * thread, so it never closes under an image being read.
  */
 class CameraSource(
     private val context: Context,
@@ -64,6 +67,8 @@ class CameraSource(
     private val manager = context.getSystemService(CameraManager::class.java)
     private val cameraThread = HandlerThread("camera").apply { start() }
     private val cameraHandler = Handler(cameraThread.looper)
+    private val framesThread = HandlerThread("frames").apply { start() }
+    private val framesHandler = Handler(framesThread.looper)
     private val mainHandler = Handler(context.mainLooper)
 
     // Guarded by lock: main thread (start/stop) and camera thread (callbacks) both change them.
@@ -74,7 +79,8 @@ class CameraSource(
     private var reader: ImageReader? = null
     private var previewSurface: Surface? = null
 
-    private var argb = IntArray(0) // analysis thread only
+    private var argb = IntArray(0) // written on the frames thread while no frame is being analysed
+    private val analysing = AtomicBoolean(false) // a converted frame is queued for, or in, the analysis thread
 
     /** A start-up problem reported as a camera error, not a crash. */
     private class CameraUnavailable(message: String) : Exception(message)
@@ -130,10 +136,11 @@ class CameraSource(
         detached()
     }
 
-    /** Stops the camera thread; the source cannot be started again. */
+    /** Stops the camera and frames threads; the source cannot be started again. */
     fun release() {
         stop()
         cameraThread.quitSafely()
+        framesThread.quitSafely()
     }
 
     /** Under lock: sets up the reader and preview surface of `generation` and asks for the camera. */
@@ -163,7 +170,7 @@ class CameraSource(
         previewSurface = surface
         val imageReader = ImageReader.newInstance(analysis.width, analysis.height, ImageFormat.YUV_420_888, 2)
         reader = imageReader
-        imageReader.setOnImageAvailableListener({ r -> analyse(r, config, generation) }, analysisHandler)
+        imageReader.setOnImageAvailableListener({ r -> onImageAvailable(r, config, generation) }, framesHandler)
         manager.openCamera(id, deviceCallback(generation, id, surface, imageReader), cameraHandler)
         return config
     }
@@ -184,15 +191,15 @@ class CameraSource(
             } catch (_: IllegalStateException) {
             }
             oldDevice?.close()
-            oldReader?.let { closeOnAnalysisThread(it) }
+            oldReader?.let { closeOnFramesThread(it) }
             oldSurface?.release()
         }
     }
 
-    /** After any frame being read: ImageReader.close() closes its acquired images, whose planes then throw. */
-    private fun closeOnAnalysisThread(r: ImageReader) {
+    /** After any image being read: ImageReader.close() closes its acquired images, whose planes then throw. */
+    private fun closeOnFramesThread(r: ImageReader) {
         r.setOnImageAvailableListener(null, null)
-        if (!analysisHandler.post { r.close() }) r.close() // the analysis thread has quit: nothing reads it
+        if (!framesHandler.post { r.close() }) r.close() // the frames thread has quit: nothing reads it
     }
 
     private fun findCamera(front: Boolean): String? {
@@ -238,7 +245,31 @@ class CameraSource(
             }
         }
         if (stale) resource.close()
-        error?.let { postError(generation, it) }
+        error?.let { failed(generation, it) }
+    }
+
+    /**
+     * Camera thread: setting up the open of `generation` failed. Its session and camera are closed and the open
+     * ends, so that the next start (resume, flip, a new surface) opens the camera again instead of finding it
+     * "already open" with no session; then the error is shown.
+     */
+    private fun failed(generation: Int, message: String) {
+        var oldSession: CameraCaptureSession? = null
+        var oldDevice: CameraDevice? = null
+        synchronized(lock) {
+            if (!opens.isCurrent(generation)) return
+            opens.ended(generation)
+            oldSession = session
+            oldDevice = device
+            session = null
+            device = null
+        }
+        try {
+            oldSession?.close()
+        } catch (_: IllegalStateException) {
+        }
+        oldDevice?.close()
+        postError(generation, message)
     }
 
     /** Camera thread: the camera of `generation` stopped working. Returns true if that open was the current one. */
@@ -267,7 +298,11 @@ class CameraSource(
                 }
 
             override fun onConfigureFailed(s: CameraCaptureSession) {
-                postError(generation, "the camera rejected the preview + analysis streams")
+                try {
+                    s.close()
+                } catch (_: IllegalStateException) {
+                }
+                failed(generation, "the camera rejected the preview + analysis streams")
             }
         }
         // A surface released by a concurrent stop, or a closed camera, throws here instead of answering.
@@ -311,15 +346,18 @@ class CameraSource(
     /** What [analyse] keeps of an image after closing it. */
     private class Converted(val width: Int, val height: Int, val timestampNanos: Long, val convertMs: Double)
 
-    /** Analysis thread: newest frame only, converted and released before the listener runs inference. */
-    private fun analyse(r: ImageReader, config: Config, generation: Int) {
+    /**
+     * Frames thread: takes the newest image and closes it at once, so the reader never fills up and the camera
+     * never waits. Converted and handed to the analysis thread only when that is idle; otherwise dropped.
+     */
+    private fun onImageAvailable(r: ImageReader, config: Config, generation: Int) {
         val image = try {
             r.acquireLatestImage()
         } catch (_: IllegalStateException) {
             null // reader closed
         } ?: return
         val frame = try {
-            convert(image)
+            if (analysing.get() || !isCurrent(generation)) null else convert(image)
         } catch (_: IllegalStateException) {
             null // the image was closed under us (reader closed): a dropped frame
         } finally {
@@ -328,9 +366,19 @@ class CameraSource(
             } catch (_: IllegalStateException) {
             }
         }
-        if (frame != null && isCurrent(generation)) {
-            listener.onFrame(argb, frame.width, frame.height, config, frame.convertMs, frame.timestampNanos)
+        if (frame == null) return
+        val pixels = argb
+        analysing.set(true)
+        val posted = analysisHandler.post {
+            try {
+                if (isCurrent(generation)) {
+                    listener.onFrame(pixels, frame.width, frame.height, config, frame.convertMs, frame.timestampNanos)
+                }
+            } finally {
+                analysing.set(false)
+            }
         }
+        if (!posted) analysing.set(false) // the analysis thread has quit
     }
 
     private fun convert(image: Image): Converted {

@@ -118,6 +118,12 @@ class LiteRtPoseModel private constructor(
         gpuDelegate?.close()
     }
 
+    /** One run on a blank input: a GPU delegate can accept a graph and fail only when it first runs it. */
+    private fun warmUp() {
+        val bytesPerValue = if (inputType == InputType.FLOAT32) 4 else 1
+        run(ByteBuffer.allocateDirect(inputWidth * inputHeight * 3 * bytesPerValue).order(ByteOrder.nativeOrder()))
+    }
+
     companion object {
         const val INPUT = "image"
         const val HEATMAPS_S4 = "heatmaps_s4"
@@ -169,8 +175,11 @@ class LiteRtPoseModel private constructor(
                 return try {
                     val gpu = GpuDelegate(compatibility.bestOptionsForThisDevice)
                     delegate = gpu
-                    interpreter = Interpreter(model, Interpreter.Options().addDelegate(gpu))
-                    GpuAttempt.Ready(LiteRtPoseModel(interpreter, gpu, spec, AcceleratorStatus(Accelerator.GPU, Accelerator.GPU, 1, null)))
+                    val gpuInterpreter = Interpreter(model, Interpreter.Options().addDelegate(gpu))
+                    interpreter = gpuInterpreter
+                    val poseModel = LiteRtPoseModel(gpuInterpreter, gpu, spec, AcceleratorStatus(Accelerator.GPU, Accelerator.GPU, 1, null))
+                    poseModel.warmUp() // a failure here falls back to CPU below, instead of failing the first frame
+                    GpuAttempt.Ready(poseModel)
                 } catch (e: RuntimeException) {
                     interpreter?.close()
                     delegate?.close()
