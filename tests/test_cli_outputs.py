@@ -256,6 +256,24 @@ def test_predict_image_names_the_shape_it_was_given(xs_tflite):
     assert callable(load_results)   # with evaluate_keypoints, scoring from Python needs it
 
 
+@pytest.mark.needs_shared
+def test_decoder_complaints_do_not_join_the_one_error_line(xs_tflite, tmp_path):
+    """A truncated PNG (an interrupted copy) and a float TIFF get our one error line, without libpng's
+    "libpng error: ..." or OpenCV's "[ WARN ...]" lines that the decoders print to fd 2 themselves."""
+    ok, png = cv2.imencode(".png", np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    (tmp_path / "cut.png").write_bytes(png.tobytes()[:400])
+    ok, tiff = cv2.imencode(".tiff", np.random.default_rng(2).random((16, 16, 3)).astype(np.float32))
+    (tmp_path / "float.tiff").write_bytes(tiff.tobytes())
+    for name in ("cut.png", "float.tiff"):
+        code = f"import sys; sys.argv = ['litepose', 'predict', '--model', {str(xs_tflite)!r}, " \
+               f"{str(tmp_path / name)!r}, '--json', {str(tmp_path / 'p.json')!r}]\nfrom converter.cli import run\nrun()"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 1 and lines[-1].startswith(f"Error: {tmp_path / name}"), done.stderr
+        assert not any("libpng" in line or "WARN" in line for line in lines), done.stderr
+
+
 def test_an_output_path_ending_in_a_slash_names_a_folder(tmp_path):
     """`--json out/` (out missing) used to write a file called `out`; `--output m.tflite/` a file m.tflite."""
     from converter.convert import check_output_path
