@@ -227,11 +227,11 @@ def _reopen_closed_standard_streams() -> None:
     """Started with stdin, stdout or stderr closed (`2>&-`, some daemons; a launcher script may even leave
     its own script file open there, read-only), writing a status line would fail the command, or the first
     output file would take that descriptor: give each such one /dev/null instead."""
+    from python_ref.io_utils import CLOSED_AT_START
+
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         if _usable(fd, write=mode == "w"):
             continue
-        from python_ref.io_utils import CLOSED_AT_START
-
         CLOSED_AT_START.add(fd)
         null = os.open(os.devnull, os.O_RDWR)
         if null != fd:

@@ -13,7 +13,7 @@ import numpy as np
 
 from python_ref.errors import LitePoseError
 from python_ref.io_utils import (check_distinct, check_output_location, output_kind, probe_writable,
-                                 staged_outputs, write_text_atomic)
+                                 refuse_folder_name, staged_outputs, write_text_atomic)
 
 from .archs import load_arch, parse_input_size
 
@@ -26,8 +26,7 @@ def log(msg: str) -> None:
 
 
 def check_output_path(output: str | Path, suffix: str) -> Path:
-    if str(output).endswith(("/", os.sep)):   # Path() would drop the slash and write a file of that name
-        raise LitePoseError(f"{output}: names a folder (it ends with {str(output)[-1]}); give a file name")
+    refuse_folder_name(output)   # before Path() drops the slash
     out = Path(output)
     if out.suffix.lower() != suffix:
         raise LitePoseError(f"{out}: the output file must end in {suffix}")

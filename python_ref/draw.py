@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import colorsys
 import os
+import sys
 import zlib
 
 import cv2
@@ -62,20 +63,21 @@ def draw_poses(image_rgb: np.ndarray, poses: np.ndarray, scores: np.ndarray, ske
 # can hold them without their being read back as inputs on the next run. A user's photo, whatever its name,
 # has no tag and stays an input.
 OVERLAY_TAG = b"litepose-edge overlay"
+_JPEG_COMMENT = b"\xff\xfe" + (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG   # COM marker, length, text
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IHDR_END = 8 + 4 + 4 + 13 + 4   # signature, then IHDR: length, type, 13 bytes of data, CRC
 _PNG_TEXT = b"Software\x00" + OVERLAY_TAG
+_PNG_CHUNK_HEAD = len(_PNG_TEXT).to_bytes(4, "big") + b"tEXt" + _PNG_TEXT   # length, type, data (CRC follows)
 
 
 def tag_overlay(encoded: bytes) -> bytes:
     """An encoded JPEG or PNG with the overlay tag: a JPEG comment (COM) right after the SOI marker, or a PNG
     tEXt chunk (Software) right after IHDR. Pixels unchanged."""
     if encoded[:2] == b"\xff\xd8":
-        return encoded[:2] + b"\xff\xfe" + (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG + encoded[2:]
+        return encoded[:2] + _JPEG_COMMENT + encoded[2:]
     if encoded[:8] == _PNG_SIGNATURE and encoded[12:16] == b"IHDR":
-        chunk = b"tEXt" + _PNG_TEXT
-        text = len(_PNG_TEXT).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
-        return encoded[:_PNG_IHDR_END] + text + encoded[_PNG_IHDR_END:]
+        crc = zlib.crc32(_PNG_CHUNK_HEAD[4:]).to_bytes(4, "big")   # over type and data
+        return encoded[:_PNG_IHDR_END] + _PNG_CHUNK_HEAD + crc + encoded[_PNG_IHDR_END:]
     raise ValueError("tag_overlay takes an encoded JPEG or PNG")
 
 
@@ -83,13 +85,12 @@ def is_litepose_overlay(path: str | os.PathLike) -> bool:
     """Whether the file starts like an image `tag_overlay` tagged."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(_PNG_IHDR_END + 8 + len(_PNG_TEXT))
+            head = fh.read(_PNG_IHDR_END + len(_PNG_CHUNK_HEAD))
     except OSError:
         return False
-    if head[:4] == b"\xff\xd8\xff\xfe":
-        return head[4:6 + len(OVERLAY_TAG)] == (len(OVERLAY_TAG) + 2).to_bytes(2, "big") + OVERLAY_TAG
-    return head[:8] == _PNG_SIGNATURE and head[_PNG_IHDR_END:] == (
-        len(_PNG_TEXT).to_bytes(4, "big") + b"tEXt" + _PNG_TEXT)
+    if head[:2] == b"\xff\xd8":
+        return head[2:2 + len(_JPEG_COMMENT)] == _JPEG_COMMENT
+    return head[:8] == _PNG_SIGNATURE and head[_PNG_IHDR_END:] == _PNG_CHUNK_HEAD
 
 
 def without_overlays(files: list, folder, log=None) -> list:
@@ -97,10 +98,6 @@ def without_overlays(files: list, folder, log=None) -> list:
     out through `log` (default: a line on stderr)."""
     kept = [f for f in files if not is_litepose_overlay(f)]
     if len(kept) < len(files):
-        if log is None:
-            import sys
-
-            def log(line):
-                print(line, file=sys.stderr)
-        log(f"note: {len(files) - len(kept)} overlay(s) that litepose drew in {folder} are not inputs")
+        (log or (lambda line: print(line, file=sys.stderr)))(
+            f"note: {len(files) - len(kept)} overlay(s) that litepose drew in {folder} are not inputs")
     return kept

@@ -14,6 +14,7 @@ from .errors import LitePoseError
 
 
 _STD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = re.compile(r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))/fd)/(\d+)$")
 # Standard descriptors the process was started without (`>&-`), which the `litepose` command pointed at
 # /dev/null so that status lines cannot fail (converter.cli): data asked for there would vanish.
 CLOSED_AT_START: set[int] = set()
@@ -23,7 +24,12 @@ def check_stdout(what: str = "standard output") -> None:
     """Before the slow work: data for standard output (`-`) needs one; started with `>&-` it has none."""
     if 1 in CLOSED_AT_START:
         raise LitePoseError(f"{what}: standard output was closed when litepose started (>&-); give a file name")
-_FD_PATH = re.compile(r"^/(?:dev/fd|proc/(?:self|thread-self|(\d+))/fd)/(\d+)$")
+
+
+def refuse_folder_name(path: str | os.PathLike) -> None:
+    """A file output given as `out/` names a folder; Path() would drop the slash and write a file `out`."""
+    if str(path).endswith(("/", os.sep)):
+        raise LitePoseError(f"{path}: names a folder (it ends with {str(path)[-1]}); give a file name")
 
 
 def output_kind(path: str | os.PathLike) -> tuple[str, object]:
@@ -50,8 +56,7 @@ def output_kind(path: str | os.PathLike) -> tuple[str, object]:
     except OSError:      # a new file (or a dangling link: its target is created)
         mode = stat.S_IFREG
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        if str(path).endswith(("/", os.sep)):   # Path() would drop the slash and write a file of that name
-            raise LitePoseError(f"{path}: names a folder (it ends with {str(path)[-1]}); give a file name")
+        refuse_folder_name(path)
         return "file", Path(here) if os.path.islink(path) else Path(path)
     return "special", Path(path)
 

@@ -98,6 +98,18 @@ def card_mismatch(path) -> list[str]:
 checkpoint_model_factory: Callable | None = None
 
 
+def _mode_and_flip(model, mode: str | None, flip: bool | None) -> tuple[str, bool]:
+    """The decoder and flip test to use: the model's defaults where not given; flip by default only with the
+    official decoder (the fast one has no flip test)."""
+    mode = model.default_mode if mode is None else mode
+    flip = model.default_flip and mode == "official" if flip is None else flip
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if flip and mode == "fast":
+        raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
+    return mode, flip
+
+
 def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: bool | None = None,
                   source: str = "image") -> tuple[np.ndarray, np.ndarray]:
     """Poses (P, J, 3) float32 x, y, score in ORIGINAL image pixels and person scores (P,).
@@ -109,12 +121,7 @@ def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: b
     """
     from . import decoder, keypoints
 
-    mode = model.default_mode if mode is None else mode
-    flip = model.default_flip and mode == "official" if flip is None else flip
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if flip and mode == "fast":
-        raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
+    mode, flip = _mode_and_flip(model, mode, flip)
     shape = getattr(image_rgb, "shape", None)
     if shape is None or len(shape) != 3 or shape[2] != 3 or 0 in shape[:2]:
         raise ValueError(f"{source}: expected an RGB image of shape (H, W, 3), got {shape}; load_image_rgb "
@@ -207,10 +214,7 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
     image into `draw_dir`. Nothing is written if an image fails, unless `skip_unreadable` (an image that
     cannot be read is then left out with a warning). `exif_rotate` turns each photo upright (EXIF
     orientation) first; the poses are then in the upright picture's pixels. Returns the entries."""
-    mode = model.default_mode if mode is None else mode
-    flip = model.default_flip and mode == "official" if flip is None else flip
-    if mode == "fast" and flip:
-        raise LitePoseError("--flip: the fast decoder has no flip test; use --mode official --flip")
+    mode, flip = _mode_and_flip(model, mode, flip)
     images = expand_images(images, skip_folder=draw_dir)
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     json_path = check_json_path(json_path)
