@@ -273,6 +273,8 @@ def _layer_patches(layer, x, rng, max_positions: int):
     if layer.padding == "same":
         (t, b), (l, r) = _same_pad(h, kh, sh, dh), _same_pad(w, kw, sw, dw)
         x = np.pad(x, ((t, b), (l, r), (0, 0)))
+    elif getattr(layer, "pads", None):          # rewrites.BlockedDepthwise: 'valid' on its own zero padding
+        x = np.pad(x, (*layer.pads, (0, 0)))
     oh, ow = (x.shape[0] - (kh - 1) * dh - 1) // sh + 1, (x.shape[1] - (kw - 1) * dw - 1) // sw + 1
     pos = rng.choice(oh * ow, min(oh * ow, max_positions), replace=False)
     ys, xs = (pos // ow) * sh, (pos % ow) * sw

@@ -32,6 +32,7 @@ converter emits (docs/int8.md has the measurements behind each choice):
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,9 @@ class DeployOptions:
     # (With joint_heads the head-0 heatmap 1x1 is part of `heatmaps_s4_conv`, one term: measured equal.)
     precise_layers: tuple = ("first_1", "final_refined_0_conv_3_heatmaps")
     normalize_pixel_groups: int = 16  # normalisation on [H, W/g, 3g]; 1 = on [H, W, 3] (g is lowered to divide W)
-    depthwise_layout: str = "lattice"  # 7x7 split: "lattice" (7x3 + 5x4 + 2x4), "cols" (7x3 + 7x2 + 7x2), "rows"
+    # 7x7 split: "lattice" (7x3 + 5x4 + 2x4), "cols" (7x3 + 7x2 + 7x2), "rows"; "blocked": stride-1 kernels
+    # (stride 1 or 2) of more than 25 taps as one `BlockedDepthwise` (grouped CONV_2D on pixel blocks)
+    depthwise_layout: str = "lattice"
 
 
 # ---- weight helpers --------------------------------------------------------------------------------
@@ -207,6 +210,104 @@ class DepthToSpace:
         return cls._cls(block_size, name=name)
 
 
+def depthwise_block_size(h: int, w: int, k: int, stride: int = 1) -> int:
+    """Output block side b for `BlockedDepthwise` with an [h, w] output. The input blocks (stride * b) must
+    hold a window's overhang, stride * (b - 1) + k <= 2 * stride * b, so that an output block reads 2 x 2
+    input blocks. Stride 1: 8 (64 channels a group, the int8 GEMM's best shape, measured) unless 7 divides
+    the tensor and 8 does not (less padding). Stride 2: 4 (input groups of 64)."""
+    if stride == 1:
+        b = 7 if (h % 8 or w % 8) and h % 7 == 0 and w % 7 == 0 else 8
+    else:
+        b = max(1, 8 // stride)
+    return max(b, -(-(k - stride) // stride))
+
+
+def blocked_depthwise_taps(k: int, b: int, stride: int = 1) -> np.ndarray:
+    """[2, 2, (sb)^2, b^2] int index into a flattened k x k kernel (k*k = zero) for `BlockedDepthwise`, s the
+    stride: entry [ky, kx, iy*sb + ix, oy*b + ox] is the tap that pixel (iy, ix) of input block (Y + ky, X + kx)
+    has for pixel (oy, ox) of output block (Y, X) (input blocks of sb pixels, starting where output block 0's
+    window starts)."""
+    s, n = stride, stride * b
+    ky, kx, iy, ix, oy, ox = np.meshgrid(*(np.arange(m) for m in (2, 2, n, n, b, b)), indexing="ij")
+    dy, dx = ky * n + iy - s * oy, kx * n + ix - s * ox
+    inside = (dy >= 0) & (dy < k) & (dx >= 0) & (dx < k)
+    idx = np.where(inside, dy * k + dx, k * k)
+    return idx.reshape(2, 2, n * n, b * b).astype(np.int32)
+
+
+class BlockedDepthwise:
+    """Factory for a Keras DepthwiseConv2D (odd k; stride 1 'same', or any stride 'valid') that computes as a
+    grouped CONV_2D.
+
+    The input is cut into blocks of stride * b pixels whose pixels become channels (one group per input
+    channel; PAD, RESHAPE, TRANSPOSE), a 2 x 2 grouped conv maps each block's 2 x 2 neighbourhood to the b x b
+    outputs of the block with Toeplitz weights built from the k x k kernel, and the blocks go back to pixels.
+    About 5x the multiplies of the depthwise conv, but on XNNPACK's int8 GEMM kernels (VNNI / AMX), which
+    run them 3x faster than its int8 depthwise kernels run a 7x7 split into pieces on CPUs whose depthwise
+    kernels are slow (docs/int8.md, session 12). Every output channel (c, oy, ox) holds all k*k taps of
+    channel c, so its per-channel int8 weight scale is the depthwise one: the int8 function is a single
+    k x k depthwise conv, no pieces or partial sums. To the converter's other passes (weight rounding,
+    bias correction) it is a plain depthwise conv with a k x k kernel."""
+
+    _cls = None
+
+    @classmethod
+    def make(cls, kernel_size: int, block: int, **kwargs):
+        if cls._cls is None:
+            import keras
+
+            class _BlockedDepthwise(keras.layers.DepthwiseConv2D):
+                def __init__(self, kernel_size, block, pads=None, **kw):
+                    super().__init__(kernel_size, **kw)
+                    self.block = int(block)
+                    # 'valid' on the input zero-padded by ((top, bottom), (left, right)), in the layer's one PAD
+                    self.pads = None if pads is None else tuple(tuple(int(v) for v in p) for p in pads)
+
+                def call(self, x):
+                    import tensorflow as tf
+                    k, b, s = self.kernel_size[0], self.block, self.strides[0]
+                    _, h, w, c = x.shape
+                    if self.padding == "same":
+                        (top, bottom), (left, right) = (k // 2, k // 2), (k // 2, k // 2)
+                    else:
+                        (top, bottom), (left, right) = self.pads or ((0, 0), (0, 0))
+                    oh, ow = (h + top + bottom - k) // s + 1, (w + left + right - k) // s + 1
+                    n = s * b
+                    nh, nw = -(-oh // b), -(-ow // b)
+                    if x.shape[1] > (nh + 1) * n - top or x.shape[2] > (nw + 1) * n - left:
+                        x = x[:, :(nh + 1) * n - top, :(nw + 1) * n - left]   # rows and columns no output reads
+                    x = tf.pad(x, [[0, 0], [top, (nh + 1) * n - top - x.shape[1]],
+                                   [left, (nw + 1) * n - left - x.shape[2]], [0, 0]])
+                    x = tf.reshape(x, [1, nh + 1, n, nw + 1, n, c])
+                    x = tf.reshape(tf.transpose(x, [0, 1, 3, 5, 2, 4]), [1, nh + 1, nw + 1, c * n * n])
+                    taps = tf.reshape(self.kernel, [k * k, c])
+                    taps = tf.concat([taps, tf.zeros([1, c], taps.dtype)], axis=0)
+                    filt = tf.gather(taps, blocked_depthwise_taps(k, b, s))          # [2, 2, nn, bb, c]
+                    filt = tf.reshape(tf.transpose(filt, [0, 1, 2, 4, 3]), [2, 2, n * n, c * b * b])
+                    y = tf.nn.conv2d(x, filt, 1, "VALID")
+                    if self.use_bias:   # a gather of constants folds into the conv's bias (a repeat stays a TILE)
+                        y = tf.nn.bias_add(y, tf.gather(self.bias, np.repeat(np.arange(c), b * b)))
+                    if self.activation is not None:
+                        y = self.activation(y)
+                    y = tf.reshape(y, [1, nh, nw, c, b, b])
+                    y = tf.reshape(tf.transpose(y, [0, 1, 4, 2, 5, 3]), [1, nh * b, nw * b, c])
+                    return y[:, :oh, :ow] if (nh * b, nw * b) != (oh, ow) else y
+
+                def compute_output_shape(self, shape):
+                    if self.pads is None:
+                        return super().compute_output_shape(shape)
+                    k, s = self.kernel_size[0], self.strides[0]
+                    (top, bottom), (left, right) = self.pads
+                    return (shape[0], (shape[1] + top + bottom - k) // s + 1, (shape[2] + left + right - k) // s + 1,
+                            shape[3])
+
+                def get_config(self):
+                    return {**super().get_config(), "block": self.block, "pads": self.pads}
+
+            cls._cls = _BlockedDepthwise
+        return cls._cls(kernel_size, block, **kwargs)
+
+
 class _Builder:
     def __init__(self, src, opts: DeployOptions):
         from keras import layers
@@ -274,6 +375,8 @@ class _Builder:
             bias = (bias.astype(np.float64) / scale_out).astype(np.float32)
         if bias_shift:
             bias = (bias.astype(np.float64) + bias_shift).astype(np.float32)
+        if depthwise and act in ("relu6", None) and self.blocked(kernel, stride):
+            return self.blocked_depthwise(x, kernel, bias, name, act, stride)
         if depthwise:
             y = self.depthwise(x, kernel, bias, stride, name)
         else:
@@ -297,13 +400,33 @@ class _Builder:
         x = self.L.ZeroPadding2D(pad, name=f"{name}_pad")(x)
         return self.conv(x, kernel, bias, stride, "valid", name)
 
+    def blocked(self, kernel, stride) -> bool:
+        k = kernel.shape[0]
+        return (self.opts.split_depthwise and self.opts.depthwise_layout == "blocked" and self.opts.fold_bn
+                and stride in (1, 2) and k == kernel.shape[1] and k % 2 == 1 and k * k > 25)
+
+    def blocked_depthwise(self, x, kernel, bias, name, act, stride: int = 1):
+        """Stride 1: 'same'. Stride 2: PyTorch's padding k // 2 (PAD, then 'valid'; an even input's last
+        padded row and column are read by no output)."""
+        k = kernel.shape[0]
+        (h, w), pads, padding = x.shape[1:3], None, "same"
+        if stride != 1:
+            pads, padding = ((k // 2, k // 2 - (h % 2 == 0)), (k // 2, k // 2 - (w % 2 == 0))), "valid"
+        oh, ow = -(-h // stride), -(-w // stride)
+        layer = BlockedDepthwise.make(k, depthwise_block_size(oh, ow, k, stride), strides=stride, padding=padding,
+                                      pads=pads, activation=act, use_bias=bias is not None, name=name)
+        y = layer(x)
+        self._set(layer, [kernel] + ([bias] if bias is not None else []))
+        return y
+
     def depthwise(self, x, kernel, bias, stride, name):
         k = kernel.shape[0]
         if stride == 1 and (not self.opts.split_depthwise or k * k <= 25 or k != 7):
             return self.dwconv(x, kernel, bias, 1, "same", name)
         if stride == 1:
             parts = []
-            for i, (piece, dil) in enumerate(depthwise_pieces_stride1(kernel, self.opts.depthwise_layout)):
+            layout = "lattice" if self.opts.depthwise_layout == "blocked" else self.opts.depthwise_layout
+            for i, (piece, dil) in enumerate(depthwise_pieces_stride1(kernel, layout)):
                 piece_bias = bias if i == 0 else self._zero_bias(bias, kernel)
                 parts.append(self.dwconv(x, piece, piece_bias, 1, "same", f"{name}_part{i}", dilation=dil))
             return self.L.Add(name=f"{name}_sum")(parts)
@@ -319,6 +442,61 @@ class _Builder:
             return self.L.Add(name=f"{name}_sum")(parts)
         x = self.L.ZeroPadding2D(k // 2, name=f"{name}_pad")(x)
         return self.dwconv(x, kernel, bias, stride, "valid", name)
+
+
+def large_depthwise_shapes(model) -> list[tuple[int, int, int, int]]:
+    """(h, w, channels, k) of each stride-1 k x k depthwise conv of `model` with more than 25 taps: the
+    layers `depthwise_layout` decides about."""
+    import keras
+
+    return [(*layer.input.shape[1:4], layer.kernel_size[0]) for layer in model.layers
+            if isinstance(layer, keras.layers.DepthwiseConv2D) and tuple(layer.strides) == (1, 1)
+            and layer.kernel_size[0] == layer.kernel_size[1] and layer.kernel_size[0] % 2 == 1
+            and layer.kernel_size[0] ** 2 > 25]
+
+
+def depthwise_form_timings(h: int, w: int, c: int, k: int = 7, rounds: int = 5, runs: int = 4,
+                           threads: int = 1, seed: int = 0) -> dict[str, float]:
+    """Median int8 latency (ms, LiteRT default CPU path, int8 in and out) of one stride-1 k x k depthwise
+    conv + ReLU6 on [1, h, w, c] in each `depthwise_layout` form that the int8 export chooses between
+    ("lattice" pieces summed, "blocked" grouped conv), timed interleaved on this computer."""
+    import keras
+    import tensorflow as tf
+
+    from python_ref.runner import _interpreter_class
+
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(0, 0.1, (k, k, c, 1)).astype(np.float32)
+    bias = rng.normal(0, 0.1, c).astype(np.float32)
+    samples = [rng.uniform(0, 6, (1, h, w, c)).astype(np.float32) for _ in range(2)]
+    interpreters = {}
+    for layout in ("lattice", "blocked"):
+        b = _Builder(None, DeployOptions(depthwise_layout=layout))
+        x = keras.Input((h, w, c), batch_size=1, name="x")
+        y = (b.blocked_depthwise(x, kernel, bias, "dw", "relu6") if layout == "blocked"
+             else b.act(b.depthwise(x, kernel, bias, 1, "dw"), "relu6", "dw_relu6"))
+        model = keras.Model(x, y)
+        for name, weights in b.weights.items():
+            model.get_layer(name).set_weights(weights)
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ({"x": s} for s in samples)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int8
+        it = _interpreter_class()(model_content=conv.convert(), num_threads=threads)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        it.invoke()
+        interpreters[layout] = it
+    times = {layout: [] for layout in interpreters}
+    for _ in range(rounds):
+        for layout, it in interpreters.items():
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                it.invoke()
+                times[layout].append((time.perf_counter() - t0) * 1000)
+    return {layout: float(np.median(t)) for layout, t in times.items()}
 
 
 def equalised_layers(arch: dict) -> list[str]:

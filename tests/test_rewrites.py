@@ -8,7 +8,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from converter.rewrites import (DeployOptions, build_deploy_model, depthwise_kernel_taps,  # noqa: E402
+from converter.rewrites import (BlockedDepthwise, DeployOptions, blocked_depthwise_taps,  # noqa: E402
+                                build_deploy_model, depthwise_block_size, depthwise_kernel_taps,
                                 depthwise_pieces_stride1, equalisation_scales, int8_grid, measure_channel_ranges,
                                 same_piece_candidates, subpixel_kernel)
 
@@ -39,6 +40,7 @@ SINGLE = {
     "split_depthwise": {"split_depthwise": True},
     "split_depthwise_cols": {"split_depthwise": True, "depthwise_layout": "cols"},
     "split_depthwise_rows": {"split_depthwise": True, "depthwise_layout": "rows"},
+    "blocked_depthwise": {"fold_bn": True, "split_depthwise": True, "depthwise_layout": "blocked"},
     "subpixel_deconv": {"subpixel_deconv": True},
     "normalize_pixel_groups": {"normalize_pixel_groups": 16},
     "deconv_phases": {"fold_bn": True, "subpixel_deconv": True, "deconv_phases": True},
@@ -201,3 +203,126 @@ def test_float_check_accepts_rounding_of_an_ill_conditioned_network_and_refuses_
     assert check["max_abs_error"] > 1.0 and min(check["float_sensitivity"].values()) > 1.0
     with pytest.raises(LitePoseError, match="a rewrite is wrong"):       # beyond even that sensitivity
         verify_deploy_model(chaos, _graph(lambda x, i: 300.0 * np.sin(np.float32(1e6) * x + i) + 5000.0), image)
+
+
+@pytest.mark.parametrize("k,b,s", [(7, 8, 1), (7, 7, 1), (7, 6, 1), (9, 8, 1), (5, 4, 1), (7, 4, 2), (7, 3, 2),
+                                   (9, 4, 2)])
+def test_blocked_depthwise_taps_place_each_tap_once_per_output(k, b, s):
+    """For every output pixel of a block, the 2 x 2 neighbourhood of input blocks (s * b pixels each) holds each
+    of the k*k taps exactly once, at the input pixel the tap reads: s * (output pixel) + tap offset."""
+    idx = blocked_depthwise_taps(k, b, s)
+    n = s * b
+    assert idx.shape == (2, 2, n * n, b * b)
+    for oy in range(b):
+        for ox in range(b):
+            col = idx[:, :, :, oy * b + ox]
+            taps = col[col < k * k]
+            assert sorted(taps.tolist()) == list(range(k * k))
+            for ky, kx, i in zip(*np.nonzero(col < k * k)):
+                dy, dx = divmod(int(col[ky, kx, i]), k)
+                iy, ix = divmod(int(i), n)
+                assert (ky * n + iy, kx * n + ix) == (s * oy + dy, s * ox + dx)
+
+
+@pytest.mark.parametrize("h,w,k,s", [(16, 24, 7, 1), (14, 21, 7, 1), (13, 10, 7, 1), (12, 16, 9, 1),
+                                     (32, 24, 7, 2), (29, 22, 7, 2), (18, 18, 9, 2)])
+def test_blocked_depthwise_equals_the_depthwise_conv(h, w, k, s):
+    """Float: the grouped conv on pixel blocks (padding and the crop of a partial last block included) is the
+    depthwise conv + ReLU6: 'same' at stride 1; at stride 2 on the input padded as PyTorch pads (k // 2)."""
+    import keras
+
+    rng = np.random.default_rng(h * w + k + s)
+    c = 5
+    kernel = rng.normal(size=(k, k, c, 1)).astype(np.float32)
+    bias = rng.normal(size=c).astype(np.float32)
+    x = rng.normal(size=(1, h, w, c)).astype(np.float32) * 3
+    p = k // 2
+    if s == 1:
+        padding, pads = "same", None
+        expected = tf.nn.depthwise_conv2d(x, kernel, (1, 1, 1, 1), "SAME")
+    else:
+        padding, pads = "valid", ((p, p), (p, p))
+        expected = tf.nn.depthwise_conv2d(np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))), kernel, (1, s, s, 1), "VALID")
+    expected = tf.nn.relu6(expected + bias).numpy()
+    oh, ow = expected.shape[1:3]
+    b = depthwise_block_size(oh, ow, k, s)
+    assert s * (b - 1) + k <= 2 * s * b
+    layer = BlockedDepthwise.make(k, b, strides=s, padding=padding, pads=pads, activation="relu6", name="blocked")
+    inp = keras.Input(x.shape[1:], batch_size=1)
+    model = keras.Model(inp, layer(inp))
+    layer.set_weights([kernel, bias])
+    np.testing.assert_allclose(model(x).numpy(), expected, atol=2e-5 * np.abs(expected).max())
+
+
+def test_blocked_depthwise_block_size_divides_the_tensor_when_it_can():
+    assert depthwise_block_size(112, 112, 7) == 8
+    assert depthwise_block_size(28, 28, 7) == 7      # 8 would pad 28 to 32
+    assert depthwise_block_size(28, 40, 7) == 8      # 7 does not divide 40 either
+    assert depthwise_block_size(16, 16, 11) == 10     # a block must hold k - 1 pixels
+    assert depthwise_block_size(56, 56, 7, 2) == 4    # input blocks of 8
+    assert depthwise_block_size(56, 56, 13, 2) == 6   # 2 * 5 + 13 > 2 * 2 * 5
+
+
+def _int8_single_layer(layer_fn, x_samples, h, w, c):
+    import keras
+
+    inp = keras.Input((h, w, c), batch_size=1, name="x")
+    model = keras.Model(inp, layer_fn(inp))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ({"x": s} for s in x_samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    return model, conv.convert()
+
+
+def test_blocked_depthwise_in_int8_is_one_depthwise_conv_with_the_same_weights():
+    """int8: the blocked form is a single 7x7 depthwise conv. Its grouped conv's per-channel weight scales are
+    the depthwise conv's, repeated for the b*b pixels of a block (every output channel holds all 49 taps), and
+    both int8 models give the same outputs (the float ranges differ only in float rounding)."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    h, w, c, k = 24, 16, 32, 7
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(0, 0.2, (k, k, c, 1)).astype(np.float32)
+    bias = rng.normal(0, 0.5, c).astype(np.float32)
+    samples = [rng.uniform(0, 6, (1, h, w, c)).astype(np.float32) for _ in range(4)]
+    x = rng.uniform(0, 6, (1, h, w, c)).astype(np.float32)
+
+    def blocked(x):
+        layer = BlockedDepthwise.make(k, depthwise_block_size(h, w, k), padding="same", activation="relu6",
+                                      name="blocked")
+        y = layer(x)
+        layer.set_weights([kernel, bias])
+        return y
+
+    def plain(x):
+        layer = keras.layers.DepthwiseConv2D(k, padding="same", activation="relu6", name="plain")
+        y = layer(x)
+        layer.set_weights([kernel, bias])
+        return y
+
+    runs = {}
+    for name, fn in (("blocked", blocked), ("plain", plain)):
+        _, data = _int8_single_layer(fn, samples, h, w, c)
+        it = Interpreter(model_content=data)
+        it.allocate_tensors()
+        ops = [o["op_name"] for o in it._get_ops_details()]
+        tensors = {t["index"]: t for t in it.get_tensor_details()}
+        weights = [tensors[o["inputs"][1]] for o in it._get_ops_details() if "CONV" in o["op_name"]]
+        assert len(weights) == 1, ops
+        d_in, d_out = it.get_input_details()[0], it.get_output_details()[0]
+        s, z = d_in["quantization"]
+        it.set_tensor(d_in["index"], np.clip(np.round(x / s + z), -128, 127).astype(np.int8))
+        it.invoke()
+        runs[name] = (ops, weights[0], it.get_tensor(d_out["index"]).astype(int), d_out["quantization"])
+    ops, wb, yb, qb = runs["blocked"]
+    ops_p, wp, yp, qp = runs["plain"]
+    assert "DEPTHWISE_CONV_2D" not in ops and "CONV_2D" in ops and "TRANSPOSE" in ops
+    b = depthwise_block_size(h, w, k)
+    scales_b = wb["quantization_parameters"]["scales"]
+    scales_p = wp["quantization_parameters"]["scales"]
+    np.testing.assert_allclose(scales_b, np.repeat(scales_p, b * b), rtol=1e-6)
+    np.testing.assert_allclose(qb[0], qp[0], rtol=1e-5)
+    assert np.abs(yb - yp).max() <= 1 and np.mean(yb == yp) > 0.99
