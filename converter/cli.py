@@ -108,15 +108,22 @@ def main():
               help="int8: fold each output channel's mean int8 error on the calibration images into the bias of "
               "the conv that makes the output (same graph; heatmaps_s4 +0.4 to +0.8 dB on LitePose-M, "
               "docs/int8.md).")
+@click.option("--depthwise-form", type=click.Choice(["split", "blocked", "auto"]), default="split", show_default=True,
+              help="int8, deploy graph: how stride-1 depthwise convs of more than 25 taps (LitePose's 7x7) run. "
+              "split: three depthwise pieces summed, on XNNPACK's depthwise kernels (small file; for phones). "
+              "blocked: one grouped conv on pixel blocks, on its int8 GEMM kernels: 3x faster per layer on x86 CPUs "
+              "whose GEMMs are much faster than their depthwise kernels (Intel AMX), but a ~30x larger file. "
+              "auto: whichever runs faster on this computer, timed on one layer. See docs/int8.md, session 12.")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding,
-            split_head_ranges, output_bias_correction):
+            split_head_ranges, output_bias_correction, depthwise_form):
     """Convert an official LitePose checkpoint to a validated TFLite model (+ model card, manifest entry)."""
     from .convert import run_convert
 
     if precision != "int8":  # options that only int8 reads, given on the command line, even at their default
         ctx = click.get_current_context()
-        for name in ("calib_count", "calib_seed", "input_dtype", "output_dtype", "output_bias_correction"):
+        for name in ("calib_count", "calib_seed", "input_dtype", "output_dtype", "output_bias_correction",
+                     "depthwise_form"):
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
                 flag = ("--" if ctx.params.get(name) is not False else "--no-") + name.replace("_", "-")
                 raise LitePoseError(f"{flag} applies to --precision int8 only (the {precision} model has float "
@@ -127,7 +134,7 @@ def convert(checkpoint, arch, joints, input_size, precision, output, keras_path,
                 calib_annotations=calib_annotations, calib_count=calib_count, input_dtype=input_dtype,
                 output_dtype=output_dtype, calib_seed=calib_seed, graph=graph, activation_ranges=activation_ranges,
                 weight_rounding=weight_rounding, split_head_ranges=split_head_ranges,
-                output_bias_correction=output_bias_correction)
+                output_bias_correction=output_bias_correction, depthwise_form=depthwise_form)
 
 
 from python_ref.evaluate import evaluate_command  # noqa: E402  (numpy-only; no TensorFlow)

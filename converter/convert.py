@@ -135,6 +135,37 @@ def ill_conditioned_warning(sensitivity: dict) -> str:
             "follow them (checkpoint weights or batch-norm statistics far from a trained network's?)")
 
 
+DEPTHWISE_FORMS = {"split": "lattice", "blocked": "blocked"}
+BLOCKED_MIN_GAIN = 1.5   # auto picks the blocked form only this much faster: a near tie keeps builds repeatable
+
+
+def choose_depthwise_layout(form: str, model, log=log) -> tuple[str, dict]:
+    """`DeployOptions.depthwise_layout` for `--depthwise-form` ("split" | "blocked" | "auto") and what the
+    choice rests on. "auto" times both int8 forms of the network's largest stride-1 depthwise conv of more
+    than 25 taps on this computer (`rewrites.depthwise_form_timings`): which form is faster depends on the
+    CPU's int8 kernels (docs/int8.md, session 12), not on the network."""
+    from .rewrites import depthwise_form_timings, large_depthwise_shapes
+
+    if form in DEPTHWISE_FORMS:
+        return DEPTHWISE_FORMS[form], {"form": form, "chosen_by": "--depthwise-form"}
+    if form != "auto":
+        raise LitePoseError(f"--depthwise-form {form}: use auto, split or blocked")
+    shapes = large_depthwise_shapes(model)
+    if not shapes:
+        return "lattice", {"form": "split", "chosen_by": "no depthwise conv of more than 25 taps"}
+    h, w, c, k = max(shapes, key=lambda s: s[0] * s[1] * s[2])
+    log(f"timing the two int8 forms of a {k}x{k} depthwise conv on {h}x{w}x{c} on this computer")
+    ms = depthwise_form_timings(h, w, c, k)
+    blocked = ms["blocked"] * BLOCKED_MIN_GAIN <= ms["lattice"]
+    form = "blocked" if blocked else "split"
+    log(f"depthwise form: {form} (split {ms['lattice']:.2f} ms, blocked {ms['blocked']:.2f} ms; blocked is "
+        f"chosen when {BLOCKED_MIN_GAIN}x faster). The model is fastest on CPUs like this one: for another "
+        "device, time both forms there or pass --depthwise-form")
+    return DEPTHWISE_FORMS[form], {"form": form, "chosen_by": "auto: timed on this computer",
+                                   "layer": {"h": h, "w": w, "channels": c, "kernel": k},
+                                   "int8_ms": {"split": round(ms["lattice"], 3), "blocked": round(ms["blocked"], 3)}}
+
+
 def graph_for_export(model, arch: dict, num_joints: int, graph: str = "deploy", representative=None, log=log,
                      options=None):
     """The Keras graph that gets converted. "deploy": the rewritten graph of `converter.rewrites` (same
@@ -170,7 +201,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                 calib_annotations: str | None = None, calib_count: int = 100, input_dtype: str = "uint8",
                 output_dtype: str = "float32", calib_seed: int = 0, graph: str = "deploy",
                 activation_ranges: str | None = None, weight_rounding: str | None = None,
-                split_head_ranges: bool = False, output_bias_correction: bool = True) -> dict:
+                split_head_ranges: bool = False, output_bias_correction: bool = True,
+                depthwise_form: str = "split") -> dict:
     """Checkpoint -> validated .tflite + model card + manifest entry.
 
     `graph="deploy"` (default) converts the rewritten graph of `converter.rewrites` (same function, fast
@@ -211,6 +243,11 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                             "(it narrows an int8 range; in float it changes nothing)")
     if weight_rounding not in ("gptq", "nearest"):
         raise LitePoseError(f"--weight-rounding {weight_rounding}: use gptq or nearest")
+    if depthwise_form not in ("auto", *DEPTHWISE_FORMS):
+        raise LitePoseError(f"--depthwise-form {depthwise_form}: use auto, split or blocked")
+    if depthwise_form != "split" and (precision != "int8" or graph != "deploy"):
+        raise LitePoseError(f"--depthwise-form {depthwise_form} applies to --precision int8 with the deploy graph "
+                            "only (float models keep the split form: float GEMMs gain nothing from it)")
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
     input_hw = parse_input_size(input_size) if input_size else None
@@ -252,8 +289,14 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
 
     from .rewrites import DeployOptions
 
+    layout, depthwise_choice = "lattice", None
+    if precision == "int8" and graph == "deploy":
+        layout, depthwise_choice = choose_depthwise_layout(depthwise_form, model, log)
     export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log,
-                                              options=DeployOptions(split_head_ranges=split_head_ranges))
+                                              options=DeployOptions(split_head_ranges=split_head_ranges,
+                                                                    depthwise_layout=layout))
+    if rewrites is not None and depthwise_choice is not None:
+        rewrites["depthwise_form"] = depthwise_choice
 
     export_details: dict = {}
     data = export_tflite(export_model, precision, representative_images=representative, input_dtype=input_dtype,

@@ -7,7 +7,8 @@ in and out).
 `--alternatives` also times what could stand in for a 7x7 depthwise conv on the same tensor: the three
 lattice pieces summed (the deploy graph's form), an int8 ADD (the price of one more piece), and the same 7x7
 as a grouped CONV_2D with block-diagonal weights (exact, more multiplies, but on the GEMM kernels, which use
-VNNI / AMX where the CPU has them).
+VNNI / AMX where the CPU has them), and the deploy graph's blocked form (`converter.rewrites.BlockedDepthwise`:
+pixel blocks as channel groups, one grouped conv; session 12).
 
     nice python scripts/bench_depthwise.py --out depthwise.json [--alternatives]
 """
@@ -51,6 +52,11 @@ def alternative_models(keras, h, w, c):
             dw((2, 4), dilation_rate=(6, 2), padding="same")(x)]))),
         "1x1 depthwise + ADD": model(lambda x: keras.layers.Add()([dw(1)(x), x])),
     }
+    from converter.rewrites import BlockedDepthwise, depthwise_block_size
+
+    b = depthwise_block_size(h, w, 7)
+    out[f"blocked: {b}x{b} pixel blocks, 2x2 grouped CONV_2D, ReLU6 (--depthwise-form blocked)"] = model(
+        lambda x: BlockedDepthwise.make(7, b, padding="same", activation="relu6")(x))
     for g in GROUPS:
         out[f"7x7 CONV_2D groups={g}, ReLU6"] = model(
             lambda x, g=g: keras.layers.Conv2D(c, 7, padding="same", groups=g, activation="relu6")(x))

@@ -448,6 +448,24 @@ def test_gptq_input_windows_reproduce_the_layer(kind, cfg):
     assert np.allclose(np.sort(yy, axis=0), np.sort(y.reshape(-1, y.shape[-1]), axis=0), atol=1e-4)
 
 
+@pytest.mark.parametrize("stride,padding,pads", [(1, "same", None), (2, "valid", ((3, 2), (3, 2))),
+                                                 (2, "valid", ((3, 3), (3, 3)))])
+def test_gptq_input_windows_reproduce_the_blocked_depthwise_layer(stride, padding, pads):
+    """The same for `BlockedDepthwise`, which pads inside the layer at stride 2 (PyTorch's padding)."""
+    from converter.export import _layer_patches
+    from converter.rewrites import BlockedDepthwise
+
+    rng = np.random.default_rng(3)
+    layer = BlockedDepthwise.make(7, 4 if stride == 2 else 8, strides=stride, padding=padding, pads=pads,
+                                  use_bias=False)
+    x = rng.normal(size=(1, 14, 12, 4)).astype(np.float32)
+    y = np.asarray(layer(x))[0]
+    p = _layer_patches(layer, x, rng, 10 ** 6)
+    assert len(p) == y.shape[0] * y.shape[1]
+    yy = np.einsum("pkc,kc->pc", p, layer.get_weights()[0].reshape(-1, 4))
+    assert np.allclose(np.sort(yy, axis=0), np.sort(y.reshape(-1, y.shape[-1]), axis=0), atol=1e-4)
+
+
 def test_gptq_gives_copies_of_a_layer_the_same_weights():
     """Two copies of a conv on one input (the deploy graph duplicates the heads' depthwise conv) must round
     alike, or the converter can no longer merge them and the int8 model gains ops (measured: +2 depthwise
@@ -831,3 +849,67 @@ def test_output_bias_correction_skips_what_it_cannot_correct_and_undoes_what_doe
     b0, b1 = _output_biases(plain), _output_biases(guarded)
     assert np.array_equal(b0["tags_s4"][0], b1["tags_s4"][0])
     assert not np.array_equal(b0["heatmaps_s4"][0], b1["heatmaps_s4"][0])
+
+
+@pytest.mark.needs_shared
+def test_blocked_depthwise_form_converts_to_full_integer_and_follows_the_float_network(xs_int8, shared_dir,
+                                                                                       tmp_path):
+    """--depthwise-form blocked: the stride-1 7x7 depthwise convs become grouped CONV_2Ds between TRANSPOSEs
+    (no split pieces, no partial-sum ADDs), still full-integer, and as close to the float network as the split
+    form (one int8 rounding per conv instead of three pieces and two partial sums)."""
+    from converter.checkpoint import build_keras_from_checkpoint
+    from converter.convert import compare_outputs
+    from python_ref.preprocess import letterbox, load_image_rgb
+    from python_ref.runner import TFLiteRunner
+
+    base_path, base = xs_int8
+    path = tmp_path / "blocked.tflite"
+    card = _convert(shared_dir, path, shared_dir / "data" / "coco" / "images", depthwise_form="blocked")
+    assert card["rewrites"]["options"]["depthwise_layout"] == "blocked"
+    assert card["rewrites"]["depthwise_form"] == {"form": "blocked", "chosen_by": "--depthwise-form"}
+    assert set(card["ops"]) - {"QUANTIZE", "DEQUANTIZE"} <= INTEGER_OPS | {"TRANSPOSE"}, card["ops"]
+    assert card["ops"]["TRANSPOSE"] > 0
+    assert card["ops"]["DEPTHWISE_CONV_2D"] < base["ops"]["DEPTHWISE_CONV_2D"]
+    assert card["ops"]["ADD"] < base["ops"]["ADD"]
+    model, _ = build_keras_from_checkpoint(shared_dir / "checkpoints" / XS, input_hw=(128, 128))
+    image = letterbox(load_image_rgb(shared_dir / "data" / "crowdpose" / "images" / "106848.jpg"), (128, 128))[0]
+    ref = {k: np.asarray(v)[0] for k, v in model(image[None].astype(np.float32)).items()}
+    blocked, split = (compare_outputs(ref, TFLiteRunner(p)(image)) for p in (path, base_path))
+    print({k: (round(blocked[k]["sqnr_db"], 2), round(split[k]["sqnr_db"], 2)) for k in blocked})
+    for k in blocked:
+        assert blocked[k]["sqnr_db"] > split[k]["sqnr_db"] - 1.0, k
+
+
+@pytest.mark.needs_shared
+def test_depthwise_form_is_refused_where_it_changes_nothing(shared_dir, tmp_path):
+    from python_ref.errors import LitePoseError
+
+    calib = str(shared_dir / "data" / "coco" / "images")
+    for kw in ({"precision": "fp32"}, {"precision": "int8", "graph": "plain", "calib_images": calib}):
+        with pytest.raises(LitePoseError, match="--depthwise-form blocked applies to --precision int8"):
+            run_convert(checkpoint=str(shared_dir / "checkpoints" / XS), arch=None, joints=None, input_size="128x128",
+                        output=str(tmp_path / "m.tflite"), depthwise_form="blocked", **kw)
+    assert not list(tmp_path.iterdir())
+
+
+def test_auto_depthwise_form_takes_the_blocked_form_only_when_clearly_faster(monkeypatch):
+    """auto: a near tie keeps the split form, so that two builds on one computer choose alike."""
+    import keras
+
+    import converter.rewrites as rewrites
+    from converter.convert import BLOCKED_MIN_GAIN, choose_depthwise_layout
+
+    inp = keras.Input((28, 20, 16), batch_size=1)
+    y = keras.layers.DepthwiseConv2D(7, padding="same")(inp)
+    y = keras.layers.DepthwiseConv2D(7, padding="same")(keras.layers.Conv2D(48, 1)(y))
+    y = keras.layers.DepthwiseConv2D(5, padding="same")(keras.layers.Conv2D(96, 1)(y))   # 25 taps: not a candidate
+    model = keras.Model(inp, keras.layers.DepthwiseConv2D(7, strides=2, padding="same")(y))  # stride 2: neither
+    assert rewrites.large_depthwise_shapes(model) == [(28, 20, 16, 7), (28, 20, 48, 7)]
+    timed = []
+    for split_ms, blocked_ms, layout in ((6.0, 6.0 / BLOCKED_MIN_GAIN, "blocked"), (6.0, 5.0, "lattice")):
+        monkeypatch.setattr(rewrites, "depthwise_form_timings",
+                            lambda *shape, s=split_ms, b=blocked_ms: timed.append(shape) or {"lattice": s, "blocked": b})
+        chosen, why = choose_depthwise_layout("auto", model, log=lambda m: None)
+        assert chosen == layout and why["int8_ms"] == {"split": split_ms, "blocked": blocked_ms}
+    assert timed == [(28, 20, 48, 7)] * 2          # the largest candidate layer is the one timed
+    assert choose_depthwise_layout("split", model, log=lambda m: None)[0] == "lattice"
