@@ -256,7 +256,7 @@ class BlockedDepthwise:
         if cls._cls is None:
             import keras
 
-            class _BlockedDepthwise(keras.layers.DepthwiseConv2D):
+            class BlockedDepthwiseConv2D(keras.layers.DepthwiseConv2D):  # default names must not start with "_"
                 def __init__(self, kernel_size, block, pads=None, **kw):
                     super().__init__(kernel_size, **kw)
                     self.block = int(block)
@@ -304,7 +304,7 @@ class BlockedDepthwise:
                 def get_config(self):
                     return {**super().get_config(), "block": self.block, "pads": self.pads}
 
-            cls._cls = _BlockedDepthwise
+            cls._cls = BlockedDepthwiseConv2D
         return cls._cls(kernel_size, block, **kwargs)
 
 

@@ -291,8 +291,8 @@ def test_blocked_depthwise_in_int8_is_one_depthwise_conv_with_the_same_weights()
     x = rng.uniform(0, 6, (1, h, w, c)).astype(np.float32)
 
     def blocked(x):
-        layer = BlockedDepthwise.make(k, depthwise_block_size(h, w, k), padding="same", activation="relu6",
-                                      name="blocked")
+        layer = BlockedDepthwise.make(k, depthwise_block_size(h, w, k), padding="same", activation="relu6")
+        # (no name: the default one must be a valid TensorFlow name, or the converter fails)
         y = layer(x)
         layer.set_weights([kernel, bias])
         return y
