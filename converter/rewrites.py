@@ -22,6 +22,9 @@ converter emits (docs/int8.md has the measurements behind each choice):
   exact cover; the earlier column split (`depthwise_layout="cols"`: 21 + 14 + 14) costs 25 + 25 + 25.
 * 7x7 depthwise, stride 2: one PAD (3 before, 2 after), then 7x3, 7x3 and 7x1 'valid' stride-2
   depthwise convs on column crops starting at 0, 3 and 6, summed.
+* Or (`depthwise_layout="blocked"`, int8 `--depthwise-form blocked`): each depthwise conv of more than 25 taps as
+  one grouped CONV_2D on pixel blocks (`BlockedDepthwise`), on XNNPACK's int8 GEMM instead of its depthwise
+  kernels: 3x faster per layer where those are slow (Intel AVX-512 / AMX hosts), ~30x the weight bytes.
 * TRANSPOSE_CONV(4x4, stride 2, pad 1) -> 3x3 'same' conv to 4*C channels + DEPTH_TO_SPACE(2)
   (sub-pixel form); the two deconvolutions of a fusion step are summed before DEPTH_TO_SPACE with the
   ReLU fused into the ADD. With `deconv_phases` each output phase gets its own conv of only the rows and
