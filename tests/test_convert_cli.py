@@ -81,7 +81,8 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
                                   "calibration_is_a_file", "output_is_the_checkpoint", "size_too_large",
                                   "arch_img_size", "truncated_zip", "truncated_legacy", "foreign_manifest",
                                   "calib_count_for_float", "empty_calib_folder_name",
-                                  "bias_correction_for_float", "card_is_folder"])
+                                  "bias_correction_for_float", "card_is_folder", "depthwise_form_for_float",
+                                  "depthwise_form_for_plain_graph"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -149,6 +150,12 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         extra, expect = ["--precision", "dynamic", "--calib-count", "100"], ["--calib-count", "int8 only"]
     elif case == "bias_correction_for_float":
         extra, expect = ["--no-output-bias-correction"], ["--no-output-bias-correction", "int8 only"]
+    elif case == "depthwise_form_for_float":   # given explicitly, even at its default
+        extra, expect = ["--precision", "fp16", "--depthwise-form", "split"], ["--depthwise-form", "int8 only"]
+    elif case == "depthwise_form_for_plain_graph":
+        extra = ["--precision", "int8", "--calib-images", str(xs_ckpt.parent.parent / "data" / "coco" / "images"),
+                 "--graph", "plain", "--depthwise-form", "blocked"]
+        expect = ["--depthwise-form blocked", "deploy graph only"]
     elif case == "empty_calib_folder_name":
         extra, expect = ["--precision", "int8", "--calib-images", ""], ["empty folder name"]
     elif case == "card_is_folder":   # checked before the conversion, not after it
