@@ -145,6 +145,21 @@ def _checkpoint_variant(path: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # The measuring subprocess (no TensorFlow)
 # ------------------------------------------------------------------------------------------------
+def interleaved_times_ms(interps: dict, rounds: int, runs: int, log=None) -> dict:
+    """{key: [ms, ...]} for ready interpreters, timed round after round over all of them (`runs` invocations
+    each per round), so that a drift of the shared host hits every model alike."""
+    times = {key: [] for key in interps}
+    for r in range(rounds):
+        for key, it in interps.items():
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                it.invoke()
+                times[key].append((time.perf_counter() - t0) * 1e3)
+        if log:
+            log(f"timing round {r + 1}/{rounds}")
+    return times
+
+
 def _stats(times_s: list[float]) -> tuple[float, float]:
     ms = np.asarray(times_s, np.float64) * 1e3
     return float(np.median(ms)), float(np.percentile(ms, 90))

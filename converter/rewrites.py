@@ -35,7 +35,6 @@ converter emits (docs/int8.md has the measurements behind each choice):
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -468,6 +467,8 @@ def depthwise_form_timings(h: int, w: int, c: int, k: int = 7, rounds: int = 5, 
 
     from python_ref.runner import _interpreter_class
 
+    from .bench import interleaved_times_ms
+
     rng = np.random.default_rng(seed)
     kernel = rng.normal(0, 0.1, (k, k, c, 1)).astype(np.float32)
     bias = rng.normal(0, 0.1, c).astype(np.float32)
@@ -492,13 +493,7 @@ def depthwise_form_timings(h: int, w: int, c: int, k: int = 7, rounds: int = 5, 
         it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
         it.invoke()
         interpreters[layout] = it
-    times = {layout: [] for layout in interpreters}
-    for _ in range(rounds):
-        for layout, it in interpreters.items():
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                it.invoke()
-                times[layout].append((time.perf_counter() - t0) * 1000)
+    times = interleaved_times_ms(interpreters, rounds, runs)
     return {layout: float(np.median(t)) for layout, t in times.items()}
 
 

@@ -75,7 +75,7 @@ def main(argv=None):
         fill_letterbox(args.letterbox_fill)
 
     from ai_edge_litert.interpreter import Interpreter
-    from time_tflite import interleaved_times_ms     # scripts/ is on sys.path when run as a script
+    from converter.bench import interleaved_times_ms
 
     from converter.archs import parse_input_size
     from converter.checkpoint import build_keras_from_checkpoint
@@ -132,7 +132,8 @@ def main(argv=None):
                           else (image.astype(np.int16) - 128).astype(np.int8)[None])
             it.invoke()
             interps[(n, t)] = it
-    times = interleaved_times_ms(interps, args.rounds, args.runs)
+    times = interleaved_times_ms(interps, args.rounds, args.runs,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
     for (n, t), v in times.items():
         results[n]["latency_ms"][str(t)] = {"median": round(float(np.median(v)), 2), "min": round(float(np.min(v)), 2)}
     out = {"command": " ".join(sys.argv), "checkpoint": Path(args.checkpoint).name, "input_size": args.input_size,

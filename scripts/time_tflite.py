@@ -9,26 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def interleaved_times_ms(interps: dict, rounds: int, runs: int) -> dict:
-    """{key: [ms, ...]} for ready interpreters, timed round after round over all of them (`runs` invocations
-    each per round), so that a drift of the shared host hits every model alike."""
-    times = {key: [] for key in interps}
-    for r in range(rounds):
-        for key, it in interps.items():
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                it.invoke()
-                times[key].append((time.perf_counter() - t0) * 1e3)
-        print(f"timing round {r + 1}/{rounds}", file=sys.stderr, flush=True)
-    return times
 
 
 def main():
@@ -41,6 +26,7 @@ def main():
     args = ap.parse_args()
     from python_ref.errors import LitePoseError
     from python_ref.io_utils import write_text_atomic
+    from converter.bench import interleaved_times_ms
     from python_ref.runner import _first_line, _interpreter_class
 
     Interpreter = _interpreter_class()
@@ -65,7 +51,8 @@ def main():
                 interps[(name, th)] = it
     except LitePoseError as e:
         sys.exit(f"Error: {e}")
-    times = interleaved_times_ms(interps, args.rounds, args.runs)
+    times = interleaved_times_ms(interps, args.rounds, args.runs,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
     from converter.export import build_environment
 
     result = {"host": build_environment(),   # XNNPACK picks its kernels per CPU: timings hold for this host only
