@@ -160,6 +160,46 @@ def interleaved_times_ms(interps: dict, rounds: int, runs: int, log=None) -> dic
     return times
 
 
+def depthwise_form_timings(h: int, w: int, c: int, k: int = 7, rounds: int = 5, runs: int = 4,
+                           threads: int = 1, seed: int = 0) -> dict[str, float]:
+    """Median int8 latency (ms, LiteRT default CPU path, int8 in and out) of one stride-1 k x k depthwise
+    conv + ReLU6 on [1, h, w, c] in each `depthwise_layout` form that the int8 export chooses between
+    ("lattice" pieces summed, "blocked" grouped conv), timed interleaved on this computer."""
+    import keras
+    import tensorflow as tf
+
+    from python_ref.runner import _interpreter_class
+
+    from .rewrites import DeployOptions, _Builder
+
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(0, 0.1, (k, k, c, 1)).astype(np.float32)
+    bias = rng.normal(0, 0.1, c).astype(np.float32)
+    samples = [rng.uniform(0, 6, (1, h, w, c)).astype(np.float32) for _ in range(2)]
+    interpreters = {}
+    for layout in ("lattice", "blocked"):
+        b = _Builder(None, DeployOptions(depthwise_layout=layout))
+        x = keras.Input((h, w, c), batch_size=1, name="x")
+        y = (b.blocked_depthwise(x, kernel, bias, "dw", "relu6") if layout == "blocked"
+             else b.act(b.depthwise(x, kernel, bias, 1, "dw"), "relu6", "dw_relu6"))
+        model = keras.Model(x, y)
+        for name, weights in b.weights.items():
+            model.get_layer(name).set_weights(weights)
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ({"x": s} for s in samples)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int8
+        it = _interpreter_class()(model_content=conv.convert(), num_threads=threads)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        it.invoke()
+        interpreters[layout] = it
+    times = interleaved_times_ms(interpreters, rounds, runs)
+    return {layout: float(np.median(t)) for layout, t in times.items()}
+
+
 def _stats(times_s: list[float]) -> tuple[float, float]:
     ms = np.asarray(times_s, np.float64) * 1e3
     return float(np.median(ms)), float(np.percentile(ms, 90))

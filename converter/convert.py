@@ -142,9 +142,10 @@ BLOCKED_MIN_GAIN = 1.5   # auto picks the blocked form only this much faster: a 
 def choose_depthwise_layout(form: str, model, log=log) -> tuple[str, dict]:
     """`DeployOptions.depthwise_layout` for `--depthwise-form` ("split" | "blocked" | "auto") and what the
     choice rests on. "auto" times both int8 forms of the network's largest stride-1 depthwise conv of more
-    than 25 taps on this computer (`rewrites.depthwise_form_timings`): which form is faster depends on the
+    than 25 taps on this computer (`bench.depthwise_form_timings`): which form is faster depends on the
     CPU's int8 kernels (docs/int8.md, session 12), not on the network."""
-    from .rewrites import depthwise_form_timings, large_depthwise_shapes
+    from .bench import depthwise_form_timings
+    from .rewrites import large_depthwise_shapes
 
     if form in DEPTHWISE_FORMS:
         return DEPTHWISE_FORMS[form], {"form": form, "chosen_by": "--depthwise-form"}

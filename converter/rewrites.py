@@ -72,7 +72,7 @@ class DeployOptions:
     # (With joint_heads the head-0 heatmap 1x1 is part of `heatmaps_s4_conv`, one term: measured equal.)
     precise_layers: tuple = ("first_1", "final_refined_0_conv_3_heatmaps")
     normalize_pixel_groups: int = 16  # normalisation on [H, W/g, 3g]; 1 = on [H, W, 3] (g is lowered to divide W)
-    # 7x7 split: "lattice" (7x3 + 5x4 + 2x4), "cols" (7x3 + 7x2 + 7x2), "rows"; "blocked": stride-1 kernels
+    # 7x7 split: "lattice" (7x3 + 5x4 + 2x4), "cols" (7x3 + 7x2 + 7x2), "rows"; "blocked": every depthwise conv
     # (stride 1 or 2) of more than 25 taps as one `BlockedDepthwise` (grouped CONV_2D on pixel blocks)
     depthwise_layout: str = "lattice"
 
@@ -447,54 +447,14 @@ class _Builder:
 
 
 def large_depthwise_shapes(model) -> list[tuple[int, int, int, int]]:
-    """(h, w, channels, k) of each stride-1 k x k depthwise conv of `model` with more than 25 taps: the
-    layers `depthwise_layout` decides about."""
+    """(h, w, channels, k) of each stride-1 k x k depthwise conv of `model` with more than 25 taps: the bulk
+    of the layers `depthwise_layout` decides about (the few stride-2 ones follow the same choice)."""
     import keras
 
     return [(*layer.input.shape[1:4], layer.kernel_size[0]) for layer in model.layers
             if isinstance(layer, keras.layers.DepthwiseConv2D) and tuple(layer.strides) == (1, 1)
             and layer.kernel_size[0] == layer.kernel_size[1] and layer.kernel_size[0] % 2 == 1
             and layer.kernel_size[0] ** 2 > 25]
-
-
-def depthwise_form_timings(h: int, w: int, c: int, k: int = 7, rounds: int = 5, runs: int = 4,
-                           threads: int = 1, seed: int = 0) -> dict[str, float]:
-    """Median int8 latency (ms, LiteRT default CPU path, int8 in and out) of one stride-1 k x k depthwise
-    conv + ReLU6 on [1, h, w, c] in each `depthwise_layout` form that the int8 export chooses between
-    ("lattice" pieces summed, "blocked" grouped conv), timed interleaved on this computer."""
-    import keras
-    import tensorflow as tf
-
-    from python_ref.runner import _interpreter_class
-
-    from .bench import interleaved_times_ms
-
-    rng = np.random.default_rng(seed)
-    kernel = rng.normal(0, 0.1, (k, k, c, 1)).astype(np.float32)
-    bias = rng.normal(0, 0.1, c).astype(np.float32)
-    samples = [rng.uniform(0, 6, (1, h, w, c)).astype(np.float32) for _ in range(2)]
-    interpreters = {}
-    for layout in ("lattice", "blocked"):
-        b = _Builder(None, DeployOptions(depthwise_layout=layout))
-        x = keras.Input((h, w, c), batch_size=1, name="x")
-        y = (b.blocked_depthwise(x, kernel, bias, "dw", "relu6") if layout == "blocked"
-             else b.act(b.depthwise(x, kernel, bias, 1, "dw"), "relu6", "dw_relu6"))
-        model = keras.Model(x, y)
-        for name, weights in b.weights.items():
-            model.get_layer(name).set_weights(weights)
-        conv = tf.lite.TFLiteConverter.from_keras_model(model)
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ({"x": s} for s in samples)
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = conv.inference_output_type = tf.int8
-        it = _interpreter_class()(model_content=conv.convert(), num_threads=threads)
-        it.allocate_tensors()
-        d = it.get_input_details()[0]
-        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-        it.invoke()
-        interpreters[layout] = it
-    times = interleaved_times_ms(interpreters, rounds, runs)
-    return {layout: float(np.median(t)) for layout, t in times.items()}
 
 
 def equalised_layers(arch: dict) -> list[str]:

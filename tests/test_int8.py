@@ -896,6 +896,7 @@ def test_auto_depthwise_form_takes_the_blocked_form_only_when_clearly_faster(mon
     """auto: a near tie keeps the split form, so that two builds on one computer choose alike."""
     import keras
 
+    import converter.bench as bench
     import converter.rewrites as rewrites
     from converter.convert import BLOCKED_MIN_GAIN, choose_depthwise_layout
 
@@ -907,7 +908,7 @@ def test_auto_depthwise_form_takes_the_blocked_form_only_when_clearly_faster(mon
     assert rewrites.large_depthwise_shapes(model) == [(28, 20, 16, 7), (28, 20, 48, 7)]
     timed = []
     for split_ms, blocked_ms, layout in ((6.0, 6.0 / BLOCKED_MIN_GAIN, "blocked"), (6.0, 5.0, "lattice")):
-        monkeypatch.setattr(rewrites, "depthwise_form_timings",
+        monkeypatch.setattr(bench, "depthwise_form_timings",
                             lambda *shape, s=split_ms, b=blocked_ms: timed.append(shape) or {"lattice": s, "blocked": b})
         chosen, why = choose_depthwise_layout("auto", model, log=lambda m: None)
         assert chosen == layout and why["int8_ms"] == {"split": split_ms, "blocked": blocked_ms}
