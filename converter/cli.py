@@ -109,11 +109,11 @@ def main():
               "the conv that makes the output (same graph; heatmaps_s4 +0.4 to +0.8 dB on LitePose-M, "
               "docs/int8.md).")
 @click.option("--depthwise-form", type=click.Choice(["split", "blocked", "auto"]), default="split", show_default=True,
-              help="int8, deploy graph: how stride-1 depthwise convs of more than 25 taps (LitePose's 7x7) run. "
+              help="int8, deploy graph: how depthwise convs of 25 taps or more (LitePose's 7x7 and 5x5) run. "
               "split: three depthwise pieces summed, on XNNPACK's depthwise kernels (small file; for phones). "
               "blocked: one grouped conv on pixel blocks, on its int8 GEMM kernels: 3x faster per layer on x86 CPUs "
               "whose GEMMs are much faster than their depthwise kernels (Intel AMX), but a ~30x larger file. "
-              "auto: whichever runs faster on this computer, timed on one layer. See docs/int8.md, session 12.")
+              "auto: whichever runs faster on this computer, timed on one layer. See docs/int8.md, sessions 12-13.")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding,
             split_head_ranges, output_bias_correction, depthwise_form):
@@ -164,6 +164,10 @@ main.add_command(bench_decoder_command)
 from .validate import validate_command  # noqa: E402  (TensorFlow only for a checkpoint reference)
 
 main.add_command(validate_command)
+
+from .op_profile import profile_command  # noqa: E402  (TensorFlow's FlatBuffer schema only inside the command)
+
+main.add_command(profile_command)
 
 
 @main.command("export-golden")

@@ -1,0 +1,181 @@
+"""Where a .tflite model spends its time: every operator cut out into a one-op model and timed alone.
+
+LiteRT's Python API has no op profiler, and its benchmark tool is not on PyPI. A one-op model holds the
+op, its constant inputs (weights, shapes) and its own quantisation parameters, so it runs the kernel the
+whole model runs (XNNPACK picks kernels by op, shape and type, not by neighbours). Timed alone, ops miss
+what the whole graph shares (caches warm from the previous op; XNNPACK's in-place RESHAPEs), so the sum
+of the op times differs from the whole model's time: the report gives both.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from python_ref.errors import LitePoseError
+from python_ref.io_utils import check_output_location, read_user_file, write_text_atomic
+
+
+
+def log(msg: str) -> None:
+    print(f"[litepose profile] {msg}", file=sys.stderr, flush=True)
+
+
+def _schema():
+    from tensorflow.lite.python import schema_py_generated as schema  # the TFLite FlatBuffer object API
+
+    return schema
+
+
+def _op_names(schema) -> dict[int, str]:
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def read_model(content: bytes, where: str = "model"):
+    """The model as the FlatBuffer object API's ModelT (one subgraph)."""
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise LitePoseError(f"{where}: not a TFLite model (no TFL3 FlatBuffer identifier)")
+    schema = _schema()
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    except Exception:   # struct / index errors of a truncated or corrupt FlatBuffer
+        raise LitePoseError(f"{where}: not a readable TFLite model (truncated or corrupt)") from None
+    if not model.subgraphs or not model.subgraphs[0].operators:
+        raise LitePoseError(f"{where}: the model has no operators")
+    return model
+
+
+def one_op_models(model):
+    """(index, op name, one-op .tflite bytes) for each operator of the main subgraph, in order. The one-op
+    model's inputs are the op's non-constant inputs, its outputs the op's outputs; constants are copied."""
+    import flatbuffers
+
+    schema = _schema()
+    names = _op_names(schema)
+    graph = model.subgraphs[0]
+    for index, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"CUSTOM_{code.customCode}")
+        used = list(dict.fromkeys(t for t in [*op.inputs, *op.outputs] if t >= 0))
+        new_index = {t: i for i, t in enumerate(used)}
+        one = schema.ModelT()
+        one.version, one.operatorCodes, one.buffers = model.version, [code], [schema.BufferT()]
+        tensors = []
+        for t in used:
+            tensor = schema.TensorT()
+            tensor.__dict__.update(graph.tensors[t].__dict__)
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data):
+                one.buffers.append(model.buffers[tensor.buffer])
+                tensor.buffer = len(one.buffers) - 1
+            else:
+                tensor.buffer = 0
+            tensors.append(tensor)
+        sub = schema.SubGraphT()
+        sub.tensors = tensors
+        new_op = schema.OperatorT()
+        new_op.__dict__.update(op.__dict__)
+        new_op.opcodeIndex = 0
+        new_op.inputs = [new_index[t] if t >= 0 else -1 for t in op.inputs]
+        new_op.outputs = [new_index[t] for t in op.outputs]
+        sub.operators = [new_op]
+        sub.inputs = [new_index[t] for t in dict.fromkeys(op.inputs) if t >= 0 and tensors[new_index[t]].buffer == 0]
+        sub.outputs = list(new_op.outputs)
+        one.subgraphs = [sub]
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(one.Pack(builder), file_identifier=b"TFL3")
+        yield index, name, bytes(builder.Output())
+
+
+def _random_inputs(interp, rng) -> None:
+    for d in interp.get_input_details():
+        if np.issubdtype(d["dtype"], np.integer):
+            info = np.iinfo(d["dtype"])
+            x = rng.integers(info.min, info.max, d["shape"], endpoint=True)
+        else:
+            x = rng.standard_normal(d["shape"])
+        interp.set_tensor(d["index"], x.astype(d["dtype"]))
+
+
+def _median_ms(content: bytes, threads: int, runs: int, seed: int = 0) -> float:
+    from python_ref.runner import _interpreter_class
+
+    interp = _interpreter_class()(model_content=content, num_threads=threads)
+    interp.allocate_tensors()
+    _random_inputs(interp, np.random.default_rng(seed))
+    interp.invoke()                                  # first run: XNNPACK packs weights, sets up buffers
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interp.invoke()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
+    """Per-op medians (ms) of `path` on the LiteRT default CPU path, and the whole model's median."""
+    content = read_user_file(path, "model")
+    model = read_model(content, str(path))
+    graph = model.subgraphs[0]
+    count = len(graph.operators)
+    log(f"timing {count} ops of {path} one at a time ({threads} thread(s), {runs} runs each)")
+    rows, started = [], time.monotonic()
+    for index, name, one in one_op_models(model):
+        rows.append({"index": index, "op": name, "ms": _median_ms(one, threads, runs),
+                     "outputs": [[int(v) for v in graph.tensors[t].shape] for t in graph.operators[index].outputs]})
+        if (index + 1) % 50 == 0 or index + 1 == count:
+            log(f"  {index + 1}/{count} ops ({time.monotonic() - started:.0f} s)")
+    whole_ms = _median_ms(content, threads, runs)
+    by_op = collections.defaultdict(lambda: {"count": 0, "ms": 0.0})
+    for r in rows:
+        by_op[r["op"]]["count"] += 1
+        by_op[r["op"]]["ms"] += r["ms"]
+    return {"model": str(path), "sha256": hashlib.sha256(content).hexdigest(), "threads": threads, "runs": runs,
+            "whole_model_ms": whole_ms, "sum_of_ops_ms": float(sum(r["ms"] for r in rows)),
+            "by_op": dict(sorted(((k, {"count": v["count"], "ms": round(v["ms"], 4)}) for k, v in by_op.items()),
+                                 key=lambda kv: -kv[1]["ms"])),
+            "ops": [{**r, "ms": round(r["ms"], 4)} for r in rows]}
+
+
+def markdown_report(report: dict, top: int = 25) -> str:
+    total = report["sum_of_ops_ms"]
+    lines = [f"# Op profile: {Path(report['model']).name}", "",
+             f"{report['threads']} thread(s), median of {report['runs']} runs per op. Whole model "
+             f"{report['whole_model_ms']:.2f} ms; sum of the ops timed alone {total:.2f} ms.", "",
+             "| op | count | ms | share |", "|---|---|---|---|"]
+    lines += [f"| {name} | {v['count']} | {v['ms']:.2f} | {100 * v['ms'] / total:.1f} % |"
+              for name, v in report["by_op"].items()]
+    lines += ["", f"Slowest {top} ops:", "", "| # | op | output shape | ms |", "|---|---|---|---|"]
+    for r in sorted(report["ops"], key=lambda r: -r["ms"])[:top]:
+        shape = ", ".join("×".join(str(v) for v in s) for s in r["outputs"])
+        lines.append(f"| {r['index']} | {r['op']} | {shape} | {r['ms']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("profile")
+@click.argument("model_path", metavar="MODEL.tflite")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--runs", type=click.IntRange(1, 10000), default=9, show_default=True, help="Timed runs per op.")
+@click.option("--json", "json_out", default=None, help="Write the per-op report as JSON.")
+@click.option("--markdown", "markdown_out", default=None, help="Write a markdown summary (default: print it).")
+def profile_command(model_path, threads, runs, json_out, markdown_out):
+    """Time every op of a .tflite model alone: where the model's latency goes."""
+    for out, what in ((json_out, "--json"), (markdown_out, "--markdown")):
+        if out:
+            check_output_location(out, what)
+    report = profile_ops(model_path, threads, runs)
+    report["command"] = shlex.join(["litepose", *sys.argv[1:]]) if "profile" in sys.argv else None
+    text = markdown_report(report)
+    if json_out:
+        write_text_atomic(json_out, json.dumps(report, indent=1) + "\n")
+    if markdown_out:
+        write_text_atomic(markdown_out, text)
+    else:
+        click.echo(text, nl=False)
