@@ -31,6 +31,10 @@ from .validate import thread_counts
 FORMAT = "litepose-bench/1"
 LITEPOSE_VARIANTS = ("XS", "S", "M", "L")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
+# Extra --precisions names: int8 with another form of the deploy graph, as `litepose convert --depthwise-form`
+# builds it, so that one report times both forms (name -> (precision, DeployOptions fields)).
+BENCH_FORMS = {"int8-blocked": ("int8", {"depthwise_layout": "blocked"})}
+
 FRAME_HW = (480, 640)  # the pre-processing input: a VGA camera frame (H x W), letterboxed to the model
 PEOPLE_COUNTS = (1, 5, 10, 20, 30)
 
@@ -106,17 +110,19 @@ def calibration_images(input_hw, calib_images: str | None, count: int) -> tuple[
 
 
 def litepose_to_tflite(model, arch: dict, num_joints: int, precision: str, representative=None,
-                       graph: str = "deploy") -> tuple[bytes, str]:
+                       graph: str = "deploy", options=None) -> tuple[bytes, str]:
     """The graph `litepose convert --graph deploy|plain` converts, by the same steps as
     converter.convert.run_convert: for "deploy", per-channel ranges measured on the calibration images
-    (int8), the rewritten graph of converter.rewrites with default options, checked equal in float;
-    then converter.export.export_tflite."""
+    (int8), the rewritten graph of converter.rewrites (default options unless `options`), checked equal in
+    float; then converter.export.export_tflite."""
     from .convert import graph_for_export
     from .export import export_tflite
 
-    export_model, report = graph_for_export(model, arch, num_joints, graph, representative, log=lambda m: None)
+    export_model, report = graph_for_export(model, arch, num_joints, graph, representative, log=lambda m: None,
+                                            options=options)
+    which = "default options" if options is None else f"depthwise_layout={options.depthwise_layout}"
     note = "plain Keras graph" if report is None else (
-        f"deploy graph (converter.rewrites, default options, ranges from {report['ranges']}; "
+        f"deploy graph (converter.rewrites, {which}, ranges from {report['ranges']}; "
         f"float max |diff| {report['float_check']['max_abs_error']:.1e})")
     data = export_tflite(export_model, precision, representative_images=representative, log=lambda m: None)
     return data, note
@@ -379,8 +385,8 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
         if v not in LITEPOSE_VARIANTS:
             raise LitePoseError(f"--variants {v}: use any of {', '.join(LITEPOSE_VARIANTS)}")
     for p in precisions:
-        if p not in PRECISIONS:
-            raise LitePoseError(f"--precisions {p}: use any of {', '.join(PRECISIONS)}")
+        if p not in PRECISIONS and p not in BENCH_FORMS:
+            raise LitePoseError(f"--precisions {p}: use any of {', '.join([*PRECISIONS, *BENCH_FORMS])}")
     for b in baselines:
         if b not in BASELINES:
             raise LitePoseError(f"--baselines {b}: use any of {', '.join(BASELINES)}")
@@ -391,6 +397,9 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
         raise LitePoseError(f"--runs {runs}: must be at least 1")
     if graph not in ("deploy", "plain"):
         raise LitePoseError(f"--graph {graph}: use deploy or plain")
+    forms = [p for p in precisions if p in BENCH_FORMS]
+    if forms and graph != "deploy":
+        raise LitePoseError(f"--precisions {forms[0]}: a form of the deploy graph; drop it or --graph {graph}")
     for peer in peers:
         _check_peer(peer)
     for n in people:
@@ -456,13 +465,21 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
                 f"{cost.macs_paper_convention / 1e9:.2f} G MACs (paper convention), "
                 f"{cost.macs_correct / 1e9:.2f} G (deconv at input resolution); weights: {weights}")
             for precision in precisions:
+                export_precision, options = BENCH_FORMS.get(precision, (precision, None))
+                if options is not None:
+                    from .rewrites import DeployOptions
+                    options = DeployOptions(**options)
+                if options is not None and kind != "litepose":
+                    log(f"  {label}: {precision} is a form of the LitePose deploy graph; skipped")
+                    continue
                 representative, calib_note = None, None
-                if PRECISIONS[precision].needs_calibration:
+                if PRECISIONS[export_precision].needs_calibration:
                     representative, calib_note = calibration_images(hw, calib_images, calib_count)
                 t0 = time.perf_counter()
                 log(f"  converting {label} to {precision}" + (f" (calibration: {calib_note})" if calib_note else ""))
                 if kind == "litepose":
-                    data, graph_note = litepose_to_tflite(model, arch, joints, precision, representative, graph)
+                    data, graph_note = litepose_to_tflite(model, arch, joints, export_precision, representative, graph,
+                                                          options)
                 else:
                     from .export import export_tflite
                     data = export_tflite(model, precision, representative_images=representative, log=lambda m: None)
@@ -689,7 +706,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 @click.command("bench")
 @click.option("--variants", default="XS,S,M,L", show_default=True, help="LitePose variants (comma-separated); '' for none.")
-@click.option("--precisions", default="fp32,fp16,int8", show_default=True, help="fp32, fp16, dynamic, int8.")
+@click.option("--precisions", default="fp32,fp16,int8", show_default=True,
+              help="fp32, fp16, dynamic, int8, int8-blocked (int8 built with --depthwise-form blocked).")
 @click.option("--threads", default="1", show_default=True, callback=thread_counts, help="LiteRT thread counts, e.g. 1,2.")
 @click.option("--peer", "peers", multiple=True, help="An external .tflite model (inference latency only); repeatable.")
 @click.option("--baselines", default="", help="Any of higherhrnet-w16, higherhrnet-w24, efficienthrnet-h1, "

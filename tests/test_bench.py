@@ -24,7 +24,8 @@ FIELDS = {"model", "precision", "threads", "input_size", "size_bytes", "infer_ms
 @pytest.fixture(scope="module")
 def small_report(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
-    report = run_bench(variants=["XS"], precisions=["fp32", "int8"], threads=[1], json_out=str(d / "b.json"),
+    report = run_bench(variants=["XS"], precisions=["fp32", "int8", "int8-blocked"], threads=[1],
+                       json_out=str(d / "b.json"),
                        markdown_out=str(d / "b.md"), plot_out=str(d / "b.png"), runs=2, calib_count=2,
                        input_size="128x128", people=[1, 5], keep_models=str(d / "models"))
     return report, d
@@ -35,7 +36,7 @@ def test_records_and_files(small_report):
     on_disk = json.loads((d / "b.json").read_text())
     assert on_disk["records"] == report["records"]
     assert [(r["model"], r["precision"], r["threads"]) for r in report["records"]] == [
-        ("litepose-XS", "fp32", 1), ("litepose-XS", "int8", 1)]
+        ("litepose-XS", "fp32", 1), ("litepose-XS", "int8", 1), ("litepose-XS", "int8-blocked", 1)]
     cost = count_cost(build_litepose(PRESETS["XS"], 14, (128, 128)))
     for r in report["records"]:
         assert FIELDS <= set(r)
@@ -49,6 +50,9 @@ def test_records_and_files(small_report):
         assert r["size_bytes"] == (d / "models" / f"litepose-XS-128x128-{r['precision']}.tflite").stat().st_size
     sizes = {r["precision"]: r["size_bytes"] for r in report["records"]}
     assert sizes["int8"] < 0.5 * sizes["fp32"]
+    # int8-blocked: the --depthwise-form blocked graph (grouped convs on pixel blocks: Toeplitz weights)
+    blocked = next(r for r in report["records"] if r["precision"] == "int8-blocked")
+    assert "depthwise_layout=blocked" in blocked["graph"] and sizes["int8-blocked"] > 5 * sizes["int8"]
     md = (d / "b.md").read_text()
     assert "| litepose-XS | 128x128 | random | int8 | 1 |" in md
     assert (d / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -81,6 +85,7 @@ def test_synthetic_calibration_images_are_deterministic():
     (["--variants", "XXL"], "--variants XXL"),
     (["--precisions", "int4"], "--precisions int4"),
     (["--baselines", "resnet"], "--baselines resnet"),
+    (["--graph", "plain", "--precisions", "int8-blocked"], "--precisions int8-blocked: a form of the deploy graph"),
     (["--peer", "missing.tflite"], "missing.tflite"),
     # checked before any conversion (these used to fail after minutes of work, or with a traceback)
     (["--people=-3"], "--people -3"),
