@@ -22,7 +22,7 @@ converter emits (docs/int8.md has the measurements behind each choice):
   exact cover; the earlier column split (`depthwise_layout="cols"`: 21 + 14 + 14) costs 25 + 25 + 25.
 * 7x7 depthwise, stride 2: one PAD (3 before, 2 after), then 7x3, 7x3 and 7x1 'valid' stride-2
   depthwise convs on column crops starting at 0, 3 and 6, summed.
-* Or (`depthwise_layout="blocked"`, int8 `--depthwise-form blocked`): each depthwise conv of more than 25 taps as
+* Or (`depthwise_layout="blocked"`, int8 `--depthwise-form blocked`): each depthwise conv of 25 taps or more as
   one grouped CONV_2D on pixel blocks (`BlockedDepthwise`), on XNNPACK's int8 GEMM instead of its depthwise
   kernels: 3x faster per layer where those are slow (Intel AVX-512 / AMX hosts), ~30x the weight bytes.
 * TRANSPOSE_CONV(4x4, stride 2, pad 1) -> 3x3 'same' conv to 4*C channels + DEPTH_TO_SPACE(2)
@@ -73,7 +73,7 @@ class DeployOptions:
     precise_layers: tuple = ("first_1", "final_refined_0_conv_3_heatmaps")
     normalize_pixel_groups: int = 16  # normalisation on [H, W/g, 3g]; 1 = on [H, W, 3] (g is lowered to divide W)
     # 7x7 split: "lattice" (7x3 + 5x4 + 2x4), "cols" (7x3 + 7x2 + 7x2), "rows"; "blocked": every depthwise conv
-    # (stride 1 or 2) of more than 25 taps as one `BlockedDepthwise` (grouped CONV_2D on pixel blocks)
+    # (stride 1 or 2) of 25 taps or more as one `BlockedDepthwise` (grouped CONV_2D on pixel blocks)
     depthwise_layout: str = "lattice"
 
 
@@ -242,8 +242,9 @@ class BlockedDepthwise:
     grouped CONV_2D.
 
     The input is cut into blocks of stride * b pixels whose pixels become channels (one group per input
-    channel; PAD, RESHAPE, TRANSPOSE), a 2 x 2 grouped conv maps each block's 2 x 2 neighbourhood to the b x b
-    outputs of the block with Toeplitz weights built from the k x k kernel, and the blocks go back to pixels.
+    channel; PAD, SPACE_TO_DEPTH, TRANSPOSE), a 2 x 2 grouped conv maps each block's 2 x 2 neighbourhood to the b x b
+    outputs of the block with Toeplitz weights built from the k x k kernel, and the blocks go back to pixels
+    (TRANSPOSE, DEPTH_TO_SPACE).
     About 5x the multiplies of the depthwise conv, but on XNNPACK's int8 GEMM kernels (VNNI / AMX), which
     run them 3x faster than its int8 depthwise kernels run a 7x7 split into pieces on CPUs whose depthwise
     kernels are slow (docs/int8.md, session 12). Every output channel (c, oy, ox) holds all k*k taps of
@@ -280,8 +281,11 @@ class BlockedDepthwise:
                         x = x[:, :(nh + 1) * n - top, :(nw + 1) * n - left]   # rows and columns no output reads
                     x = tf.pad(x, [[0, 0], [top, (nh + 1) * n - top - x.shape[1]],
                                    [left, (nw + 1) * n - left - x.shape[2]], [0, 0]])
-                    x = tf.reshape(x, [1, nh + 1, n, nw + 1, n, c])
-                    x = tf.reshape(tf.transpose(x, [0, 1, 3, 5, 2, 4]), [1, nh + 1, nw + 1, c * n * n])
+                    # Blocks to channels in two moves, each of long runs (SPACE_TO_DEPTH: rows of n * c bytes; then
+                    # one [pixel, channel] transpose per block): 15-25 % faster per layer than one 6-d TRANSPOSE,
+                    # whose innermost runs are single bytes (docs/int8.md, session 13).
+                    x = tf.reshape(tf.nn.space_to_depth(x, n), [(nh + 1) * (nw + 1), n * n, c])
+                    x = tf.reshape(tf.transpose(x, [0, 2, 1]), [1, nh + 1, nw + 1, c * n * n])
                     taps = tf.reshape(self.kernel, [k * k, c])
                     taps = tf.concat([taps, tf.zeros([1, c], taps.dtype)], axis=0)
                     filt = tf.gather(taps, blocked_depthwise_taps(k, b, s))          # [2, 2, nn, bb, c]
@@ -291,8 +295,8 @@ class BlockedDepthwise:
                         y = tf.nn.bias_add(y, tf.gather(self.bias, np.repeat(np.arange(c), b * b)))
                     if self.activation is not None:
                         y = self.activation(y)
-                    y = tf.reshape(y, [1, nh, nw, c, b, b])
-                    y = tf.reshape(tf.transpose(y, [0, 1, 4, 2, 5, 3]), [1, nh * b, nw * b, c])
+                    y = tf.reshape(tf.transpose(tf.reshape(y, [nh * nw, c, b * b]), [0, 2, 1]), [1, nh, nw, b * b * c])
+                    y = tf.nn.depth_to_space(y, b)
                     return y[:, :oh, :ow] if (nh * b, nw * b) != (oh, ow) else y
 
                 def compute_output_shape(self, shape):
@@ -377,7 +381,7 @@ class _Builder:
             bias = (bias.astype(np.float64) / scale_out).astype(np.float32)
         if bias_shift:
             bias = (bias.astype(np.float64) + bias_shift).astype(np.float32)
-        if depthwise and act in ("relu6", None) and self.blocked(kernel, stride):
+        if depthwise and act in ("relu6", "relu", None) and self.blocked(kernel, stride):
             return self.blocked_depthwise(x, kernel, bias, name, act, stride)
         if depthwise:
             y = self.depthwise(x, kernel, bias, stride, name)
@@ -405,7 +409,7 @@ class _Builder:
     def blocked(self, kernel, stride) -> bool:
         k = kernel.shape[0]
         return (self.opts.split_depthwise and self.opts.depthwise_layout == "blocked" and self.opts.fold_bn
-                and stride in (1, 2) and k == kernel.shape[1] and k % 2 == 1 and k * k > 25)
+                and stride in (1, 2) and k == kernel.shape[1] and k % 2 == 1 and k * k >= 25)
 
     def blocked_depthwise(self, x, kernel, bias, name, act, stride: int = 1):
         """Stride 1: 'same'. Stride 2: PyTorch's padding k // 2 (PAD, then 'valid'; an even input's last

@@ -854,9 +854,10 @@ def test_output_bias_correction_skips_what_it_cannot_correct_and_undoes_what_doe
 @pytest.mark.needs_shared
 def test_blocked_depthwise_form_converts_to_full_integer_and_follows_the_float_network(xs_int8, shared_dir,
                                                                                        tmp_path):
-    """--depthwise-form blocked: the stride-1 7x7 depthwise convs become grouped CONV_2Ds between TRANSPOSEs
-    (no split pieces, no partial-sum ADDs), still full-integer, and as close to the float network as the split
-    form (one int8 rounding per conv instead of three pieces and two partial sums)."""
+    """--depthwise-form blocked: the 7x7 depthwise convs become grouped CONV_2Ds between SPACE_TO_DEPTH +
+    TRANSPOSE and TRANSPOSE + DEPTH_TO_SPACE (no split pieces, no partial-sum ADDs), still full-integer, and as
+    close to the float network as the split form (one int8 rounding per conv instead of three pieces and two
+    partial sums)."""
     from converter.checkpoint import build_keras_from_checkpoint
     from converter.convert import compare_outputs
     from python_ref.preprocess import letterbox, load_image_rgb
@@ -867,8 +868,9 @@ def test_blocked_depthwise_form_converts_to_full_integer_and_follows_the_float_n
     card = _convert(shared_dir, path, shared_dir / "data" / "coco" / "images", depthwise_form="blocked")
     assert card["rewrites"]["options"]["depthwise_layout"] == "blocked"
     assert card["rewrites"]["depthwise_form"] == {"form": "blocked", "chosen_by": "--depthwise-form"}
-    assert set(card["ops"]) - {"QUANTIZE", "DEQUANTIZE"} <= INTEGER_OPS | {"TRANSPOSE"}, card["ops"]
-    assert card["ops"]["TRANSPOSE"] > 0
+    assert set(card["ops"]) - {"QUANTIZE", "DEQUANTIZE"} <= INTEGER_OPS | {"TRANSPOSE", "SPACE_TO_DEPTH"}, card["ops"]
+    assert card["ops"]["TRANSPOSE"] == 2 * card["ops"]["SPACE_TO_DEPTH"] > 0
+    assert card["ops"]["DEPTH_TO_SPACE"] == base["ops"]["DEPTH_TO_SPACE"] + card["ops"]["SPACE_TO_DEPTH"]
     assert card["ops"]["DEPTHWISE_CONV_2D"] < base["ops"]["DEPTHWISE_CONV_2D"]
     assert card["ops"]["ADD"] < base["ops"]["ADD"]
     model, _ = build_keras_from_checkpoint(shared_dir / "checkpoints" / XS, input_hw=(128, 128))

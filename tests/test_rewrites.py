@@ -41,6 +41,9 @@ SINGLE = {
     "split_depthwise_cols": {"split_depthwise": True, "depthwise_layout": "cols"},
     "split_depthwise_rows": {"split_depthwise": True, "depthwise_layout": "rows"},
     "blocked_depthwise": {"fold_bn": True, "split_depthwise": True, "depthwise_layout": "blocked"},
+    # the 5x5 head depthwise convs blocked too, with ReLU and the split ranges' shifted ReLU copies
+    "blocked_depthwise_heads": {"fold_bn": True, "split_depthwise": True, "depthwise_layout": "blocked",
+                                "equalize_heads": True, "joint_heads": True, "split_head_ranges": True},
     "subpixel_deconv": {"subpixel_deconv": True},
     "normalize_pixel_groups": {"normalize_pixel_groups": 16},
     "deconv_phases": {"fold_bn": True, "subpixel_deconv": True, "deconv_phases": True},
@@ -224,8 +227,8 @@ def test_blocked_depthwise_taps_place_each_tap_once_per_output(k, b, s):
                 assert (ky * n + iy, kx * n + ix) == (s * oy + dy, s * ox + dx)
 
 
-@pytest.mark.parametrize("h,w,k,s", [(16, 24, 7, 1), (14, 21, 7, 1), (13, 10, 7, 1), (12, 16, 9, 1),
-                                     (32, 24, 7, 2), (29, 22, 7, 2), (18, 18, 9, 2)])
+@pytest.mark.parametrize("h,w,k,s", [(16, 24, 7, 1), (14, 21, 7, 1), (13, 10, 7, 1), (12, 16, 9, 1), (16, 24, 5, 1),
+                                     (11, 20, 5, 1), (32, 24, 7, 2), (29, 22, 7, 2), (18, 18, 9, 2)])
 def test_blocked_depthwise_equals_the_depthwise_conv(h, w, k, s):
     """Float: the grouped conv on pixel blocks (padding and the crop of a partial last block included) is the
     depthwise conv + ReLU6: 'same' at stride 1; at stride 2 on the input padded as PyTorch pads (k // 2)."""
