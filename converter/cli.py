@@ -112,7 +112,7 @@ def main():
               help="int8, deploy graph: how depthwise convs of 25 taps or more (LitePose's 7x7 and 5x5) run. "
               "split: three depthwise pieces summed, on XNNPACK's depthwise kernels (small file; for phones). "
               "blocked: one grouped conv on pixel blocks, on its int8 GEMM kernels: 3x faster per layer on x86 CPUs "
-              "whose GEMMs are much faster than their depthwise kernels (Intel AMX), but a ~30x larger file. "
+              "whose GEMMs are much faster than their depthwise kernels (Intel AMX), but a ~20x larger file. "
               "auto: whichever runs faster on this computer, timed on one layer. See docs/int8.md, sessions 12-13.")
 def convert(checkpoint, arch, joints, input_size, precision, output, keras_path, calib_images, calib_annotations,
             calib_count, calib_seed, input_dtype, output_dtype, graph, activation_ranges, weight_rounding,

@@ -24,7 +24,7 @@ converter emits (docs/int8.md has the measurements behind each choice):
   depthwise convs on column crops starting at 0, 3 and 6, summed.
 * Or (`depthwise_layout="blocked"`, int8 `--depthwise-form blocked`): each depthwise conv of 25 taps or more as
   one grouped CONV_2D on pixel blocks (`BlockedDepthwise`), on XNNPACK's int8 GEMM instead of its depthwise
-  kernels: 3x faster per layer where those are slow (Intel AVX-512 / AMX hosts), ~30x the weight bytes.
+  kernels: 3x faster per layer where those are slow (Intel AVX-512 / AMX hosts), ~20x the weight bytes.
 * TRANSPOSE_CONV(4x4, stride 2, pad 1) -> 3x3 'same' conv to 4*C channels + DEPTH_TO_SPACE(2)
   (sub-pixel form); the two deconvolutions of a fusion step are summed before DEPTH_TO_SPACE with the
   ReLU fused into the ADD. With `deconv_phases` each output phase gets its own conv of only the rows and
@@ -215,10 +215,13 @@ class DepthToSpace:
 def depthwise_block_size(h: int, w: int, k: int, stride: int = 1) -> int:
     """Output block side b for `BlockedDepthwise` with an [h, w] output. The input blocks (stride * b) must
     hold a window's overhang, stride * (b - 1) + k <= 2 * stride * b, so that an output block reads 2 x 2
-    input blocks. Stride 1: 8 (64 channels a group, the int8 GEMM's best shape, measured) unless 7 divides
-    the tensor and 8 does not (less padding). Stride 2: 4 (input groups of 64)."""
+    input blocks. Stride 1: the largest of 8, 7, 6 whose Toeplitz weights (4 b^4 bytes a channel) are at most
+    4x the channel's h * w pixels, else 6: 8 x 8 blocks (64 channels a group) suit the int8 GEMM best, but a
+    small tensor would then stream far more weight bytes than pixels; in LitePose-M at 448 x 448 blocks of
+    8 / 7 / 6 at 112 / 56 / 28 pixels give the speed of 8 everywhere with a 110 MB file instead of 176 MB
+    (docs/int8.md, session 13). Stride 2: 4 (input groups of 64)."""
     if stride == 1:
-        b = 7 if (h % 8 or w % 8) and h % 7 == 0 and w % 7 == 0 else 8
+        b = next((b for b in (8, 7, 6) if 4 * b ** 4 <= 4 * h * w), 6)
     else:
         b = max(1, 8 // stride)
     return max(b, -(-(k - stride) // stride))

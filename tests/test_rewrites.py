@@ -257,10 +257,13 @@ def test_blocked_depthwise_equals_the_depthwise_conv(h, w, k, s):
     np.testing.assert_allclose(model(x).numpy(), expected, atol=2e-5 * np.abs(expected).max())
 
 
-def test_blocked_depthwise_block_size_divides_the_tensor_when_it_can():
-    assert depthwise_block_size(112, 112, 7) == 8
-    assert depthwise_block_size(28, 28, 7) == 7      # 8 would pad 28 to 32
-    assert depthwise_block_size(28, 40, 7) == 8      # 7 does not divide 40 either
+def test_blocked_depthwise_block_size_keeps_the_weights_near_the_pixels():
+    assert depthwise_block_size(112, 112, 7) == 8     # 4 * 8^4 = 16384 weight bytes a channel <= 4 * 12544 pixels
+    assert depthwise_block_size(224, 224, 5) == 8
+    assert depthwise_block_size(64, 64, 7) == 8       # 16384 <= 4 * 4096
+    assert depthwise_block_size(56, 56, 7) == 7       # 16384 > 4 * 3136 >= 4 * 7^4
+    assert depthwise_block_size(28, 28, 7) == 6       # even 6^4 * 4 > 4 * 784: the smallest block
+    assert depthwise_block_size(28, 40, 5) == 6
     assert depthwise_block_size(16, 16, 11) == 10     # a block must hold k - 1 pixels
     assert depthwise_block_size(56, 56, 7, 2) == 4    # input blocks of 8
     assert depthwise_block_size(56, 56, 13, 2) == 6   # 2 * 5 + 13 > 2 * 2 * 5
