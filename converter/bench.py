@@ -151,6 +151,20 @@ def _checkpoint_variant(path: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # The measuring subprocess (no TensorFlow)
 # ------------------------------------------------------------------------------------------------
+def set_random_inputs(interp, seed: int = 0) -> None:
+    """Image-like random data (integers 0..255 within the type's range, floats 0..1) on every input of an
+    allocated interpreter: for timing models whose inputs we know nothing about."""
+    rng = np.random.default_rng(seed)
+    for d in interp.get_input_details():
+        dt = np.dtype(d["dtype"])
+        if np.issubdtype(dt, np.integer):
+            info = np.iinfo(dt)
+            data = rng.integers(max(info.min, 0), min(info.max, 255) + 1, d["shape"]).astype(dt)
+        else:
+            data = rng.uniform(0, 1, d["shape"]).astype(dt)
+        interp.set_tensor(d["index"], data)
+
+
 def interleaved_times_ms(interps: dict, rounds: int, runs: int, log=None) -> dict:
     """{key: [ms, ...]} for ready interpreters, timed round after round over all of them (`runs` invocations
     each per round), so that a drift of the shared host hits every model alike."""
@@ -277,15 +291,7 @@ def measure_model(spec: dict) -> dict:
 
         interp = _interpreter_class()(model_path=path, num_threads=threads)
         interp.allocate_tensors()
-        rng = np.random.default_rng(0)
-        for d in interp.get_input_details():
-            dt = np.dtype(d["dtype"])
-            if np.issubdtype(dt, np.integer):
-                info = np.iinfo(dt)
-                data = rng.integers(max(info.min, 0), min(info.max, 255) + 1, d["shape"]).astype(dt)
-            else:
-                data = rng.uniform(0, 1, d["shape"]).astype(dt)
-            interp.set_tensor(d["index"], data)
+        set_random_inputs(interp)
         shape = [int(v) for v in interp.get_input_details()[0]["shape"]]
         result.update(input_hw=shape[1:3] if len(shape) == 4 else None,
                       input_dtype=str(np.dtype(interp.get_input_details()[0]["dtype"])))
@@ -465,13 +471,14 @@ def run_bench(*, variants=LITEPOSE_VARIANTS, precisions=DEFAULT_PRECISIONS, thre
                 f"{cost.macs_paper_convention / 1e9:.2f} G MACs (paper convention), "
                 f"{cost.macs_correct / 1e9:.2f} G (deconv at input resolution); weights: {weights}")
             for precision in precisions:
-                export_precision, options = BENCH_FORMS.get(precision, (precision, None))
-                if options is not None:
-                    from .rewrites import DeployOptions
-                    options = DeployOptions(**options)
-                if options is not None and kind != "litepose":
+                export_precision, fields = BENCH_FORMS.get(precision, (precision, None))
+                if fields is not None and kind != "litepose":
                     log(f"  {label}: {precision} is a form of the LitePose deploy graph; skipped")
                     continue
+                options = None
+                if fields is not None:
+                    from .rewrites import DeployOptions
+                    options = DeployOptions(**fields)
                 representative, calib_note = None, None
                 if PRECISIONS[export_precision].needs_calibration:
                     representative, calib_note = calibration_images(hw, calib_images, calib_count)

@@ -95,29 +95,16 @@ def one_op_models(model):
         yield index, name, bytes(builder.Output())
 
 
-def _random_inputs(interp, rng) -> None:
-    for d in interp.get_input_details():
-        if np.issubdtype(d["dtype"], np.integer):
-            info = np.iinfo(d["dtype"])
-            x = rng.integers(info.min, info.max, d["shape"], endpoint=True)
-        else:
-            x = rng.standard_normal(d["shape"])
-        interp.set_tensor(d["index"], x.astype(d["dtype"]))
-
-
-def _median_ms(content: bytes, threads: int, runs: int, seed: int = 0) -> float:
+def _median_ms(content: bytes, threads: int, runs: int) -> float:
     from python_ref.runner import _interpreter_class
+
+    from .bench import interleaved_times_ms, set_random_inputs
 
     interp = _interpreter_class()(model_content=content, num_threads=threads)
     interp.allocate_tensors()
-    _random_inputs(interp, np.random.default_rng(seed))
+    set_random_inputs(interp)
     interp.invoke()                                  # first run: XNNPACK packs weights, sets up buffers
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        interp.invoke()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+    return float(np.median(interleaved_times_ms({0: interp}, 1, runs)[0]))
 
 
 def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
