@@ -4,8 +4,11 @@ LiteRT's Python API has no op profiler, and its benchmark tool is not on PyPI. A
 op, its constant inputs (weights, shapes) and its own quantisation parameters, so it runs the kernel the
 whole model runs (XNNPACK picks kernels by op, shape and type, not by neighbours). Timed alone, an op
 finds its input and weights in cache run after run, while in the whole graph large tensors and weights
-come from memory; and a RESHAPE alone is a copy that XNNPACK elides in a graph. So the sum of the op
-times is not the model's time (usually below it): the report gives both, and the ops rank the work.
+come from memory; and a RESHAPE alone is a copy that XNNPACK elides in a graph. A PAD whose only reader is
+a convolution is folded into that convolution's padding by XNNPACK (a model of LitePose-M's stem takes 2.33 ms
+with its PAD and 2.32 ms without; docs/int8.md, session 14), so such PADs are
+reported as folded and left out of the sum. The sum of the op times is still not the model's time (usually
+below it): the report gives both, and the ops rank the work.
 """
 from __future__ import annotations
 
@@ -95,6 +98,40 @@ def one_op_models(model):
         yield index, name, bytes(builder.Output())
 
 
+CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def pads_folded_into_convs(model) -> dict[int, int]:
+    """{PAD op index: conv op index} for each PAD whose output only a CONV_2D / DEPTHWISE_CONV_2D reads (as its
+    data input) and that pads only rows and columns: XNNPACK folds it into the conv's own padding."""
+    schema = _schema()
+    names = _op_names(schema)
+    graph = model.subgraphs[0]
+
+    def name(op):
+        code = model.operatorCodes[op.opcodeIndex]
+        return names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+
+    readers = collections.defaultdict(list)
+    for index, op in enumerate(graph.operators):
+        for t in dict.fromkeys(op.inputs):
+            if t >= 0:
+                readers[t].append(index)
+    folded = {}
+    for index, op in enumerate(graph.operators):
+        if name(op) != "PAD" or len(op.inputs) < 2:
+            continue
+        out = op.outputs[0]
+        paddings = model.buffers[graph.tensors[op.inputs[1]].buffer].data
+        if out in graph.outputs or len(readers[out]) != 1 or paddings is None or len(paddings) != 32:
+            continue
+        pads = np.frombuffer(bytes(paddings), "<i4").reshape(4, 2)
+        conv = graph.operators[readers[out][0]]
+        if name(conv) in CONVOLUTIONS and conv.inputs[0] == out and not pads[0].any() and not pads[3].any():
+            folded[index] = readers[out][0]
+    return folded
+
+
 def _median_ms(content: bytes, threads: int, runs: int) -> float:
     from python_ref.runner import _interpreter_class
 
@@ -113,11 +150,14 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
     model = read_model(content, str(path))
     graph = model.subgraphs[0]
     count = len(graph.operators)
+    folded = pads_folded_into_convs(model)
     log(f"timing {count} ops of {path} one at a time ({threads} thread(s), {runs} runs each)")
     rows, started = [], time.monotonic()
     for index, name, one in one_op_models(model):
         row = {"index": index, "op": name, "ms": None,
                "outputs": [[int(v) for v in graph.tensors[t].shape] for t in graph.operators[index].outputs]}
+        if index in folded:
+            row["folded_into"] = folded[index]
         try:
             row["ms"] = _median_ms(one, threads, runs)
         except (ValueError, RuntimeError) as exc:   # an op that cannot run alone (control flow, custom op)
@@ -128,13 +168,15 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
             log(f"  {index + 1}/{count} ops ({time.monotonic() - started:.0f} s)")
     whole_ms = _median_ms(content, threads, runs)
     by_op = collections.defaultdict(lambda: {"count": 0, "ms": 0.0})
-    timed = [r for r in rows if r["ms"] is not None]
+    timed = [r for r in rows if r["ms"] is not None and "folded_into" not in r]
     for r in timed:
         by_op[r["op"]]["count"] += 1
         by_op[r["op"]]["ms"] += r["ms"]
     return {"model": str(path), "sha256": hashlib.sha256(content).hexdigest(), "threads": threads, "runs": runs,
             "whole_model_ms": whole_ms, "sum_of_ops_ms": float(sum(r["ms"] for r in timed)),
-            "untimed_ops": len(rows) - len(timed),
+            "untimed_ops": sum(r["ms"] is None for r in rows),
+            "pads_folded_into_convs": {"count": len(folded),
+                                       "ms_alone": round(sum(r["ms"] or 0.0 for r in rows if "folded_into" in r), 4)},
             "by_op": dict(sorted(((k, {"count": v["count"], "ms": round(v["ms"], 4)}) for k, v in by_op.items()),
                                  key=lambda kv: -kv[1]["ms"])),
             "ops": [{**r, "ms": None if r["ms"] is None else round(r["ms"], 4)} for r in rows]}
@@ -145,15 +187,24 @@ def markdown_report(report: dict, top: int = 25) -> str:
     lines = [f"# Op profile: {Path(report['model']).name}", "",
              f"{report['threads']} thread(s), median of {report['runs']} runs per op. Whole model "
              f"{report['whole_model_ms']:.2f} ms; sum of the ops timed alone {total:.2f} ms"
-             + (f" ({report['untimed_ops']} ops could not run alone)" if report["untimed_ops"] else "") + ".", "",
+             + (f" ({report['untimed_ops']} ops could not run alone)" if report["untimed_ops"] else "") + "."
+             + _folded_note(report["pads_folded_into_convs"]), "",
              "| op | count | ms | share |", "|---|---|---|---|"]
     lines += [f"| {name} | {v['count']} | {v['ms']:.2f} | {100 * v['ms'] / total:.1f} % |"
               for name, v in report["by_op"].items()]
     lines += ["", f"Slowest {top} ops:", "", "| # | op | output shape | ms |", "|---|---|---|---|"]
-    for r in sorted((r for r in report["ops"] if r["ms"] is not None), key=lambda r: -r["ms"])[:top]:
+    for r in sorted((r for r in report["ops"] if r["ms"] is not None and "folded_into" not in r),
+                    key=lambda r: -r["ms"])[:top]:
         shape = ", ".join("×".join(str(v) for v in s) for s in r["outputs"])
         lines.append(f"| {r['index']} | {r['op']} | {shape} | {r['ms']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _folded_note(folded: dict) -> str:
+    if not folded["count"]:
+        return ""
+    return (f" {folded['count']} PAD(s) read only by a convolution are left out ({folded['ms_alone']:.2f} ms alone): "
+            "XNNPACK folds them into the convolution's padding.")
 
 
 @click.command("profile")

@@ -8,7 +8,8 @@ in and out).
 lattice pieces summed (the deploy graph's form), an int8 ADD (the price of one more piece), and the same 7x7
 as a grouped CONV_2D with block-diagonal weights (exact, more multiplies, but on the GEMM kernels, which use
 VNNI / AMX where the CPU has them), and the deploy graph's blocked form (`converter.rewrites.BlockedDepthwise`:
-pixel blocks as channel groups, one grouped conv; session 12).
+pixel blocks as channel groups, one grouped conv; session 12), and a blocked form without its PAD (4x4 sub-blocks,
+a 4x4 grouped conv of stride 2 whose 'same' padding is the depthwise conv's; session 14).
 
     nice python scripts/bench_depthwise.py --out depthwise.json [--alternatives]
 """
@@ -57,10 +58,52 @@ def alternative_models(keras, h, w, c):
     b = depthwise_block_size(h, w, 7)
     out[f"blocked: {b}x{b} pixel blocks, 2x2 grouped CONV_2D, ReLU6 (--depthwise-form blocked)"] = model(
         lambda x: BlockedDepthwise.make(7, b, padding="same", activation="relu6")(x))
+    out["sub-blocked: 4x4 pixel sub-blocks, 4x4 grouped CONV_2D stride 2 'same' (no PAD), ReLU6"] = model(
+        lambda x: sub_blocked_depthwise(keras)(x))
     for g in GROUPS:
         out[f"7x7 CONV_2D groups={g}, ReLU6"] = model(
             lambda x, g=g: keras.layers.Conv2D(c, 7, padding="same", groups=g, activation="relu6")(x))
     return out
+
+
+def sub_blocked_depthwise(keras, k=7, m=4):
+    """A random 7x7 depthwise conv + ReLU6 as SPACE_TO_DEPTH(m) + TRANSPOSE, one grouped conv (kernel 4 x 4 sub-blocks,
+    stride 2, 'same': its zero padding of one sub-block is the depthwise conv's, so no PAD) making 2m x 2m output
+    blocks, TRANSPOSE + DEPTH_TO_SPACE. Same multiplies as the 2 x 2 blocked form, but m^2 = 16 input channels per
+    tap instead of 64 (exact; checked against tf.nn.depthwise_conv2d when built)."""
+    import tensorflow as tf
+
+    b, q = 2 * m, 4
+    ty, tx, py, px, oy, ox = np.meshgrid(*(np.arange(v) for v in (q, q, m, m, b, b)), indexing="ij")
+    dy, dx = (ty - 1) * m + py - oy + k // 2, (tx - 1) * m + px - ox + k // 2
+    taps = np.where((dy >= 0) & (dy < k) & (dx >= 0) & (dx < k), dy * k + dx, k * k).reshape(q, q, m * m, b * b)
+
+    class SubBlocked(keras.layers.Layer):
+        def build(self, shape):
+            c = shape[-1]
+            kernel = np.random.default_rng(0).normal(0, 0.2, (k * k, c)).astype(np.float32)
+            filt = np.concatenate([kernel, np.zeros((1, c), np.float32)])[taps]          # q q mm bb c
+            self.filt = np.transpose(filt, (0, 1, 2, 4, 3)).reshape(q, q, m * m, c * b * b)
+            self.kernel = kernel.reshape(k, k, c, 1)
+
+        def call(self, x):
+            _, h, w, c = x.shape
+            xs = tf.reshape(tf.nn.space_to_depth(x, m), [(h // m) * (w // m), m * m, c])
+            xs = tf.reshape(tf.transpose(xs, [0, 2, 1]), [1, h // m, w // m, c * m * m])
+            y = tf.nn.relu6(tf.nn.conv2d(xs, self.filt, 2, "SAME"))
+            y = tf.reshape(tf.transpose(tf.reshape(y, [(h // b) * (w // b), c, b * b]), [0, 2, 1]),
+                           [1, h // b, w // b, b * b * c])
+            return tf.nn.depth_to_space(y, b)
+
+    layer = SubBlocked()
+
+    def apply(x):
+        y = layer(x)
+        probe = np.random.default_rng(1).normal(size=(1,) + tuple(x.shape[1:])).astype(np.float32)
+        want = tf.nn.relu6(tf.nn.depthwise_conv2d(probe, layer.kernel, [1, 1, 1, 1], "SAME")).numpy()
+        assert np.abs(layer(probe).numpy() - want).max() < 1e-4, "sub-blocked form differs from the depthwise conv"
+        return y
+    return apply
 
 
 def main():

@@ -12,8 +12,9 @@ from converter.cli import main
 
 @pytest.fixture(scope="module")
 def small_int8_model():
-    """A full-integer model with the deploy graph's kinds of ops, the blocked 7x7 depthwise among them
-    (PAD, SPACE_TO_DEPTH, TRANSPOSE, grouped CONV_2D, DEPTH_TO_SPACE), a residual ADD and a CONCATENATION."""
+    """A full-integer model with the deploy graph's kinds of ops: the stem's PAD + 3x3 conv, the blocked 7x7
+    depthwise (PAD, SPACE_TO_DEPTH, TRANSPOSE, grouped CONV_2D, DEPTH_TO_SPACE), a residual ADD and a
+    CONCATENATION."""
     import keras
     import tensorflow as tf
 
@@ -21,7 +22,8 @@ def small_int8_model():
 
     rng = np.random.default_rng(0)
     x = keras.Input((32, 32, 3), batch_size=1, name="image")
-    y = keras.layers.Conv2D(16, 3, 2, padding="same", activation="relu6")(x)
+    x_padded = keras.layers.ZeroPadding2D(((1, 0), (1, 0)))(x)    # PyTorch's stem padding, as the deploy graph
+    y = keras.layers.Conv2D(16, 3, 2, padding="valid", activation="relu6")(x_padded)
     dw = BlockedDepthwise.make(7, 8, padding="same", activation="relu6", name="blocked")
     z = keras.layers.Add()([dw(y), y])
     z = keras.layers.Concatenate()([keras.layers.DepthwiseConv2D(3, padding="same")(z), z])
@@ -82,11 +84,20 @@ def test_profile_reports_every_op_once_and_sums_by_op_type(small_int8_model, tmp
     count = len(read_model(small_int8_model).subgraphs[0].operators)
     assert [o["index"] for o in report["ops"]] == list(range(count))
     assert all(o["ms"] > 0 for o in report["ops"]) and report["whole_model_ms"] > 0
-    assert sum(v["count"] for v in report["by_op"].values()) == count
+    # the stem's PAD is read only by its conv (XNNPACK folds it in); the blocked layer's PAD feeds SPACE_TO_DEPTH
+    pads = {o["index"]: o for o in report["ops"] if o["op"] == "PAD"}
+    folded = {i: o["folded_into"] for i, o in pads.items() if "folded_into" in o}
+    assert len(pads) == 2 and len(folded) == 1
+    (pad, conv), = folded.items()
+    assert report["ops"][conv]["op"] == "CONV_2D" and pad == min(pads)
+    assert report["pads_folded_into_convs"] == {"count": 1, "ms_alone": pads[pad]["ms"]}
+    counted = [o for o in report["ops"] if "folded_into" not in o]
+    assert sum(v["count"] for v in report["by_op"].values()) == count - 1
     for op, v in report["by_op"].items():
-        assert v["ms"] == pytest.approx(sum(o["ms"] for o in report["ops"] if o["op"] == op), abs=1e-3)
-    assert report["sum_of_ops_ms"] == pytest.approx(sum(o["ms"] for o in report["ops"]), abs=1e-3)
-    assert "| SPACE_TO_DEPTH | 1 |" in (tmp_path / "p.md").read_text()
+        assert v["ms"] == pytest.approx(sum(o["ms"] for o in counted if o["op"] == op), abs=1e-3)
+    assert report["sum_of_ops_ms"] == pytest.approx(sum(o["ms"] for o in counted), abs=1e-3)
+    text = (tmp_path / "p.md").read_text()
+    assert "| SPACE_TO_DEPTH | 1 |" in text and "| PAD | 1 |" in text and "1 PAD(s) read only by a convolution" in text
 
 
 @pytest.mark.parametrize("cut, says", [(None, "not a TFLite model"), (0.5, "not a readable TFLite model")])
