@@ -56,27 +56,49 @@ def read_model(content: bytes, where: str = "model"):
     return model
 
 
+def _op_name(model, op, names) -> str:
+    code = model.operatorCodes[op.opcodeIndex]
+    return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"CUSTOM_{code.customCode}")
+
+
+def _is_constant(model, tensor) -> bool:
+    data = model.buffers[tensor.buffer].data
+    return data is not None and len(data) > 0
+
+
+def weight_dequantizes(model) -> set[int]:
+    """Indices of the DEQUANTIZE ops of constants (an fp16 file's weights): the runtime turns them into float
+    weights once, when the model is loaded, so they take no time per run."""
+    names = _op_names(_schema())
+    graph = model.subgraphs[0]
+    return {i for i, op in enumerate(graph.operators)
+            if _op_name(model, op, names) == "DEQUANTIZE" and _is_constant(model, graph.tensors[op.inputs[0]])}
+
+
 def one_op_models(model):
     """(index, op name, one-op .tflite bytes) for each operator of the main subgraph, in order. The one-op
-    model's inputs are the op's non-constant inputs, its outputs the op's outputs; constants are copied."""
+    model's inputs are the op's non-constant inputs, its outputs the op's outputs; constants are copied, and
+    so are the DEQUANTIZE ops that make its weights from constants (fp16 files), so that the op keeps
+    constant weights and runs the kernel it runs in the whole model."""
     import flatbuffers
 
     schema = _schema()
     names = _op_names(schema)
     graph = model.subgraphs[0]
+    made_by = {op.outputs[0]: i for i in weight_dequantizes(model) for op in [graph.operators[i]]}
     for index, op in enumerate(graph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"CUSTOM_{code.customCode}")
-        used = list(dict.fromkeys(t for t in [*op.inputs, *op.outputs] if t >= 0))
+        ops = [graph.operators[made_by[t]] for t in dict.fromkeys(op.inputs) if t in made_by] + [op]
+        used = list(dict.fromkeys(t for o in ops for t in [*o.inputs, *o.outputs] if t >= 0))
         new_index = {t: i for i, t in enumerate(used)}
+        codes = list(dict.fromkeys(o.opcodeIndex for o in ops))
         one = schema.ModelT()
-        one.version, one.operatorCodes, one.buffers = model.version, [code], [schema.BufferT()]
+        one.version, one.operatorCodes, one.buffers = model.version, [model.operatorCodes[c] for c in codes], [
+            schema.BufferT()]
         tensors = []
         for t in used:
             tensor = schema.TensorT()
             tensor.__dict__.update(graph.tensors[t].__dict__)
-            data = model.buffers[tensor.buffer].data
-            if data is not None and len(data):
+            if _is_constant(model, graph.tensors[t]):
                 one.buffers.append(model.buffers[tensor.buffer])
                 tensor.buffer = len(one.buffers) - 1
             else:
@@ -84,18 +106,22 @@ def one_op_models(model):
             tensors.append(tensor)
         sub = schema.SubGraphT()
         sub.tensors = tensors
-        new_op = schema.OperatorT()
-        new_op.__dict__.update(op.__dict__)
-        new_op.opcodeIndex = 0
-        new_op.inputs = [new_index[t] if t >= 0 else -1 for t in op.inputs]
-        new_op.outputs = [new_index[t] for t in op.outputs]
-        sub.operators = [new_op]
-        sub.inputs = [new_index[t] for t in dict.fromkeys(op.inputs) if t >= 0 and tensors[new_index[t]].buffer == 0]
-        sub.outputs = list(new_op.outputs)
+        sub.operators = []
+        for o in ops:
+            new_op = schema.OperatorT()
+            new_op.__dict__.update(o.__dict__)
+            new_op.opcodeIndex = codes.index(o.opcodeIndex)
+            new_op.inputs = [new_index[t] if t >= 0 else -1 for t in o.inputs]
+            new_op.outputs = [new_index[t] for t in o.outputs]
+            sub.operators.append(new_op)
+        made_here = {t for o in ops[:-1] for t in o.outputs}
+        sub.inputs = [new_index[t] for t in dict.fromkeys(op.inputs)
+                      if t >= 0 and t not in made_here and tensors[new_index[t]].buffer == 0]
+        sub.outputs = list(sub.operators[-1].outputs)
         one.subgraphs = [sub]
         builder = flatbuffers.Builder(1024)
         builder.Finish(one.Pack(builder), file_identifier=b"TFL3")
-        yield index, name, bytes(builder.Output())
+        yield index, _op_name(model, op, names), bytes(builder.Output())
 
 
 CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -104,13 +130,11 @@ CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 def pads_folded_into_convs(model) -> dict[int, int]:
     """{PAD op index: conv op index} for each PAD whose output only a CONV_2D / DEPTHWISE_CONV_2D reads (as its
     data input) and that pads only rows and columns: XNNPACK folds it into the conv's own padding."""
-    schema = _schema()
-    names = _op_names(schema)
+    names = _op_names(_schema())
     graph = model.subgraphs[0]
 
     def name(op):
-        code = model.operatorCodes[op.opcodeIndex]
-        return names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        return _op_name(model, op, names)
 
     readers = collections.defaultdict(list)
     for index, op in enumerate(graph.operators):
@@ -150,7 +174,7 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
     model = read_model(content, str(path))
     graph = model.subgraphs[0]
     count = len(graph.operators)
-    folded = pads_folded_into_convs(model)
+    folded, at_load = pads_folded_into_convs(model), weight_dequantizes(model)
     log(f"timing {count} ops of {path} one at a time ({threads} thread(s), {runs} runs each)")
     rows, started = [], time.monotonic()
     for index, name, one in one_op_models(model):
@@ -158,6 +182,10 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
                "outputs": [[int(v) for v in graph.tensors[t].shape] for t in graph.operators[index].outputs]}
         if index in folded:
             row["folded_into"] = folded[index]
+        if index in at_load:    # timed with the op that reads the weights, as in the model
+            row["at_load"] = True
+            rows.append(row)
+            continue
         try:
             row["ms"] = _median_ms(one, threads, runs)
         except (ValueError, RuntimeError) as exc:   # an op that cannot run alone (control flow, custom op)
@@ -174,7 +202,8 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
         by_op[r["op"]]["ms"] += r["ms"]
     return {"model": str(path), "sha256": hashlib.sha256(content).hexdigest(), "threads": threads, "runs": runs,
             "whole_model_ms": whole_ms, "sum_of_ops_ms": float(sum(r["ms"] for r in timed)),
-            "untimed_ops": sum(r["ms"] is None for r in rows),
+            "untimed_ops": sum(r["ms"] is None and "at_load" not in r for r in rows),
+            "weight_dequantizes": len(at_load),
             "pads_folded_into_convs": {"count": len(folded),
                                        "ms_alone": round(sum(r["ms"] or 0.0 for r in rows if "folded_into" in r), 4)},
             "by_op": dict(sorted(((k, {"count": v["count"], "ms": round(v["ms"], 4)}) for k, v in by_op.items()),
@@ -188,7 +217,9 @@ def markdown_report(report: dict, top: int = 25) -> str:
              f"{report['threads']} thread(s), median of {report['runs']} runs per op. Whole model "
              f"{report['whole_model_ms']:.2f} ms; sum of the ops timed alone {total:.2f} ms"
              + (f" ({report['untimed_ops']} ops could not run alone)" if report["untimed_ops"] else "") + "."
-             + _folded_note(report["pads_folded_into_convs"]), "",
+             + _folded_note(report["pads_folded_into_convs"])
+             + (f" {report['weight_dequantizes']} DEQUANTIZE ops of constant weights run once, when the model is "
+                "loaded: not timed." if report.get("weight_dequantizes") else ""), "",
              "| op | count | ms | share |", "|---|---|---|---|"]
     lines += [f"| {name} | {v['count']} | {v['ms']:.2f} | {100 * v['ms'] / total:.1f} % |"
               for name, v in report["by_op"].items()]

@@ -11,12 +11,10 @@ from converter.cli import main
 
 
 @pytest.fixture(scope="module")
-def small_int8_model():
-    """A full-integer model with the deploy graph's kinds of ops: the stem's PAD + 3x3 conv, the blocked 7x7
-    depthwise (PAD, SPACE_TO_DEPTH, TRANSPOSE, grouped CONV_2D, DEPTH_TO_SPACE), a residual ADD and a
-    CONCATENATION."""
+def small_keras_model():
+    """A model with the deploy graph's kinds of ops: the stem's PAD + 3x3 conv, the blocked 7x7 depthwise (PAD,
+    SPACE_TO_DEPTH, TRANSPOSE, grouped CONV_2D, DEPTH_TO_SPACE), a residual ADD and a CONCATENATION."""
     import keras
-    import tensorflow as tf
 
     from converter.rewrites import BlockedDepthwise
 
@@ -31,12 +29,32 @@ def small_int8_model():
     model = keras.Model(x, out)
     model.get_layer("blocked").set_weights([rng.normal(0, 0.2, (7, 7, 16, 1)).astype(np.float32),
                                             rng.normal(0, 0.1, 16).astype(np.float32)])
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def small_int8_model(small_keras_model):
+    """The small model, full-integer."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    conv = tf.lite.TFLiteConverter.from_keras_model(small_keras_model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ({"image": rng.uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)}
                                            for _ in range(4))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+@pytest.fixture(scope="module")
+def small_fp16_model(small_keras_model):
+    """The small model with fp16 weights: each weight reaches its op through a DEQUANTIZE of a constant."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(small_keras_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
     return conv.convert()
 
 
@@ -49,20 +67,33 @@ def _reference_interpreter(content, **kw):
     return interp
 
 
-def test_each_one_op_model_computes_what_the_op_computes_inside_the_whole_model(small_int8_model):
+@pytest.mark.parametrize("form", ["int8", "fp16"])
+def test_each_one_op_model_computes_what_the_op_computes_inside_the_whole_model(small_int8_model,
+                                                                              small_fp16_model, form):
     """Fed the whole model's own intermediate tensors, every cut-out op gives the whole model's output
-    tensors bit for bit: the one-op models keep the op, its constants and its quantisation."""
-    from converter.op_profile import one_op_models, read_model
+    tensors bit for bit: the one-op models keep the op, its constants and its quantisation (and, in an fp16
+    file, the DEQUANTIZE of each of its weights, so that the weights stay constants)."""
+    from converter.op_profile import one_op_models, read_model, weight_dequantizes
 
-    whole = _reference_interpreter(small_int8_model, experimental_preserve_all_tensors=True)
+    content_whole = small_int8_model if form == "int8" else small_fp16_model
+    whole = _reference_interpreter(content_whole, experimental_preserve_all_tensors=True)
     image = whole.get_input_details()[0]
-    whole.set_tensor(image["index"], np.random.default_rng(1).integers(-128, 128, image["shape"]).astype(np.int8))
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(-128, 128, image["shape"]) if form == "int8" else rng.uniform(0, 1, image["shape"])
+    whole.set_tensor(image["index"], pixels.astype(image["dtype"]))
     whole.invoke()
     by_name = {t["name"]: t["index"] for t in whole.get_tensor_details()}
+    model = read_model(content_whole)
+    at_load = weight_dequantizes(model)
+    assert (len(at_load) > 0) == (form == "fp16")
+    graph = model.subgraphs[0]
+    weights = {graph.tensors[graph.operators[i].outputs[0]].name.decode() for i in at_load}
     names = []
-    for _, name, content in one_op_models(read_model(small_int8_model)):
+    for index, name, content in one_op_models(model):
         names.append(name)
         one = _reference_interpreter(content)
+        # a cut's inputs are activations only: the weights it reads through a DEQUANTIZE stay constants in it
+        assert not {d["name"] for d in one.get_input_details()} & weights
         for d in one.get_input_details():
             one.set_tensor(d["index"], whole.get_tensor(by_name[d["name"]]))
         one.invoke()
@@ -98,6 +129,21 @@ def test_profile_reports_every_op_once_and_sums_by_op_type(small_int8_model, tmp
     assert report["sum_of_ops_ms"] == pytest.approx(sum(o["ms"] for o in counted), abs=1e-3)
     text = (tmp_path / "p.md").read_text()
     assert "| SPACE_TO_DEPTH | 1 |" in text and "| PAD | 1 |" in text and "1 PAD(s) read only by a convolution" in text
+
+
+def test_profile_of_an_fp16_file_times_each_op_with_constant_weights(small_fp16_model, tmp_path):
+    """The DEQUANTIZE ops of an fp16 file's weights run once at load: reported, not timed, not "could not run"."""
+    from converter.op_profile import profile_ops, read_model, weight_dequantizes
+
+    model = tmp_path / "small_fp16.tflite"
+    model.write_bytes(small_fp16_model)
+    report = profile_ops(model, runs=2)
+    at_load = weight_dequantizes(read_model(small_fp16_model))
+    assert report["untimed_ops"] == 0 and report["weight_dequantizes"] == len(at_load) > 0
+    assert {o["index"] for o in report["ops"] if o.get("at_load")} == at_load
+    assert all(o["ms"] is None for o in report["ops"] if o.get("at_load"))
+    assert all(o["ms"] > 0 for o in report["ops"] if not o.get("at_load"))
+    assert "DEQUANTIZE" not in report["by_op"]
 
 
 @pytest.mark.parametrize("cut, says", [(None, "not a TFLite model"), (0.5, "not a readable TFLite model")])
