@@ -19,6 +19,7 @@ import numpy as np
 
 from python_ref import __version__
 from python_ref.errors import LitePoseError
+from python_ref.runner import quantize_pixels
 
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
 
@@ -638,8 +639,7 @@ def _int8_outputs(runner, image) -> dict[str, np.ndarray]:
     dtype = np.dtype(detail["dtype"])
     if dtype.kind in "iu":
         scale, zero = detail["quantization"]
-        info = np.iinfo(dtype)
-        x = np.clip(np.round(np.round(x) / (scale or 1.0) + zero), info.min, info.max).astype(dtype)
+        x = quantize_pixels(np.round(x), scale or 1.0, zero, dtype)
     out = runner(image=x.astype(dtype))
     result = {}
     for name, d in runner.get_output_details().items():

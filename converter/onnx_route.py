@@ -240,7 +240,7 @@ def run_any_tflite(path, image_hwc: np.ndarray) -> tuple[dict[str, np.ndarray], 
     """Outputs of a LitePose-like .tflite that may not keep the I/O contract's names (onnx2tf names
     them `output_0..2` in its signature, or `Identity*` without a signature): by name when the names
     are ours, else in ONNX output order. Integer I/O is (de)quantised with the tensors' parameters."""
-    from python_ref.runner import _interpreter_class, _quant_params
+    from python_ref.runner import _interpreter_class, _quant_params, quantize_pixels
 
     interp = _interpreter_class()(model_path=str(path))
     sigs = interp.get_signature_list()
@@ -250,8 +250,7 @@ def run_any_tflite(path, image_hwc: np.ndarray) -> tuple[dict[str, np.ndarray], 
         dt = np.dtype(detail["dtype"])
         if np.issubdtype(dt, np.integer):
             scale, zp = _quant_params(detail)
-            info = np.iinfo(dt)
-            return np.clip(np.round(image / scale) + zp, info.min, info.max).astype(dt)
+            return quantize_pixels(image, scale, zp, dt)
         return image.astype(dt)
 
     def real(value, detail):

@@ -84,6 +84,15 @@ def _quant_params(detail: dict) -> tuple[float, int]:
     return float(scale), int(zp)
 
 
+def quantize_pixels(values, scale: float, zero_point: int, dtype) -> np.ndarray:
+    """Pixel values (>= 0) into an integer input: round(v / scale) + zero_point with halves rounded up (in
+    float32), clipped to the type. TFLite's QUANTIZE rounds half away from zero, and posecore's InputWriter
+    writes the same bytes."""
+    info = np.iinfo(dtype)
+    q = np.floor(np.asarray(values, np.float32) / np.float32(scale) + np.float32(0.5)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
 class TFLiteRunner:
     """One LiteRT interpreter for a LitePose model; call it with a uint8 RGB image of the model's input size.
 
@@ -188,9 +197,9 @@ class TFLiteRunner:
     def prepare_input(self, image_uint8_hwc: np.ndarray) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> the batch the model wants, in its input type.
 
-        float models: float32 0..255. Integer models: q = round(value / scale) + zero_point, clipped; with
-        the contract's parameters that is the value unchanged (uint8, scale 1, zp 0) or value - 128
-        (int8, scale 1, zp -128), so no information is lost.
+        float models: float32 0..255. Integer models: `quantize_pixels`; with the contract's parameters that
+        is the value unchanged (uint8, scale 1, zp 0) or value - 128 (int8, scale 1, zp -128), so no
+        information is lost.
         """
         image = np.asarray(image_uint8_hwc)
         if image.dtype != np.uint8:
@@ -202,13 +211,10 @@ class TFLiteRunner:
             return image.astype(np.float32)[None]
         scale, zp = self._input_scale, self._input_zero_point
         if scale == 1.0 and ((dtype == np.uint8 and zp == 0) or (dtype == np.int8 and zp == -128)):
-            q = image.astype(np.int16) + zp
-        else:
-            if scale <= 0:
-                raise LitePoseError(f"{self.path}: integer input 'image' has no quantisation scale")
-            q = np.round(image.astype(np.float32) / np.float32(scale)) + zp
-        info = np.iinfo(dtype)
-        return np.clip(q, info.min, info.max).astype(dtype)[None]
+            return (image.astype(np.int16) + zp).astype(dtype)[None]
+        if scale <= 0:
+            raise LitePoseError(f"{self.path}: integer input 'image' has no quantisation scale")
+        return quantize_pixels(image, scale, zp, dtype)[None]
 
     def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs exactly as the model produced them (integer for quantised outputs), batch dim removed."""

@@ -156,6 +156,24 @@ def test_int8_runner_dequantises_each_output_with_its_own_parameters(tiny_models
         assert err.mean() < 2 * scale and err.max() < 8 * scale, (name, err.mean() / scale, err.max() / scale)
 
 
+@pytest.mark.parametrize("kind, scale, zero_point, pixels, stored", [
+    ("int8-uint8in", 2.0, 3, [0, 1, 128, 255], [3, 4, 67, 131]),          # 0.5 and 127.5 round up
+    ("int8-int8in", 2.0, -128, [0, 128, 255], [-128, -64, 0]),
+    ("int8-uint8in", 254.6 / 255, 0, [0, 255], [0, 255])])                  # 255.4 clipped
+def test_input_quantisation_outside_the_contract_rounds_halves_up_like_tflite_and_posecore(
+        tiny_models, kind, scale, zero_point, pixels, stored):
+    """A model whose integer input is not the contract's (uint8 / int8, scale 1) gets round(v / scale) + zp
+    with halves rounded up: TFLite's QUANTIZE rounds half away from zero, and posecore's InputWriter writes the
+    same bytes (InputWriterTest has the same cases)."""
+    _, paths = tiny_models
+    runner = TFLiteRunner(paths[kind])
+    runner._input_scale, runner._input_zero_point = scale, zero_point
+    img = np.zeros((H, W, 3), np.uint8)
+    img[0, :len(pixels), 0] = pixels
+    got = runner.prepare_input(img)[0, 0, :len(pixels), 0]
+    assert got.tolist() == stored
+
+
 def test_uint8_and_int8_inputs_give_identical_outputs(tiny_models):
     _, paths = tiny_models
     img = _images(1, seed=9)[0]
