@@ -75,17 +75,19 @@ def weight_dequantizes(model) -> set[int]:
             if _op_name(model, op, names) == "DEQUANTIZE" and _is_constant(model, graph.tensors[op.inputs[0]])}
 
 
-def one_op_models(model):
+def one_op_models(model, weight_ops: set[int] | None = None):
     """(index, op name, one-op .tflite bytes) for each operator of the main subgraph, in order. The one-op
     model's inputs are the op's non-constant inputs, its outputs the op's outputs; constants are copied, and
     so are the DEQUANTIZE ops that make its weights from constants (fp16 files), so that the op keeps
-    constant weights and runs the kernel it runs in the whole model."""
+    constant weights and runs the kernel it runs in the whole model (`weight_ops`: `weight_dequantizes(model)`,
+    if the caller has it)."""
     import flatbuffers
 
     schema = _schema()
     names = _op_names(schema)
     graph = model.subgraphs[0]
-    made_by = {op.outputs[0]: i for i in weight_dequantizes(model) for op in [graph.operators[i]]}
+    weight_ops = weight_dequantizes(model) if weight_ops is None else weight_ops
+    made_by = {graph.operators[i].outputs[0]: i for i in weight_ops}
     for index, op in enumerate(graph.operators):
         ops = [graph.operators[made_by[t]] for t in dict.fromkeys(op.inputs) if t in made_by] + [op]
         used = list(dict.fromkeys(t for o in ops for t in [*o.inputs, *o.outputs] if t >= 0))
@@ -132,10 +134,6 @@ def pads_folded_into_convs(model) -> dict[int, int]:
     data input) and that pads only rows and columns: XNNPACK folds it into the conv's own padding."""
     names = _op_names(_schema())
     graph = model.subgraphs[0]
-
-    def name(op):
-        return _op_name(model, op, names)
-
     readers = collections.defaultdict(list)
     for index, op in enumerate(graph.operators):
         for t in dict.fromkeys(op.inputs):
@@ -143,7 +141,7 @@ def pads_folded_into_convs(model) -> dict[int, int]:
                 readers[t].append(index)
     folded = {}
     for index, op in enumerate(graph.operators):
-        if name(op) != "PAD" or len(op.inputs) < 2:
+        if _op_name(model, op, names) != "PAD" or len(op.inputs) < 2:
             continue
         out = op.outputs[0]
         paddings = model.buffers[graph.tensors[op.inputs[1]].buffer].data
@@ -151,7 +149,7 @@ def pads_folded_into_convs(model) -> dict[int, int]:
             continue
         pads = np.frombuffer(bytes(paddings), "<i4").reshape(4, 2)
         conv = graph.operators[readers[out][0]]
-        if name(conv) in CONVOLUTIONS and conv.inputs[0] == out and not pads[0].any() and not pads[3].any():
+        if _op_name(model, conv, names) in CONVOLUTIONS and conv.inputs[0] == out and not pads[0].any() and not pads[3].any():
             folded[index] = readers[out][0]
     return folded
 
@@ -177,7 +175,7 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
     folded, at_load = pads_folded_into_convs(model), weight_dequantizes(model)
     log(f"timing {count} ops of {path} one at a time ({threads} thread(s), {runs} runs each)")
     rows, started = [], time.monotonic()
-    for index, name, one in one_op_models(model):
+    for index, name, one in one_op_models(model, at_load):
         row = {"index": index, "op": name, "ms": None,
                "outputs": [[int(v) for v in graph.tensors[t].shape] for t in graph.operators[index].outputs]}
         if index in folded:
@@ -196,7 +194,7 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
             log(f"  {index + 1}/{count} ops ({time.monotonic() - started:.0f} s)")
     whole_ms = _median_ms(content, threads, runs)
     by_op = collections.defaultdict(lambda: {"count": 0, "ms": 0.0})
-    timed = [r for r in rows if r["ms"] is not None and "folded_into" not in r]
+    timed = [r for r in rows if _in_sum(r)]
     for r in timed:
         by_op[r["op"]]["count"] += 1
         by_op[r["op"]]["ms"] += r["ms"]
@@ -217,25 +215,31 @@ def markdown_report(report: dict, top: int = 25) -> str:
              f"{report['threads']} thread(s), median of {report['runs']} runs per op. Whole model "
              f"{report['whole_model_ms']:.2f} ms; sum of the ops timed alone {total:.2f} ms"
              + (f" ({report['untimed_ops']} ops could not run alone)" if report["untimed_ops"] else "") + "."
-             + _folded_note(report["pads_folded_into_convs"])
-             + (f" {report['weight_dequantizes']} DEQUANTIZE ops of constant weights run once, when the model is "
-                "loaded: not timed." if report.get("weight_dequantizes") else ""), "",
+             + _left_out_note(report), "",
              "| op | count | ms | share |", "|---|---|---|---|"]
     lines += [f"| {name} | {v['count']} | {v['ms']:.2f} | {100 * v['ms'] / total:.1f} % |"
               for name, v in report["by_op"].items()]
     lines += ["", f"Slowest {top} ops:", "", "| # | op | output shape | ms |", "|---|---|---|---|"]
-    for r in sorted((r for r in report["ops"] if r["ms"] is not None and "folded_into" not in r),
-                    key=lambda r: -r["ms"])[:top]:
+    for r in sorted(filter(_in_sum, report["ops"]), key=lambda r: -r["ms"])[:top]:
         shape = ", ".join("×".join(str(v) for v in s) for s in r["outputs"])
         lines.append(f"| {r['index']} | {r['op']} | {shape} | {r['ms']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
-def _folded_note(folded: dict) -> str:
-    if not folded["count"]:
-        return ""
-    return (f" {folded['count']} PAD(s) read only by a convolution are left out ({folded['ms_alone']:.2f} ms alone): "
-            "XNNPACK folds them into the convolution's padding.")
+def _in_sum(row: dict) -> bool:
+    """Timed, and a cost of its own in the whole model (not a PAD folded into its conv)."""
+    return row["ms"] is not None and "folded_into" not in row
+
+
+def _left_out_note(report: dict) -> str:
+    folded, note = report["pads_folded_into_convs"], ""
+    if folded["count"]:
+        note += (f" {folded['count']} PAD(s) read only by a convolution are left out ({folded['ms_alone']:.2f} ms "
+                 "alone): XNNPACK folds them into the convolution's padding.")
+    if report.get("weight_dequantizes"):
+        note += (f" {report['weight_dequantizes']} DEQUANTIZE ops of constant weights run once, when the model is "
+                 "loaded: not timed.")
+    return note
 
 
 @click.command("profile")

@@ -211,6 +211,7 @@ class TFLiteRunner:
             return image.astype(np.float32)[None]
         scale, zp = self._input_scale, self._input_zero_point
         if scale == 1.0 and ((dtype == np.uint8 and zp == 0) or (dtype == np.int8 and zp == -128)):
+            # the contract: what quantize_pixels gives, in integers (no float pass over every frame)
             return (image.astype(np.int16) + zp).astype(dtype)[None]
         if scale <= 0:
             raise LitePoseError(f"{self.path}: integer input 'image' has no quantisation scale")
