@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from python_ref.errors import LitePoseError
+from python_ref.errors import LitePoseError, first_line
 from python_ref.io_utils import check_output_location, read_user_file, write_text_atomic
 
 
@@ -169,6 +169,10 @@ def _median_ms(content: bytes, threads: int, runs: int) -> float:
 def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
     """Per-op medians (ms) of `path` on the LiteRT default CPU path, and the whole model's median."""
     content = read_user_file(path, "model")
+    try:     # the whole model first: a damaged file that still parses fails here, in one line
+        whole_ms = _median_ms(content, threads, runs)
+    except (ValueError, RuntimeError, IndexError) as exc:
+        raise LitePoseError(f"{path}: LiteRT cannot run this model ({first_line(exc)})") from None
     model = read_model(content, str(path))
     graph = model.subgraphs[0]
     count = len(graph.operators)
@@ -187,12 +191,11 @@ def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
         try:
             row["ms"] = _median_ms(one, threads, runs)
         except (ValueError, RuntimeError) as exc:   # an op that cannot run alone (control flow, custom op)
-            row["error"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            row["error"] = first_line(exc)
             log(f"  op {index} ({name}) cannot run alone: {row['error']}")
         rows.append(row)
         if (index + 1) % 50 == 0 or index + 1 == count:
             log(f"  {index + 1}/{count} ops ({time.monotonic() - started:.0f} s)")
-    whole_ms = _median_ms(content, threads, runs)
     by_op = collections.defaultdict(lambda: {"count": 0, "ms": 0.0})
     timed = [r for r in rows if _in_sum(r)]
     for r in timed:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from python_ref.errors import LitePoseError
+from python_ref.errors import LitePoseError, first_line
 from python_ref.io_utils import IMAGE_SUFFIXES, check_distinct, images_in_folder, numbered_stems, probe_writable
 
 REPORT_FORMAT = "litepose-validate/1"
@@ -112,7 +112,7 @@ def _read_card(card_path: Path, warn) -> dict | None:
     try:
         card = json.loads(card_path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        warn(f"{card_path}: unreadable model card ({_first_line(exc)}); treated as absent "
+        warn(f"{card_path}: unreadable model card ({first_line(exc)}); treated as absent "
              "(calibration overlap and checkpoint not checked)")
         return None
     if not isinstance(card, dict):
@@ -120,11 +120,6 @@ def _read_card(card_path: Path, warn) -> dict | None:
              "(calibration overlap and checkpoint not checked)")
         return None
     return card
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "strerror", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def reference_warnings(ref, reference: str, model_name: str, card: dict | None) -> list[str]:
@@ -525,7 +520,7 @@ def _manifest_to_update(model_path: Path, model_sha: str, card: dict | None, car
     try:
         data = json.loads(manifest.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LitePoseError(f"{manifest}: unreadable manifest ({_first_line(exc)})") from None
+        raise LitePoseError(f"{manifest}: unreadable manifest ({first_line(exc)})") from None
     entries = data.get("models") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise LitePoseError(f"{manifest}: not a litepose manifest (no 'models' list)")

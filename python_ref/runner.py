@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LitePoseError
+from .errors import LitePoseError, first_line
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
@@ -121,16 +121,19 @@ class TFLiteRunner:
         try:
             self._interpreter = Interpreter(model_content=content,
                                             num_threads=None if num_threads is None else int(num_threads))
+            # allocating now checks the graph (a damaged file that still parses names bad tensor indices
+            # here, not at the first image); it must come before any tensor is handed out
+            self._interpreter.allocate_tensors()
             signatures = self._interpreter.get_signature_list()
-        except (ValueError, RuntimeError) as exc:
-            raise LitePoseError(f"{path}: LiteRT cannot load this model ({_first_line(exc)})") from None
+        except (ValueError, RuntimeError, IndexError) as exc:
+            raise LitePoseError(f"{path}: LiteRT cannot load this model ({first_line(exc)})") from None
         self._signature_key = self._pick_signature(signatures)
         try:
             self._runner = self._interpreter.get_signature_runner(self._signature_key)
             inputs = self._runner.get_input_details()
             outputs = self._runner.get_output_details()
         except (ValueError, RuntimeError) as exc:
-            raise LitePoseError(f"{path}: LiteRT cannot prepare the model ({_first_line(exc)})") from None
+            raise LitePoseError(f"{path}: LiteRT cannot prepare the model ({first_line(exc)})") from None
         self._input = inputs[INPUT_NAME]
         self._outputs = {name: outputs[name] for name in OUTPUT_NAMES}
         self._check_shapes()
@@ -219,7 +222,10 @@ class TFLiteRunner:
 
     def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs exactly as the model produced them (integer for quantised outputs), batch dim removed."""
-        raw = self._runner(**{INPUT_NAME: batch})
+        try:
+            raw = self._runner(**{INPUT_NAME: batch})
+        except (ValueError, RuntimeError, IndexError) as exc:
+            raise LitePoseError(f"{self.path}: LiteRT failed to run the model ({first_line(exc)})") from None
         # the signature runner hands back fresh copies of the output tensors: no second copy (3.7 ms of
         # copying and page faults per frame at 448x448 with the float32 outputs)
         return {name: np.asarray(raw[name])[0] for name in OUTPUT_NAMES}
@@ -250,8 +256,3 @@ class TFLiteRunner:
     def __repr__(self) -> str:
         h, w = self.input_hw
         return f"TFLiteRunner({str(self.path)!r}, input {h}x{w} {self.input_dtype}, J={self.num_joints})"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

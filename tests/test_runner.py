@@ -236,6 +236,38 @@ def test_truncated_real_model_is_a_user_error(tiny_models, tmp_path):
     assert str(path) in str(err.value)
 
 
+def _with_bad_tensor_index(content: bytes) -> bytes:
+    """The model with its last operator reading a tensor index past the end: the FlatBuffer still parses,
+    the graph does not (what a few flipped bytes in a download do)."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    graph = model.subgraphs[0]
+    op = graph.operators[-1]
+    op.inputs = [len(graph.tensors) + 1000, *list(op.inputs)[1:]]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_model_with_a_broken_graph_is_a_user_error_when_loaded(tiny_models, tmp_path):
+    """Refused in one line when the runner is made, before any image is read (not a traceback at the first
+    frame); `litepose profile` refuses it the same way."""
+    from click.testing import CliRunner
+
+    from converter.cli import main
+
+    _, paths = tiny_models
+    path = tmp_path / "damaged.tflite"
+    path.write_bytes(_with_bad_tensor_index(Path(paths["fp32"]).read_bytes()))
+    with pytest.raises(LitePoseError, match="LiteRT cannot load this model") as err:
+        TFLiteRunner(path)
+    assert str(path) in str(err.value) and "tensor index" in str(err.value)
+    result = CliRunner().invoke(main, ["profile", str(path), "--runs", "1"], standalone_mode=False)
+    assert result.exit_code != 0 and str(path) in str(result.exception) and "tensor index" in str(result.exception)
+
+
 @pytest.mark.parametrize("numpy_version, usable", [("2.4.6", False), ("1.26.4", True)])
 def test_tflite_runtime_under_numpy_2_is_one_line_not_numpy_s_traceback(monkeypatch, numpy_version, usable):
     """Where only tflite-runtime 2.14 is installed (armv7l), numpy 2 must be refused before its import prints
