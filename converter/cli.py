@@ -13,13 +13,34 @@ import sys
 import click
 
 from python_ref import __version__
-from python_ref.errors import LitePoseError
+from python_ref.errors import LitePoseError, first_line
 
 
 # Optional heavy packages -> what to install. The device install (requirements-ref.txt) has none of them.
 _EXTRAS = {"tensorflow": "convert", "keras": "convert", "tf_keras": "convert", "onnx": "convert",
            "onnx2tf": "convert", "onnxruntime": "convert", "sng4onnx": "convert", "onnx_graphsurgeon": "convert",
            "psutil": "convert", "matplotlib": "convert"}
+
+
+def _failing_extra(exc: ImportError) -> str | None:
+    """The optional package (a key of _EXTRAS) in whose own code `exc` was raised, if any: the last frame
+    outside the import machinery, below the site-packages folder when there is one."""
+    import traceback
+
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    if not frames:
+        return None
+    parts = frames[-1].replace("\\", "/").split("/")
+    for site in ("site-packages", "dist-packages"):
+        if site in parts:
+            parts = parts[len(parts) - parts[::-1].index(site):]
+    return next((top for top in _EXTRAS if top in parts[:-1] or parts[-1] == f"{top}.py"), None)
+
+
+def _broken_extra_message(ctx, top: str, exc: ImportError) -> str:
+    command = ctx.invoked_subcommand or "this command"
+    return (f"`litepose {command}` needs {top}, which is installed but fails to import ({first_line(exc)}); "
+            f"reinstall it with pip install --force-reinstall -r requirements.txt, or in a fresh virtual environment")
 
 
 class _Group(click.Group):
@@ -33,12 +54,20 @@ class _Group(click.Group):
         except ModuleNotFoundError as exc:
             top = (exc.name or "").split(".")[0]
             if top not in _EXTRAS:
-                raise
+                top = _failing_extra(exc)
+                if top is None:
+                    raise
+                raise click.ClickException(_broken_extra_message(ctx, top, exc)) from None
             command = ctx.invoked_subcommand or "this command"
             raise click.ClickException(
                 f"`litepose {command}` needs {top}, which is not installed here; install it with "
                 f"pip install 'litepose-edge[{_EXTRAS[top]}]' (in a checkout: pip install '.[{_EXTRAS[top]}]' or "
                 "pip install -r requirements.txt)") from None
+        except ImportError as exc:      # installed but broken (e.g. built against another numpy)
+            top = _failing_extra(exc)
+            if top is None:
+                raise
+            raise click.ClickException(_broken_extra_message(ctx, top, exc)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted", err=True)
             sys.exit(130)

@@ -144,6 +144,33 @@ def test_a_missing_optional_package_is_one_line_naming_what_to_install():
     assert isinstance(r.exception, ModuleNotFoundError)
 
 
+def test_a_broken_optional_package_is_one_line_naming_it(tmp_path):
+    """Installed but failing inside its own import (built against another numpy, a missing sub-dependency)."""
+    import importlib.util
+
+    package = tmp_path / "site" / "tensorflow"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('numpy.core.multiarray failed to import')\n")
+    (package / "sub.py").write_text("import a_missing_dependency\n")
+    group = _Group(name="litepose")
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"fake_{name}", package / f"{name}.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+    group.command("init")(lambda: load("__init__"))
+    group.command("sub")(lambda: load("sub"))
+    group.command("ours")(lambda: exec("raise ImportError('a bug in our own import')"))
+    for command, cause in (("init", "numpy.core.multiarray failed to import"),
+                           ("sub", "No module named 'a_missing_dependency'")):
+        r = CliRunner().invoke(group, [command])
+        assert r.exit_code == 1, r.output
+        line = _error_line(r)
+        assert f"`litepose {command}` needs tensorflow, which is installed but fails to import ({cause})" in line
+    r = CliRunner().invoke(group, ["ours"])
+    assert isinstance(r.exception, ImportError)
+
+
 # ---- predict ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
