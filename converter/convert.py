@@ -112,6 +112,9 @@ def manifest_with_entry(model_path: Path, card: dict, extra: dict | None = None)
         "latency": card.get("latency") or (old.get("latency") if same_build else None),
         "graph": card.get("graph"),
     }
+    form = ((card.get("rewrites") or {}).get("depthwise_form") or {}).get("form")
+    if form:     # the Android build leaves "blocked" files (x86 hosts only) out of the app
+        entry["depthwise_form"] = form
     entry.update(extra or {})
     manifest["models"] = [m for m in manifest["models"] if m.get("file") != model_path.name] + [entry]
     manifest["models"].sort(key=lambda m: m["file"])

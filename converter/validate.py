@@ -827,10 +827,19 @@ def _update_manifest(model_path: Path, manifest: Path, card: dict, result: dict)
         accuracy["ap"] = {"annotations": a["file"], "images": a["images_scored"], "reference": a["reference"]["AP"],
                           "model": a["model"]["AP"], "drop_points": a["drop"]}
     latency_ms = {str(t["threads"]): round(t["median_ms"], 1) for t in result["latency"]}
-    host = result["host"]
+    host = {k: result["host"][k] for k in ("cpu", "cpu_features", "ai-edge-litert") if k in result["host"]}
+    old = next(m for m in json.loads(manifest.read_text())["models"]
+               if isinstance(m, dict) and m.get("file") == model_path.name)      # checked by _manifest_to_update
+    old_latency = old.get("latency") if isinstance(old.get("latency"), dict) else {}
+    if old_latency.get("host") == host and isinstance(old_latency.get("median_ms_by_threads"), dict):
+        # the same file on the same host and runtime: thread counts not timed now keep their medians
+        latency_ms = {**old_latency["median_ms_by_threads"], **latency_ms}
+    dropped = sorted(set(old.get("accuracy") or {}) - set(accuracy))
+    if dropped:
+        log(f"note: {manifest}: the entry's earlier {', '.join(dropped)} is dropped: this run did not measure it "
+            "(the accuracy block is one run's numbers)")
     update_manifest(model_path, {**card, "accuracy": accuracy, "latency": {
-        "median_ms_by_threads": latency_ms, "host": {k: host[k] for k in ("cpu", "cpu_features", "ai-edge-litert")
-                                                     if k in host}}},
+        "median_ms_by_threads": dict(sorted(latency_ms.items(), key=lambda kv: int(kv[0]))), "host": host}},
                     extra={"graph": card.get("graph")})
     log(f"updated {manifest}: entry {model_path.name} (accuracy, latency)")
 

@@ -523,6 +523,25 @@ def test_manifest_is_updated_only_with_the_flag(xs_models, shared_dir, tmp_path)
     assert entry["latency"]["host"]["cpu_features"] == rep["host"]["cpu_features"]
     host_line = [line for line in (tmp_path / "r2" / "report.md").read_text().splitlines() if line.startswith("Host: ")]
     assert len(host_line) == 1 and rep["host"]["cpu"] in host_line[0]
+    # again, after an earlier run that timed 2 threads and scored AP: the 2-thread median of the same host and
+    # runtime stays, the AP of the other run goes, said in a note
+    data = json.loads(after["manifest.json"])
+    earlier = next(m for m in data["models"] if m["file"] == "xs_int8.tflite")
+    earlier["latency"]["median_ms_by_threads"]["2"] = 9.9
+    earlier["accuracy"]["ap"] = {"annotations": "annotations.json", "drop_points": 0.5}
+    (models / "manifest.json").write_text(json.dumps(data))
+    res = _validate(args + ["--report", tmp_path / "r4", "--update-manifest"])
+    assert res.exit_code == 0, res.output
+    entry = next(m for m in json.loads((models / "manifest.json").read_text())["models"] if m["file"] == "xs_int8.tflite")
+    rep = json.loads((tmp_path / "r4" / "report.json").read_text())
+    assert entry["latency"]["median_ms_by_threads"] == {"1": round(rep["latency"][0]["median_ms"], 1), "2": 9.9}
+    assert "ap" not in entry["accuracy"] and any("earlier ap is dropped" in line for line in res.output.splitlines())
+    earlier = next(m for m in data["models"] if m["file"] == "xs_int8.tflite")
+    earlier["latency"]["host"]["cpu"] = "another CPU"         # timed elsewhere: those medians do not carry over
+    (models / "manifest.json").write_text(json.dumps(data))
+    res = _validate(args + ["--report", tmp_path / "r5", "--update-manifest"])
+    entry = next(m for m in json.loads((models / "manifest.json").read_text())["models"] if m["file"] == "xs_int8.tflite")
+    assert res.exit_code == 0 and list(entry["latency"]["median_ms_by_threads"]) == ["1"]
     # asked for but impossible (no manifest next to the model): refused before the work
     (models / "manifest.json").unlink()
     line = _one_line_error(_validate(args + ["--report", tmp_path / "r3", "--update-manifest"]))

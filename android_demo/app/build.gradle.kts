@@ -72,7 +72,8 @@ dependencies {
  * Copies the models of ../../tflite_models/manifest.json into generated assets (assets/models/...), after
  * checking each one's TFLite identifier and sha256 (buildSrc ModelBundler), and writes the app's model manifest
  * and the synthetic benchmark still. Listed models that are absent (git-ignored, made by `litepose convert`) are
- * skipped with a warning naming the command that makes each; fails the build with the offending file's path if
+ * skipped with a warning naming the command that makes each, and so are models built for x86 hosts
+ * (`depthwise_form` "blocked"); fails the build with the offending file's path if
  * none is there or one is corrupt.
  */
 abstract class BundleModelsTask : DefaultTask() {
@@ -95,6 +96,7 @@ abstract class BundleModelsTask : DefaultTask() {
             throw GradleException("LitePose models: ${e.message}")
         }
         for (s in result.skipped) logger.warn("LitePose models: ${s.warning}")
+        for (h in result.hostOnly) logger.lifecycle("LitePose models: ${h.warning}")
         for (e in result.bundled) logger.lifecycle("bundled ${e.file}: ${e.variant} ${e.precision} ${e.inputSize} J=${e.joints}")
     }
 }

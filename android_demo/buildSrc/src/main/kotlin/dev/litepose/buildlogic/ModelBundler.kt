@@ -14,6 +14,7 @@ class ModelBundleException(message: String) : RuntimeException(message)
  *
  * @property file path relative to `tflite_models/` (also its path below `assets/models/`).
  * @property inputHeight model input H (manifest `input_size` is "HxW", height first).
+ * @property depthwiseForm the manifest's optional `depthwise_form` ("split" | "blocked", int8 builds).
  */
 data class ModelEntry(
     val file: String,
@@ -23,8 +24,15 @@ data class ModelEntry(
     val inputHeight: Int,
     val inputWidth: Int,
     val joints: Int,
+    val depthwiseForm: String? = null,
 ) {
     val inputSize: String get() = "${inputHeight}x$inputWidth"
+
+    /**
+     * Built with `--depthwise-form blocked`: its 7×7 depthwise convs run as grouped convs on pixel blocks, fast
+     * only on x86 CPUs with fast int8 GEMMs (Intel AMX) and ~20× larger (110 MB for LitePose-M): not for phones.
+     */
+    val hostOnly: Boolean get() = depthwiseForm == "blocked"
 }
 
 /** A manifest entry whose file is absent (the .tflite files are git-ignored build output): left out of the app. */
@@ -35,8 +43,18 @@ data class SkippedModel(val entry: ModelEntry, val convertCommand: String) {
             "so it is not bundled. From the repository root: $convertCommand"
 }
 
-/** What [ModelBundler.bundle] did: the models in the app, and the listed ones that were not there. */
-data class BundleResult(val bundled: List<ModelEntry>, val skipped: List<SkippedModel>)
+/** A manifest entry made for x86 hosts ([ModelEntry.hostOnly]): left out of the app even when present. */
+data class HostOnlyModel(val entry: ModelEntry) {
+    val warning: String
+        get() = "tflite_models/${entry.file} is built with --depthwise-form ${entry.depthwiseForm} (for x86 hosts " +
+            "with fast int8 GEMMs, ~20x larger than the split form, slow on phones), so it is not bundled"
+}
+
+/**
+ * What [ModelBundler.bundle] did: the models in the app, the listed ones that were not there, and the ones
+ * made for x86 hosts.
+ */
+data class BundleResult(val bundled: List<ModelEntry>, val skipped: List<SkippedModel>, val hostOnly: List<HostOnlyModel> = emptyList())
 
 /**
  * Copies the models listed in `tflite_models/manifest.json` into the app's generated assets after checking
@@ -57,11 +75,11 @@ object ModelBundler {
     private val TFLITE_IDENTIFIER = "TFL3".toByteArray(Charsets.US_ASCII)
     private val SHA256_HEX = Regex("^[0-9a-f]{64}$")
     private val INPUT_SIZE = Regex("^([1-9][0-9]*)x([1-9][0-9]*)$")
+    private val DEPTHWISE_FORMS = listOf("split", "blocked")
 
     /** Checkpoint folder of the repository README's commands, relative to the repository root. */
     const val CHECKPOINTS_DIR = "../shared/checkpoints"
 
-    /** Calibration images of the repository README's quick start, relative to the repository root. */
     /** The repository README's calibration folders: COCO, AI Challenger and people photos (CrowdPose kept out for evaluation). */
     val CALIBRATION_DIRS = listOf("../shared/data/coco/images", "../shared/data/aic/images", "../shared/data/people")
 
@@ -73,12 +91,18 @@ object ModelBundler {
     fun bundle(modelsDir: File, outDir: File): BundleResult {
         val manifest = File(modelsDir, MANIFEST_NAME)
         val all = readManifest(manifest)
-        val (entries, absent) = all.partition { File(modelsDir, it.file).exists() }
+        val (hostOnly, forPhones) = all.partition { it.hostOnly }
+        val (entries, absent) = forPhones.partition { File(modelsDir, it.file).exists() }
         val skipped = absent.map { SkippedModel(it, convertCommand(modelsDir, it)) }
         if (entries.isEmpty()) {
+            val hosts = if (hostOnly.isEmpty()) "" else " (${hostOnly.size} more for x86 hosts only: ${hostOnly.joinToString { it.file }})"
+            val commands = skipped.map { it.convertCommand }.ifEmpty {
+                listOf("litepose convert --checkpoint CHECKPOINT.pth --precision int8 " +
+                    CALIBRATION_DIRS.joinToString(" ") { "--calib-images $it" } + " --output tflite_models/NAME.tflite")
+            }
             throw ModelBundleException(
-                "$manifest lists ${all.size} model(s) but none is in $modelsDir (they are git-ignored build output); " +
-                    "make at least one, from the repository root:\n" + skipped.joinToString("\n") { "  ${it.convertCommand}" },
+                "$manifest lists ${forPhones.size} model(s) for phones$hosts but none is in $modelsDir (they are " +
+                    "git-ignored build output); make at least one, from the repository root:\n" + commands.joinToString("\n") { "  $it" },
             )
         }
         for (entry in entries) verifyModel(modelsDir, manifest, entry)
@@ -92,7 +116,7 @@ object ModelBundler {
         val still = File(outDir, STILL_ASSET)
         still.parentFile.mkdirs()
         still.writeBytes(SyntheticStill.ppm(STILL_WIDTH, STILL_HEIGHT))
-        return BundleResult(entries, skipped)
+        return BundleResult(entries, skipped, hostOnly.map { HostOnlyModel(it) })
     }
 
     /**
@@ -171,7 +195,11 @@ object ModelBundler {
         }
         val joints = item.opt("joints")
         if (joints !is Int || joints <= 0) throw ModelBundleException("$manifest: models[$k].joints must be a positive integer, got $joints")
-        return ModelEntry(file, sha256, text("variant"), text("precision"), height, width, joints)
+        val form = item.opt("depthwise_form")
+        if (form != null && form != JSONObject.NULL && (form !is String || form !in DEPTHWISE_FORMS)) {
+            throw ModelBundleException("$manifest: models[$k].depthwise_form must be one of ${DEPTHWISE_FORMS.joinToString()}, got $form")
+        }
+        return ModelEntry(file, sha256, text("variant"), text("precision"), height, width, joints, form as? String)
     }
 
     /** Fails unless `modelsDir/entry.file` exists, is a TFLite flatbuffer and has the listed sha256. */

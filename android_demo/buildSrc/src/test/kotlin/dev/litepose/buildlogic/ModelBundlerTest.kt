@@ -28,8 +28,9 @@ class ModelBundlerTest {
         File(models, "manifest.json").writeText("""{"models": [${entries.joinToString(",")}]}""")
     }
 
-    private fun entry(file: String, sha: String, size: String = "256x192", joints: Any = 14, precision: String = "int8") =
-        """{"file": "$file", "sha256": "$sha", "variant": "XS", "precision": "$precision", "input_size": "$size", "joints": $joints}"""
+    private fun entry(file: String, sha: String, size: String = "256x192", joints: Any = 14, precision: String = "int8", form: String? = null) =
+        """{"file": "$file", "sha256": "$sha", "variant": "XS", "precision": "$precision", "input_size": "$size", "joints": $joints""" +
+            (if (form == null) "" else """, "depthwise_form": "$form"""") + "}"
 
     @Test
     fun `sha256 matches the NIST test vector`() {
@@ -112,6 +113,46 @@ class ModelBundlerTest {
         assertEquals(1, app.length(), "only the bundled model is offered in the app")
         assertEquals("models/xs_int8.tflite", app.getJSONObject(0).getString("asset"))
         assertFalse(File(out, "models/m_fp32.tflite").exists())
+    }
+
+    @Test
+    fun `a model built for x86 hosts is not bundled even when present`() {
+        // litepose convert sorts the manifest by file name: "-blocked" comes before ".tflite", so the blocked
+        // file would be the first int8 model, the app's default
+        val blocked = writeModel("m-int8-blocked.tflite", fakeModel("blocked"))
+        val split = writeModel("m-int8.tflite", fakeModel("split"))
+        writeManifest(
+            entry("m-int8-blocked.tflite", ModelBundler.sha256(blocked), form = "blocked"),
+            entry("m-int8.tflite", ModelBundler.sha256(split), form = "split"),
+        )
+
+        val result = ModelBundler.bundle(models, out)
+
+        assertEquals(listOf("m-int8.tflite"), result.bundled.map { it.file })
+        assertEquals(emptyList<SkippedModel>(), result.skipped)
+        val hostOnly = result.hostOnly.single()
+        assertEquals("m-int8-blocked.tflite", hostOnly.entry.file)
+        assertTrue(hostOnly.warning.contains("tflite_models/m-int8-blocked.tflite") && hostOnly.warning.contains("not bundled"), hostOnly.warning)
+        assertFalse(File(out, "models/m-int8-blocked.tflite").exists())
+        val app = JSONObject(File(out, ModelBundler.APP_MANIFEST_ASSET).readText()).getJSONArray("models")
+        assertEquals(listOf("models/m-int8.tflite"), (0 until app.length()).map { app.getJSONObject(it).getString("asset") })
+    }
+
+    @Test
+    fun `only models for x86 hosts present fails, naming them`() {
+        val blocked = writeModel("m-int8-blocked.tflite", fakeModel("blocked"))
+        writeManifest(entry("m-int8-blocked.tflite", ModelBundler.sha256(blocked), form = "blocked"))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("x86 hosts only: m-int8-blocked.tflite") && e.message!!.contains("litepose convert"), e.message)
+        assertFalse(out.exists(), "nothing may be written")
+    }
+
+    @Test
+    fun `an unknown depthwise form is refused`() {
+        val m = writeModel("m.tflite", fakeModel("m"))
+        writeManifest(entry("m.tflite", ModelBundler.sha256(m), form = "tiled"))
+        val e = assertThrows<ModelBundleException> { ModelBundler.bundle(models, out) }
+        assertTrue(e.message!!.contains("models[0].depthwise_form") && e.message!!.contains("tiled"), e.message)
     }
 
     @Test
