@@ -91,20 +91,9 @@ def atomic_path(path: str | os.PathLike):
     device / FIFO cannot be renamed onto: the finished content is written into it (a FIFO waits for its
     reader, as `cat > fifo` does, and says once that it waits)."""
     kind, target = output_kind(path)
-    if kind == "file":
-        parent = target.parent if str(target.parent) else Path(".")
-        if not parent.is_dir():
-            raise LitePoseError(f"{path}: the folder {parent} does not exist")
-    else:
-        parent = Path(tempfile.gettempdir())   # staged, then copied in
+    tmp = _staging_file(path, kind, target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise LitePoseError(f"{path}: cannot write {'here' if kind == 'file' else 'the staging file in ' + str(parent)}"
-                            f" ({exc.strerror})") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
+        yield tmp
         if kind == "file":
             os.chmod(tmp, final_mode(target))
             os.replace(tmp, target)
@@ -132,17 +121,62 @@ def atomic_path(path: str | os.PathLike):
 
 @contextlib.contextmanager
 def staged_outputs():
-    """Yield `stage(path, data)`. Nothing is written while the block runs; when it ends without an error, every
-    file is staged next to its place (`atomic_path`) and then all are put in place: devices, FIFOs and
-    descriptors first (they cannot be taken back, and a failure there leaves nothing else behind), then the
-    files in the order staged, so the last one staged (the main output) appears only after the others. A
-    failure while staging (a full disk at the third overlay) leaves none of them."""
-    items: list[tuple[str | os.PathLike, bytes]] = []
-    yield lambda path, data: items.append((path, data))
-    order = sorted(range(len(items)), key=lambda i: output_kind(items[i][0])[0] == "file")   # stable
-    with contextlib.ExitStack() as stack:
-        for i in reversed(order):   # an ExitStack finishes the last entered first
-            stack.enter_context(atomic_path(items[i][0])).write_bytes(items[i][1])
+    """Yield `stage(path, data)`. Nothing appears in its place while the block runs: a file is written at once
+    to a hidden temporary next to its place (so memory stays flat over thousands of overlays), a device, FIFO or
+    descriptor's bytes are kept. When the block ends without an error, the devices, FIFOs and descriptors are
+    written first (they cannot be taken back, and a failure there leaves nothing else behind), then the files
+    are renamed into place in the order staged, so the last one staged (the main output) appears only after
+    the others. A failure before that (a full disk at the third overlay, Ctrl-C) leaves none of them."""
+    files: list[tuple[str | os.PathLike, Path, Path]] = []       # (as given, temporary, place)
+    special: list[tuple[str | os.PathLike, bytes]] = []
+
+    def stage(path, data: bytes) -> None:
+        kind, target = output_kind(path)
+        if kind != "file":
+            special.append((path, data))
+            return
+        tmp = _staging_file(path, kind, target)
+        files.append((path, tmp, target))
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise LitePoseError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+    try:
+        yield stage
+        for path, data in special:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        while files:
+            path, tmp, target = files[0]
+            try:
+                os.chmod(tmp, final_mode(target))
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise LitePoseError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            files.pop(0)
+    finally:
+        for _, tmp, _ in files:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _staging_file(path, kind: str, target) -> Path:
+    """An empty hidden temporary file: next to `target` for a file output (renamed onto it later), in the
+    temporary folder for a device, FIFO or descriptor (copied into it later)."""
+    if kind == "file":
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise LitePoseError(f"{path}: the folder {parent} does not exist")
+    else:
+        parent = Path(tempfile.gettempdir())
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise LitePoseError(f"{path}: cannot write {'here' if kind == 'file' else 'the staging file in ' + str(parent)}"
+                            f" ({exc.strerror})") from None
+    os.close(fd)
+    return Path(tmp)
 
 
 def make_folders(folder: str | os.PathLike, what: str) -> list[Path]:

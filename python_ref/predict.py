@@ -247,62 +247,65 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
         raise
 
 
+def _overlay_jpeg(rgb, poses, scores, skeleton, min_joint_score, overlay_path) -> bytes:
+    """The tagged JPEG overlay of one image's poses."""
+    import cv2
+
+    from .draw import draw_poses
+
+    overlay = draw_poses(rgb, poses, scores, skeleton, min_person_score=PERSON_SCORE_SHOWN,
+                         min_joint_score=min_joint_score)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise LitePoseError(f"{overlay_path}: OpenCV cannot encode the overlay")
+    return tag_overlay(buf.tobytes())
+
+
 def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, progress, skip_unreadable,
                  min_joint_score, exif_rotate, min_person_score):
     for warning in getattr(model, "warnings", []):
         progress(f"warning: {warning}")
     progress(f"{model.description}: {len(images)} image(s), {mode} decoder, flip {'on' if flip else 'off'}")
     entries: list[dict] = []
-    overlays: list[tuple[Path, bytes]] = []
     skipped = 0
     shrunk: list[tuple[float, str, tuple[int, int]]] = []
-    for i, (image, overlay_path) in enumerate(zip(images, overlay_paths), 1):
-        start = time.perf_counter()
-        try:
-            rgb, orientation = load_image(image, upright=exif_rotate)
-        except LitePoseError as exc:
-            if not skip_unreadable:
-                raise
-            skipped += 1
-            progress(f"[{i}/{len(images)}] skipped: {exc}")
-            continue
-        if orientation != 1 and not exif_rotate:
-            progress(f"warning: {image}: EXIF orientation {orientation}, stored {EXIF_ORIENTATIONS[orientation]}: "
-                     "used as stored, like the official code (poses in stored pixels, and people lying on their "
-                     "side are found worse); --exif-rotate turns it upright first")
-        if hasattr(model, "shrink_vs_official"):
-            factor, official_hw = model.shrink_vs_official(rgb.shape[:2])
-            if factor >= SHRINK_NOTE:
-                shrunk.append((factor, image, official_hw))
-        poses, scores = predict_image(model, rgb, mode, flip, source=image)
-        keep = scores >= min_person_score
-        entries.extend(result_entries(str(image), poses[keep], scores[keep]))
-        shown = int((scores >= PERSON_SCORE_SHOWN).sum())
-        line = (f"[{i}/{len(images)}] {image}: {len(scores)} people ({shown} with score >= {PERSON_SCORE_SHOWN}), "
-                f"{(time.perf_counter() - start) * 1000:.0f} ms")
-        if overlay_path is not None:
-            import cv2
-
-            from .draw import draw_poses
-
-            overlay = draw_poses(rgb, poses, scores, skeleton, min_person_score=PERSON_SCORE_SHOWN,
-                                 min_joint_score=min_joint_score)
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-            if not ok:
-                raise LitePoseError(f"{overlay_path}: OpenCV cannot encode the overlay")
-            overlays.append((overlay_path, tag_overlay(buf.tobytes())))
-            line += f" -> {overlay_path}"
-        progress(line)
-    if skipped == len(images):
-        raise LitePoseError(f"{images[0]}: none of the {len(images)} images could be read (this is the first); "
-                            "nothing written")
-    # Every image went through: only now write, all files together (`staged_outputs`): a failure while writing
-    # them (a full disk) leaves none behind, and the JSON is put in place last, so a reader of the JSON finds the
-    # overlays there. Standard output comes after the files.
-    text = json.dumps(entries, separators=(",", ":")) + "\n"
+    # Everything is staged (`staged_outputs`): each overlay goes to a hidden file next to its place as it is made
+    # (memory stays flat), and all are put in place only once every image went through, the JSON last, so a
+    # failure (a bad image, a full disk, Ctrl-C) leaves none behind and a reader of the JSON finds the overlays
+    # there. Standard output comes after the files.
     with staged_outputs() as stage:
-        for path, data in overlays:
-            stage(path, data)
+        for i, (image, overlay_path) in enumerate(zip(images, overlay_paths), 1):
+            start = time.perf_counter()
+            try:
+                rgb, orientation = load_image(image, upright=exif_rotate)
+            except LitePoseError as exc:
+                if not skip_unreadable:
+                    raise
+                skipped += 1
+                progress(f"[{i}/{len(images)}] skipped: {exc}")
+                continue
+            if orientation != 1 and not exif_rotate:
+                progress(f"warning: {image}: EXIF orientation {orientation}, stored {EXIF_ORIENTATIONS[orientation]}: "
+                         "used as stored, like the official code (poses in stored pixels, and people lying on their "
+                         "side are found worse); --exif-rotate turns it upright first")
+            if hasattr(model, "shrink_vs_official"):
+                factor, official_hw = model.shrink_vs_official(rgb.shape[:2])
+                if factor >= SHRINK_NOTE:
+                    shrunk.append((factor, image, official_hw))
+            poses, scores = predict_image(model, rgb, mode, flip, source=image)
+            keep = scores >= min_person_score
+            entries.extend(result_entries(str(image), poses[keep], scores[keep]))
+            shown = int((scores >= PERSON_SCORE_SHOWN).sum())
+            line = (f"[{i}/{len(images)}] {image}: {len(scores)} people ({shown} with score >= {PERSON_SCORE_SHOWN}), "
+                    f"{(time.perf_counter() - start) * 1000:.0f} ms")
+            if overlay_path is not None:
+                stage(overlay_path, _overlay_jpeg(rgb, poses, scores, skeleton, min_joint_score, overlay_path))
+                line += f" -> {overlay_path}"
+            progress(line)
+        if skipped == len(images):
+            raise LitePoseError(f"{images[0]}: none of the {len(images)} images could be read (this is the first); "
+                                "nothing written")
+        text = json.dumps(entries, separators=(",", ":")) + "\n"
         if json_path is not None:
             stage(json_path, text.encode("utf-8"))
     if json_path is None:

@@ -744,12 +744,15 @@ def test_a_fifo_output_says_when_it_waits_for_a_reader_and_never_drops_bytes(tmp
 
 
 def test_staged_outputs_put_devices_first_and_the_main_file_last(tmp_path):
-    """Nothing is written while the block runs; a file that cannot be put in place stops the ones staged
+    """Nothing appears in its place while the block runs; a file that cannot be put in place stops the ones staged
     after it (the main output, staged last, never appears without the others); a device that fails is tried
     first, so nothing else appears; no staging file is left in any case."""
     with pytest.raises(RuntimeError):
         with staged_outputs() as stage:
             stage(tmp_path / "a.jpg", b"a")
+            # on disk at once, hidden, so that thousands of overlays do not pile up in memory
+            (hidden,) = tmp_path.iterdir()
+            assert hidden.name.startswith(".a.jpg.") and hidden.read_bytes() == b"a"
             raise RuntimeError("the work failed")
     assert list(tmp_path.iterdir()) == []
 
