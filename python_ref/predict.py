@@ -33,6 +33,10 @@ MODES = ("official", "fast")
 PERSON_SCORE_SHOWN = 0.1  # progress lines count and overlays draw people at or above this score
 
 
+class UnusableImage(LitePoseError):
+    """An image that was read but cannot be run (too large for the official mode): `--skip-unreadable` skips it."""
+
+
 class DeployedModel:
     """A `.tflite` file following the model I/O contract, fed letterboxed uint8 RGB."""
 
@@ -129,7 +133,7 @@ def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: b
     try:
         net_input, transform = model.prepare(image_rgb)
     except InputTooLarge as exc:
-        raise LitePoseError(f"{source}: {exc}") from None
+        raise UnusableImage(f"{source}: {exc}") from None
     outputs = model(net_input)
     if mode == "official":
         flip_outputs = model(np.ascontiguousarray(net_input[:, ::-1])) if flip else None
@@ -292,7 +296,14 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
                 factor, official_hw = model.shrink_vs_official(rgb.shape[:2])
                 if factor >= SHRINK_NOTE:
                     shrunk.append((factor, image, official_hw))
-            poses, scores = predict_image(model, rgb, mode, flip, source=image)
+            try:
+                poses, scores = predict_image(model, rgb, mode, flip, source=image)
+            except UnusableImage as exc:
+                if not skip_unreadable:
+                    raise
+                skipped += 1
+                progress(f"[{i}/{len(images)}] skipped: {exc}")
+                continue
             keep = scores >= min_person_score
             entries.extend(result_entries(str(image), poses[keep], scores[keep]))
             shown = int((scores >= PERSON_SCORE_SHOWN).sum())
@@ -317,7 +328,7 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
         except OSError as exc:
             raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
     done = f"wrote {len(entries)} people from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
-    progress(done + (f" ({skipped} unreadable image(s) skipped)" if skipped else ""))
+    progress(done + (f" ({skipped} unreadable or unusable image(s) skipped)" if skipped else ""))
     if shrunk:
         factor, image, (oh, ow) = max(shrunk)
         h, w = model.runner.input_hw
@@ -374,7 +385,8 @@ class FiniteFloat(click.FloatRange):
               help="Write only people with at least this score to --json (keep 0 for AP: `evaluate` wants every "
               "detection; 0.1 gives the people the progress lines count and the overlays draw).")
 @click.option("--skip-unreadable", is_flag=True,
-              help="Leave out images that cannot be read (with a warning) instead of stopping.")
+              help="Leave out images that cannot be read or run (too large for the official mode), with a warning, "
+              "instead of stopping.")
 @click.option("--exif-rotate", is_flag=True,
               help="Turn photos upright by their EXIF orientation first (poses then in the upright picture's "
               "pixels). Default: stored pixels, as the official code and the datasets' annotations.")

@@ -457,6 +457,21 @@ def test_official_mode_refuses_an_input_beyond_the_size_limit():
     assert MAX_INPUT_SIDE >= 2560
 
 
+@pytest.mark.needs_shared
+def test_skip_unreadable_also_skips_an_image_too_large_for_the_official_mode(shared_dir, tmp_path):
+    good = _image(tmp_path / "good.png")
+    long = tmp_path / "long.png"
+    cv2.imwrite(str(long), np.full((4, 3000, 3), 128, np.uint8))     # needs a 256x192000 official input
+    args = ["predict", "--checkpoint", shared_dir / "checkpoints" / "litepose-xs-crowdpose-random.pth", good, long,
+            "--json", tmp_path / "p.json", "--no-flip"]
+    r = invoke(args)
+    assert r.exit_code == 1 and "long.png" in _error_line(r) and not (tmp_path / "p.json").exists()
+    r = invoke(args + ["--skip-unreadable"])
+    assert r.exit_code == 0, r.output
+    assert "skipped: " in r.output and "network input" in r.output and "1 unreadable or unusable" in r.output
+    assert {e["image"] for e in json.loads((tmp_path / "p.json").read_text())} <= {str(good)}
+
+
 # ---- export-golden -----------------------------------------------------------------------------------
 
 @pytest.mark.needs_shared
