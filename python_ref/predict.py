@@ -75,9 +75,9 @@ class DeployedModel:
         return self.runner(net_input)
 
 
-def card_mismatch(path) -> list[str]:
-    """A warning when the model card next to a .tflite records another sha256: a damaged or replaced file
-    still runs and quietly finds nobody, so say so before predicting."""
+def card_mismatch(path, sha256: str | None = None) -> list[str]:
+    """A warning when the model card next to a .tflite records another sha256 than the file's (`sha256`, when
+    the caller has it): a damaged or replaced file still runs and quietly finds nobody, so say so first."""
     import hashlib
 
     card_path = Path(path).with_suffix(".json")
@@ -88,7 +88,7 @@ def card_mismatch(path) -> list[str]:
     recorded = card.get("sha256") if isinstance(card, dict) else None
     if not isinstance(recorded, str) or not isinstance(card.get("precision"), str):
         return []  # not a model card
-    actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    actual = sha256 or hashlib.sha256(Path(path).read_bytes()).hexdigest()
     if actual == recorded:
         return []
     return [f"{path}: sha256 {actual[:12]} differs from its model card {card_path.name} ({recorded[:12]}): "

@@ -487,6 +487,20 @@ def test_model_card_that_is_not_an_object_is_ignored_with_a_warning(xs_models, s
     assert all(v["sqnr_db"] is None for v in rep["outputs"].values())     # the same model twice: inf, as null
 
 
+@pytest.mark.needs_shared
+def test_a_model_that_differs_from_its_card_is_warned_about(xs_models, shared_dir, tmp_path):
+    root, _, _ = xs_models
+    shutil.copy(root / "xs_int8.tflite", tmp_path / "m.tflite")
+    card = json.loads((root / "xs_int8.json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**card, "sha256": "0" * 64}))   # the card of another build
+    res = _validate([tmp_path / "m.tflite", "--reference", root / "xs_fp32.tflite", "--images",
+                     shared_dir / "data" / "crowdpose" / "images", "--report", tmp_path / "r"] + FAST)
+    assert res.exit_code == 0, res.output
+    (warning,) = [w for w in _warnings(res.output) if "differs from its model card" in w]
+    assert str(tmp_path / "m.tflite") in warning and "differs from its model card m.json (000000000000)" in warning
+    assert warning.removeprefix("[litepose] warning: ") in json.loads((tmp_path / "r" / "report.json").read_text())["warnings"]
+
+
 # ---- outputs ------------------------------------------------------------------------------------------
 
 @pytest.mark.needs_shared
