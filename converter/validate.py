@@ -1071,6 +1071,8 @@ def _command():
     def validate_command(model, reference, images, annotations, report, min_sqnr, min_oks_ap, max_ap_drop, threads,
                          runs, mode, joint_map, exclude_calibration_images, input_sensitivity, views, update_manifest):
         """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
+        if max_ap_drop is not None and not annotations:
+            raise click.UsageError("--max-ap-drop needs --annotations (the AP is measured against them)")
         result = run_validate(model=model, reference=reference, images=images, annotations=annotations,
                               report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
                               threads=threads, runs=runs, mode=mode, joint_map=joint_map,

@@ -251,6 +251,10 @@ def run_predict(model, images: list[str], json_path, mode: str | None = None, fl
         raise
 
 
+def _people(n: int) -> str:
+    return f"{n} person" if n == 1 else f"{n} people"
+
+
 def _overlay_jpeg(rgb, poses, scores, skeleton, min_joint_score, overlay_path) -> bytes:
     """The tagged JPEG overlay of one image's poses."""
     import cv2
@@ -307,7 +311,7 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
             keep = scores >= min_person_score
             entries.extend(result_entries(str(image), poses[keep], scores[keep]))
             shown = int((scores >= PERSON_SCORE_SHOWN).sum())
-            line = (f"[{i}/{len(images)}] {image}: {len(scores)} people ({shown} with score >= {PERSON_SCORE_SHOWN}), "
+            line = (f"[{i}/{len(images)}] {image}: {_people(len(scores))} ({shown} with score >= {PERSON_SCORE_SHOWN}), "
                     f"{(time.perf_counter() - start) * 1000:.0f} ms")
             if overlay_path is not None:
                 stage(overlay_path, _overlay_jpeg(rgb, poses, scores, skeleton, min_joint_score, overlay_path))
@@ -327,7 +331,7 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
             sys.stdout.flush()
         except OSError as exc:
             raise LitePoseError(f"standard output: cannot write the JSON ({exc.strerror or exc})") from None
-    done = f"wrote {len(entries)} people from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
+    done = f"wrote {_people(len(entries))} from {len(images) - skipped} image(s) to {json_path or 'standard output'}"
     progress(done + (f" ({skipped} unreadable or unusable image(s) skipped)" if skipped else ""))
     if shrunk:
         factor, image, (oh, ow) = max(shrunk)
@@ -348,6 +352,10 @@ class FiniteFloat(click.FloatRange):
     def __init__(self, *args, allow_inf: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.allow_inf = allow_inf
+
+    def _describe_range(self) -> str:
+        """No bounds: no range in the help (click would print `x<=None`)."""
+        return super()._describe_range() if self.min is not None or self.max is not None else ""
 
     def convert(self, value, param, ctx):
         value = super().convert(value, param, ctx)

@@ -409,7 +409,8 @@ def test_ap_gate_fails_when_no_validated_image_is_annotated(xs_models, shared_di
     # without --annotations the gate cannot be met: refused before any work
     res = _validate([root / "xs_fp32.tflite", "--reference", root / "xs_fp32.tflite", "--images", crowd / "images",
                      "--max-ap-drop", 1, "--report", tmp_path / "r2"] + FAST)
-    assert "needs --annotations" in _one_line_error(res) and not (tmp_path / "r2").exists()
+    assert res.exit_code == 2 and not (tmp_path / "r2").exists()              # a usage error
+    assert res.output.strip().startswith("Error: --max-ap-drop needs --annotations") and "Traceback" not in res.output
 
 
 # ---- the reference against the model -----------------------------------------------------------------
