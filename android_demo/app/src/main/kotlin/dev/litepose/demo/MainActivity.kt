@@ -38,6 +38,7 @@ import dev.litepose.demo.ui.CameraPermission
 import dev.litepose.demo.ui.ControlPanel
 import dev.litepose.demo.ui.HudText
 import dev.litepose.demo.ui.OverlayView
+import dev.litepose.demo.ui.StatusMessages
 import dev.litepose.demo.ui.Texts
 import dev.litepose.posecore.Skeleton
 
@@ -52,6 +53,7 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     private lateinit var analysisHandler: Handler
     private lateinit var textureView: TextureView
     private lateinit var overlay: OverlayView
+    private val messages = StatusMessages()
     private lateinit var panel: ControlPanel
     private lateinit var grantButton: Button
     private var camera: CameraSource? = null
@@ -199,14 +201,13 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
 
     /** The permission message and the grant button, shown together; hiding them clears only that message. */
     private fun showPermissionPrompt(show: Boolean) {
-        val wasShown = grantButton.visibility == View.VISIBLE
         grantButton.visibility = if (show) View.VISIBLE else View.GONE
-        if (show) overlay.setMessage(Texts.PERMISSION_NEEDED) else if (wasShown) overlay.setMessage(null)
+        showMessage(StatusMessages.Source.PERMISSION, if (show) Texts.PERMISSION_NEEDED else null)
     }
 
-    /** Status messages from the engine must not hide why the camera is off. */
-    private fun showMessage(text: String?) {
-        overlay.setMessage(text ?: if (grantButton.visibility == View.VISIBLE) Texts.PERMISSION_NEEDED else null)
+    /** One notice per source (permission, camera, model): setting or clearing one leaves the others. Main thread. */
+    private fun showMessage(source: StatusMessages.Source, text: String?) {
+        overlay.setMessages(messages.set(source, text))
     }
 
     /** System bars and display cutout, in pixels from each window edge. */
@@ -259,10 +260,11 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
     override fun onCameraConfigured(config: CameraSource.Config) {
         cameraConfig = config
         updatePreviewTransform()
+        showMessage(StatusMessages.Source.CAMERA, null)
     }
 
     override fun onCameraError(message: String) {
-        showMessage(Texts.cameraFailed(message))
+        showMessage(StatusMessages.Source.CAMERA, Texts.cameraFailed(message))
     }
 
     /** Analysis thread. */
@@ -278,8 +280,8 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
         } catch (e: RuntimeException) {
             // A model whose outputs break the contract: say so once and stop analysing, instead of crashing.
             val reason = e.message ?: e.javaClass.simpleName
-            poseEngine.close()
-            mainHandler.post { showMessage(Texts.modelFailedWhileRunning(reason)) }
+            poseEngine.closeAfterFailure()
+            mainHandler.post { showMessage(StatusMessages.Source.MODEL, Texts.modelFailedWhileRunning(reason)) }
             return
         }
         fps.tick(System.nanoTime())
@@ -308,13 +310,13 @@ class MainActivity : Activity(), CameraSource.Listener, ControlPanel.Callbacks {
                 fps.clear(); preMs.clear(); inferMs.clear(); decodeMs.clear()
                 mainHandler.post {
                     val reason = status.fallbackReason
-                    showMessage(reason?.let { Texts.fallback(it) })
+                    showMessage(StatusMessages.Source.MODEL, reason?.let { Texts.fallback(it) })
                     if (reason != null) Toast.makeText(this, Texts.fallback(reason), Toast.LENGTH_LONG).show()
                 }
             }
         } catch (e: Exception) {
             val reason = e.message ?: e.javaClass.simpleName
-            mainHandler.post { showMessage(Texts.modelFailed(reason)) }
+            mainHandler.post { showMessage(StatusMessages.Source.MODEL, Texts.modelFailed(reason)) }
         }
         engineSettings = target
     }

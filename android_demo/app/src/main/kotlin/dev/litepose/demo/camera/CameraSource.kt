@@ -383,8 +383,10 @@ class CameraSource(
 
     private fun convert(image: Image): Converted {
         val t0 = System.nanoTime()
-        val width = image.width
-        val height = image.height
+        // the crop rectangle is the valid picture (the whole buffer unless the producer set one)
+        val crop = image.cropRect.takeIf { !it.isEmpty && it.left >= 0 && it.top >= 0 && it.right <= image.width && it.bottom <= image.height }
+        val width = crop?.width() ?: image.width
+        val height = crop?.height() ?: image.height
         if (argb.size != width * height) argb = IntArray(width * height)
         val planes = image.planes
         YuvToArgb.convert(
@@ -393,6 +395,8 @@ class CameraSource(
             YuvPlane(planes[1].buffer, planes[1].rowStride, planes[1].pixelStride),
             YuvPlane(planes[2].buffer, planes[2].rowStride, planes[2].pixelStride),
             argb,
+            crop?.left ?: 0,
+            crop?.top ?: 0,
         )
         return Converted(width, height, image.timestamp, (System.nanoTime() - t0) / 1e6)
     }

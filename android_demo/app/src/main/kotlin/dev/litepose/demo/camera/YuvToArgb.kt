@@ -18,22 +18,27 @@ object YuvToArgb {
     private const val B_U = 116130 // 1.772 * 65536
     private const val HALF = 1 shl 15
 
-    /** Converts a `width × height` frame into `out` (size >= width * height); absolute reads, buffers untouched. */
-    fun convert(width: Int, height: Int, y: YuvPlane, u: YuvPlane, v: YuvPlane, out: IntArray) {
+    /**
+     * Converts the `width × height` window at (`left`, `top`) of a frame (the image's crop rectangle; chroma from
+     * the 2×2 block each pixel lies in) into `out` (size >= width * height); absolute reads, buffers untouched.
+     */
+    fun convert(width: Int, height: Int, y: YuvPlane, u: YuvPlane, v: YuvPlane, out: IntArray, left: Int = 0, top: Int = 0) {
         require(width > 0 && height > 0) { "empty frame ${width}x$height" }
+        require(left >= 0 && top >= 0) { "crop origin ($left, $top) is outside the frame" }
         require(out.size >= width * height) { "output holds ${out.size} pixels, need ${width * height}" }
         val yBuf = y.buffer
         val uBuf = u.buffer
         val vBuf = v.buffer
         for (row in 0 until height) {
-            val yRow = row * y.rowStride
-            val uRow = (row shr 1) * u.rowStride
-            val vRow = (row shr 1) * v.rowStride
+            val yRow = (top + row) * y.rowStride
+            val uRow = ((top + row) shr 1) * u.rowStride
+            val vRow = ((top + row) shr 1) * v.rowStride
             val outRow = row * width
             for (col in 0 until width) {
-                val luma = yBuf.get(yRow + col * y.pixelStride).toInt() and 0xff
-                val cb = (uBuf.get(uRow + (col shr 1) * u.pixelStride).toInt() and 0xff) - 128
-                val cr = (vBuf.get(vRow + (col shr 1) * v.pixelStride).toInt() and 0xff) - 128
+                val x = left + col
+                val luma = yBuf.get(yRow + x * y.pixelStride).toInt() and 0xff
+                val cb = (uBuf.get(uRow + (x shr 1) * u.pixelStride).toInt() and 0xff) - 128
+                val cr = (vBuf.get(vRow + (x shr 1) * v.pixelStride).toInt() and 0xff) - 128
                 val r = luma + ((R_V * cr + HALF) shr 16)
                 val g = luma - ((G_U * cb + G_V * cr + HALF) shr 16)
                 val b = luma + ((B_U * cb + HALF) shr 16)

@@ -60,11 +60,17 @@ class LiteRtPoseModel private constructor(
 
     init {
         val where = spec.asset
-        signatureKey = interpreter.signatureKeys.firstOrNull()
-            ?: throw IllegalStateException("$where: the model has no signature; convert it with `litepose convert` (README)")
-        val inputs = interpreter.getSignatureInputs(signatureKey).toList()
-        inputName = if (INPUT in inputs) INPUT else inputs.singleOrNull()
-            ?: throw IllegalStateException("$where: no input named '$INPUT' (inputs: $inputs)")
+        val signatures = interpreter.signatureKeys.associateWith {
+            interpreter.getSignatureInputs(it).toList() to interpreter.getSignatureOutputs(it).toList()
+        }
+        signatureKey = SignatureChoice.pick(signatures, INPUT, OUTPUTS)
+            ?: throw IllegalStateException(
+                if (signatures.isEmpty()) "$where: the model has no signature; convert it with `litepose convert` (README)"
+                else "$where: no signature with input '$INPUT' and outputs ${OUTPUTS.joinToString()} (" +
+                    signatures.entries.joinToString("; ") { (k, io) -> "$k: inputs ${io.first} outputs ${io.second}" } + ")",
+            )
+        val inputs = signatures.getValue(signatureKey).first
+        inputName = if (INPUT in inputs) INPUT else inputs.single()
         val input = interpreter.getInputTensorFromSignature(inputName, signatureKey)
         val shape = input.shape()
         check(shape.size == 4 && shape[0] == 1 && shape[3] == 3) { "$where: input shape ${shape.contentToString()} is not [1, H, W, 3]" }
@@ -85,8 +91,6 @@ class LiteRtPoseModel private constructor(
         } catch (e: IllegalArgumentException) {
             throw IllegalStateException("$where: input '$inputName': ${e.message}")
         }
-        val outputs = interpreter.getSignatureOutputs(signatureKey).toSet()
-        for (name in OUTPUTS) check(name in outputs) { "$where: no output named '$name' (outputs: $outputs)" }
         fun output(name: String) = Output(name, interpreter.getOutputTensorFromSignature(name, signatureKey))
         heatmapsS4 = output(HEATMAPS_S4)
         tagsS4 = output(TAGS_S4)
@@ -139,7 +143,7 @@ class LiteRtPoseModel private constructor(
         fun create(model: ByteBuffer, spec: ModelSpec, accelerator: Accelerator, threads: Int): LiteRtPoseModel {
             var reason: String? = null
             if (accelerator == Accelerator.GPU) {
-                when (val gpu = tryGpu(model, spec)) {
+                when (val gpu = tryGpu(model, spec, threads)) {
                     is GpuAttempt.Ready -> return gpu.model
                     is GpuAttempt.Failed -> reason = gpu.reason
                 }
@@ -159,7 +163,8 @@ class LiteRtPoseModel private constructor(
             class Failed(val reason: String) : GpuAttempt()
         }
 
-        private fun tryGpu(model: ByteBuffer, spec: ModelSpec): GpuAttempt {
+        /** `threads`: for the ops the delegate leaves to the CPU. */
+        private fun tryGpu(model: ByteBuffer, spec: ModelSpec, threads: Int): GpuAttempt {
             val compatibility = try {
                 CompatibilityList()
             } catch (e: LinkageError) {
@@ -175,9 +180,9 @@ class LiteRtPoseModel private constructor(
                 return try {
                     val gpu = GpuDelegate(compatibility.bestOptionsForThisDevice)
                     delegate = gpu
-                    val gpuInterpreter = Interpreter(model, Interpreter.Options().addDelegate(gpu))
+                    val gpuInterpreter = Interpreter(model, Interpreter.Options().addDelegate(gpu).setNumThreads(threads))
                     interpreter = gpuInterpreter
-                    val poseModel = LiteRtPoseModel(gpuInterpreter, gpu, spec, AcceleratorStatus(Accelerator.GPU, Accelerator.GPU, 1, null))
+                    val poseModel = LiteRtPoseModel(gpuInterpreter, gpu, spec, AcceleratorStatus(Accelerator.GPU, Accelerator.GPU, threads, null))
                     poseModel.warmUp() // a failure here falls back to CPU below, instead of failing the first frame
                     GpuAttempt.Ready(poseModel)
                 } catch (e: RuntimeException) {

@@ -21,6 +21,9 @@ class PoseEngine(private val context: Context, val catalog: ModelCatalog) : Auto
     var settings: InferenceSettings? = null
         private set
 
+    /** The settings whose model failed to load or to run: not tried again until model, accelerator or threads change. */
+    private var failed: InferenceSettings? = null
+
     val status: AcceleratorStatus? get() = model?.status
     val spec: ModelSpec? get() = model?.spec
     val ready: Boolean get() = pipeline != null
@@ -28,10 +31,14 @@ class PoseEngine(private val context: Context, val catalog: ModelCatalog) : Auto
     /**
      * Applies `new`: rebuilds the interpreter and pipeline only if model, accelerator or threads changed; threshold
      * changes (every slider step) go into the existing pipeline and decoder without reallocating their buffers.
-     * Returns the accelerator status if the interpreter was rebuilt, else null. On failure no model is active.
+     * Returns the accelerator status if the interpreter was rebuilt, else null. On failure no model is active, and
+     * a model that failed is not loaded again for settings that would load it the same way (every slider step
+     * would otherwise retry the whole load, GPU attempt included); null is returned then.
      */
     fun apply(new: InferenceSettings): AcceleratorStatus? {
         require(new.modelIndex in catalog.models.indices) { "no bundled model #${new.modelIndex}" }
+        val lastFailed = failed
+        if (model == null && lastFailed != null && !lastFailed.needsNewInterpreter(new)) return null
         val old = settings
         var rebuilt: AcceleratorStatus? = null
         var current = model
@@ -41,7 +48,13 @@ class PoseEngine(private val context: Context, val catalog: ModelCatalog) : Auto
             pipeline = null
             settings = null
             val spec = catalog.models[new.modelIndex]
-            current = LiteRtPoseModel.create(mapAsset(spec.asset), spec, new.accelerator, new.threads)
+            current = try {
+                LiteRtPoseModel.create(mapAsset(spec.asset), spec, new.accelerator, new.threads)
+            } catch (e: Exception) {
+                failed = new
+                throw e
+            }
+            failed = null
             model = current
             rebuilt = current.status
         }
@@ -60,6 +73,13 @@ class PoseEngine(private val context: Context, val catalog: ModelCatalog) : Auto
     fun process(frame: IntArray, width: Int, height: Int, rotationDegrees: Int): PoseResult {
         val p = pipeline ?: throw IllegalStateException("no model loaded")
         return p.process(frame, width, height, rotationDegrees)
+    }
+
+    /** Closes a model that failed while running; like a failed load, it is not loaded again for the same settings. */
+    fun closeAfterFailure() {
+        val current = settings
+        close()
+        failed = current
     }
 
     override fun close() {

@@ -23,7 +23,7 @@ class OverlayView(context: Context) : View(context) {
 
     private var frame: Frame? = null
     private var hud: List<String> = emptyList()
-    private var message: String? = null
+    private var messages: List<String> = emptyList()
     private var scaleMode = ScaleMode.FILL
     private var keypointThreshold = 0.1f
     private var hudLeft = 0f
@@ -46,9 +46,9 @@ class OverlayView(context: Context) : View(context) {
         invalidate()
     }
 
-    /** A persistent notice (e.g. GPU fallback); null clears it. */
-    fun setMessage(text: String?) {
-        message = text
+    /** Persistent notices under the HUD (camera off, GPU fallback...); empty clears them. */
+    fun setMessages(lines: List<String>) {
+        messages = lines
         invalidate()
     }
 
@@ -90,7 +90,7 @@ class OverlayView(context: Context) : View(context) {
     }
 
     private fun drawHud(canvas: Canvas) {
-        val lines = hud + listOfNotNull(message)
+        val lines = hud + messages
         if (lines.isEmpty()) return
         val lineHeight = text.textSize * 1.3f
         val pad = 6f * density

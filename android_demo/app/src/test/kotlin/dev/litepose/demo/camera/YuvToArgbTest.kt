@@ -102,6 +102,19 @@ class YuvToArgbTest {
     }
 
     @Test
+    fun `a crop window reads the pixels and chroma blocks of the full frame at its place`() {
+        val full = IntArray(width * height)
+        planar(8).let { (y, u, v) -> YuvToArgb.convert(width, height, y, u, v, full) }
+        // odd origin: the window's first column shares its chroma block with the column left of it
+        val (left, top, w, h) = listOf(1, 1, 4, 3)
+        val window = IntArray(w * h)
+        semiPlanarVu(10).let { (y, u, v) -> YuvToArgb.convert(w, h, y, u, v, window, left, top) }
+        for (row in 0 until h) for (col in 0 until w) {
+            assertEquals(full[(top + row) * width + left + col], window[row * w + col], "window pixel ($col, $row)")
+        }
+    }
+
+    @Test
     fun `the buffers are read absolutely and left untouched`() {
         val (y, u, v) = planar(8)
         y.buffer.position(3)
