@@ -326,6 +326,10 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
                                     f"in {annotations.path} (matched by file name; --skip-unknown-images "
                                     "leaves such images out)")
             image_id = info.id
+            given = r.get("image_id")
+            if given is not None and (isinstance(given, bool) or given != image_id):    # 397133.0 is 397133
+                raise LitePoseError(f"{path}: entry {i}: image {r['image']!r} is image id {image_id} in "
+                                    f"{annotations.path}, but the entry says image_id {given!r}")
             paths_of.setdefault(image_id, set()).add(os.path.normpath(r["image"]))
         elif "image_id" in r:
             image_id = r["image_id"]

@@ -226,6 +226,7 @@ def _bad_results(tmp_path, case):
                           {"image_id": 1, "keypoints": kp14[:39], "score": 1}],
         "nan_score": '[{"image_id": 1, "keypoints": %s, "score": NaN}]' % json.dumps(kp14),
         "bool_image_id": [{"image_id": True, "keypoints": kp14, "score": 1}],       # True == 1 in Python
+        "image_and_id_disagree": [{"image": "a.jpg", "image_id": 2, "keypoints": kp14, "score": 1}],
         "huge_integer": '[{"image_id": 1, "keypoints": [%s], "score": 1}]' % ", ".join(["1" + "0" * 400] * 42),
     }[case]
     if isinstance(content, str):
@@ -237,7 +238,7 @@ def _bad_results(tmp_path, case):
 
 @pytest.mark.parametrize("case", ["missing", "not_json", "short_keypoints", "unknown_image", "unknown_id",
                                   "mixed_lengths", "nan_score", "bad_annotations", "bool_image_id", "huge_integer",
-                                  "iscrowd_string"])
+                                  "iscrowd_string", "image_and_id_disagree"])
 def test_bad_input_one_line_error_no_output(tmp_path, case):
     kp = np.zeros((14, 3))
     kp[0] = [10, 10, 2]
