@@ -640,6 +640,21 @@ def evaluate_keypoints(annotations: Annotations, results: Results, joint_map: st
     }
 
 
+def _joint_order_warning(annotations: Annotations, results: Results, report: dict) -> str | None:
+    """AI Challenger and CrowdPose both have 14 joints, in different orders: 14-joint predictions are taken as
+    CrowdPose order (what LitePose models give) unless `--joint-map none`. When the other reading scores far
+    better, the predictions are most likely in the other order: say so."""
+    if annotations.dataset != "aic" or results.num_joints != annotations.num_joints or report["AP"] is None:
+        return None
+    other = "none" if report["joint_map"] == "aic" else "aic"
+    alternative = evaluate_keypoints(annotations, results, other)["AP"]
+    if alternative is None or alternative < report["AP"] + 0.1:
+        return None
+    order = "AI Challenger" if other == "none" else "CrowdPose"
+    return (f"AP {report['AP']:.3f} with --joint-map {report['joint_map']}, but {alternative:.3f} with --joint-map "
+            f"{other}: are the predictions in {order} joint order? Then pass --joint-map {other}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Report and command
 
@@ -686,6 +701,9 @@ def run_evaluate(annotations_path, results_path, json_path=None, joint_map="auto
         print(f"{results_label}: {len(missing)} of {len(annotations.images)} annotated images have no "
               f"predictions (their people count as missed), e.g. {missing[0].file_name}", file=sys.stderr)
     report = evaluate_keypoints(annotations, results, joint_map)
+    warning = _joint_order_warning(annotations, results, report)
+    if warning:
+        print(f"{results_label}: warning: {warning}", file=sys.stderr)
     if to_stdout:
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
     elif json_path is not None:

@@ -108,12 +108,18 @@ def test_perfect_predictions_on_shared_data(shared_dir, tmp_path, dataset, joint
         assert report["AP_medium"] == 1.0 and report["AP_easy"] is None and report["AP_hard"] is None
 
 
-def test_aic_map_reorders(shared_dir, tmp_path):
-    """AIC-order keypoints passed off as CrowdPose order must score badly: the map really reorders."""
+def test_aic_map_reorders(shared_dir, tmp_path, capsys):
+    """AIC-order keypoints passed off as CrowdPose order must score badly: the map really reorders. The user is
+    told that the other joint order scores far better, and with --joint-map none they score 1."""
     ann = shared_dir / "data" / "aic" / "annotations.json"
-    preds = _perfect_predictions(json.loads(ann.read_text()))                # not re-ordered
-    report = ev.run_evaluate(ann, _write(tmp_path / "p.json", preds), joint_map="aic")
+    preds = _write(tmp_path / "p.json", _perfect_predictions(json.loads(ann.read_text())))     # not re-ordered
+    capsys.readouterr()
+    report = ev.run_evaluate(ann, preds, joint_map="aic")
     assert report["AP"] < 0.5
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert f"{preds}: warning: AP {report['AP']:.3f} with --joint-map aic, but 1.000 with --joint-map none" in warning
+    assert ev.run_evaluate(ann, preds, joint_map="none")["AP"] == 1.0
+    assert "warning" not in capsys.readouterr().err          # the better reading: nothing to say
 
 
 # ------------------------------------------------------------------ hand-computed cases
