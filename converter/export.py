@@ -66,7 +66,7 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
                   output_bias_correction: bool = True, details: dict | None = None) -> bytes:
     """Convert a Keras LitePose model. `representative_images` yields uint8/float [H, W, 3] RGB images
     (already letterboxed to the model input) for int8 calibration. `recalibrate` replaces the converter's
-    activation ranges by ranges measured op by op (see `_exact_activation_ranges`); `range_method` ("minmax"
+    activation ranges by ranges measured op by op (see `_calibration_hook`); `range_method` ("minmax"
     or a `MSE_SCOPES` key, default `DEFAULT_ACTIVATION_RANGES`) says how they are set. `bias_correction`
     (int8) folds the mean int8 weight error of every conv into its bias for the conversion
     (`empirical_bias_correction`); the Keras model's weights are restored afterwards. `narrow_sums` (int8,
@@ -128,8 +128,8 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
         with warnings.catch_warnings():
             # TF's own calibrator still uses tf.lite.Interpreter; its deprecation notice is not for our users
             warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
-            if precision == "int8" and recalibrate:
-                with _exact_activation_ranges(images, log, range_method, narrow_sums):
+            if precision == "int8":
+                with _calibration_hook(images, log, range_method, narrow_sums, measure=recalibrate):
                     data = conv.convert()
             else:
                 data = conv.convert()
@@ -138,33 +138,47 @@ def export_tflite(model, precision: str, representative_images=None, input_dtype
         data, report = correct_output_biases(data, model, images, log)
         if details is not None:
             details["output_bias_correction"] = report
-    if precision == "int8" and input_dtype in ("uint8", "int8"):
-        data = _set_image_input_scale(data, input_dtype)
     return data
 
 
 @contextlib.contextmanager
-def _exact_activation_ranges(images, log, range_method="minmax", narrow_sums=True):
-    """Measure every activation range of the calibrated float model ourselves, op by op.
+def _calibration_hook(images, log, range_method="minmax", narrow_sums=True, measure=True):
+    """Rewrite the calibrated float model's ranges before the quantiser runs.
 
-    Why: TFLite's calibrator reads tensors after the graph ran, and an ADD that works in place (the
-    residual sums of every inverted bottleneck) overwrites its input buffer, so a point-wise conv's output
-    gets the residual sum's (8x wider) range. Running with every tensor preserved and no delegate gives the
-    true min/max of each tensor over the calibration images; those replace the recorded ones before the
-    quantiser runs. Deterministic (same images, same order, same float kernels)."""
+    The image input always gets the contract's 0..255: its int8 parameters must be scale 1 and zero point 0
+    (uint8) or -128 (int8) whatever pixels the calibration images hold (dim or night frames never reach 255).
+    `measure`: every activation range is measured op by op (`measured_ranges_model`), because TFLite's
+    calibrator reads tensors after the graph ran, and an ADD that works in place (the residual sums of every
+    inverted bottleneck) overwrites its input buffer, so a point-wise conv's output gets the residual sum's
+    (8x wider) range. Deterministic (same images, same order, same float kernels)."""
     from tensorflow.lite.python.optimize import calibrator as _calibrator
 
     original = _calibrator.Calibrator.calibrate
 
     def calibrate(self, dataset_gen):
-        calibrated = original(self, dataset_gen)
-        return measured_ranges_model(bytes(calibrated), images, log, method=range_method, narrow_sums=narrow_sums)
+        calibrated = bytes(original(self, dataset_gen))
+        if measure:
+            calibrated = measured_ranges_model(calibrated, images, log, method=range_method, narrow_sums=narrow_sums)
+        return contract_input_range(calibrated)
 
     _calibrator.Calibrator.calibrate = calibrate
     try:
         yield
     finally:
         _calibrator.Calibrator.calibrate = original
+
+
+def contract_input_range(calibrated: bytes) -> bytes:
+    """The calibrated model with its graph input's range set to the I/O contract's pixel range, 0..255."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    graph = model.subgraphs[0]
+    for i in graph.inputs:
+        q = graph.tensors[i].quantization
+        if q is not None and q.min is not None and len(q.min) == 1:
+            q.min, q.max = [0.0], [255.0]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 @contextlib.contextmanager
@@ -753,13 +767,6 @@ def correct_output_biases(data: bytes, model, images, log=print, max_images: int
         f"{k} {v['sqnr_db_before']:.1f} -> {v['sqnr_db_after']:.1f} dB" + ("" if v["corrected"] else " (not corrected)")
         for k, v in report.items()))
     return corrected, report
-
-
-def _set_image_input_scale(data: bytes, input_dtype: str) -> bytes:
-    """Nothing to patch: the graph maps 0..255 to the normalised range itself, and calibration sees
-    0..255 inputs, so the converter picks scale 1 / zero point 0 (uint8) or -128 (int8).
-    `check_io_contract` asserts it; this hook exists so a violation is reported, never silently fixed."""
-    return data
 
 
 def inspect_tflite(data_or_path) -> dict:

@@ -49,6 +49,24 @@ def test_full_integer_graph_and_io_contract(xs_int8):
 
 
 @pytest.mark.needs_shared
+def test_dim_calibration_images_keep_the_contract_input(shared_dir, tmp_path):
+    """Calibration frames that never reach white (a dim room, night) must not move the input's int8 parameters:
+    the contract's scale 1 / zero point 0 hold whatever the calibration pixels are (the converter used to take
+    the input range from them, and the build then failed its own I/O check at the end)."""
+    import cv2
+
+    calib = tmp_path / "dim"
+    calib.mkdir()
+    for k, source in enumerate(sorted((shared_dir / "data" / "coco" / "images").iterdir())[:2]):
+        dim = (cv2.imread(str(source)).astype(np.float32) * 0.6 + 10).astype(np.uint8)     # 10..163
+        cv2.imwrite(str(calib / f"dim{k}.png"), dim)
+    for dtype, zero_point in (("uint8", 0), ("int8", -128)):
+        card = _convert(shared_dir, tmp_path / f"dim_{dtype}.tflite", calib, input_size="64x64", input_dtype=dtype)
+        image = card["inputs"]["image"]
+        assert (image["dtype"], image["scale"], image["zero_point"]) == (dtype, 1.0, zero_point)
+
+
+@pytest.mark.needs_shared
 def test_model_card_and_manifest_record_the_calibration(xs_int8, shared_dir):
     path, card = xs_int8
     calib = card["calibration"]
