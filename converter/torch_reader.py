@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -51,6 +52,9 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
         return np.zeros(size, dtype=storage.dtype)
     if needed > storage.size:
         raise LitePoseError("a tensor points outside its storage (truncated or corrupt file)")
+    if math.prod(size) > storage.size:   # overlapping (stride-0) views: never weights, but a memory bomb
+        raise LitePoseError(f"a tensor of shape {list(size)} reads its {storage.size}-element storage more than "
+                            "once (a crafted or corrupt file)")
     item = storage.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
         storage[storage_offset:], shape=size, strides=[s * item for s in stride], writeable=False)
@@ -139,10 +143,15 @@ def _read_legacy(path: Path, source: str):
         object_offset = f.tell()
         declared: dict[str, _StorageType] = {}
 
+        file_bytes = path.stat().st_size
+
         def declare_storage(info):
             storage_type, key, _location, numel = info[:4]
             if not isinstance(storage_type, _StorageType):
                 raise UnsafeCheckpoint(f"{source}: refused: storage of unknown type {storage_type!r}")
+            if not 0 <= int(numel) * storage_type.dtype.itemsize <= file_bytes:
+                raise LitePoseError(f"{source}: a storage of {numel} elements cannot be in a {file_bytes}-byte "
+                                    "file (truncated, corrupt or crafted)")
             declared[key] = storage_type
             return np.zeros(int(numel), dtype=storage_type.dtype)
 
@@ -182,8 +191,13 @@ def read_torch_file(path: str | Path):
         if head[:1] != b"\x80":
             raise LitePoseError(f"{source}: not a PyTorch checkpoint (neither a torch zip file nor a pickle)")
         return _read_legacy(path, source)
-    except LitePoseError:
-        raise
+    except LitePoseError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise LitePoseError(f"{source}: {exc}") from None      # raised where the file name is not known
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, ValueError,
             TypeError, IndexError, KeyError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
         raise LitePoseError(f"{source}: unreadable or truncated checkpoint ({type(exc).__name__}: {exc})") from None
+    except MemoryError:
+        raise LitePoseError(f"{source}: asks for more memory than this computer has (a corrupt or crafted "
+                            "checkpoint?)") from None

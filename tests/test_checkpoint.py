@@ -101,6 +101,72 @@ def test_our_own_crafted_pickles_are_refused(tmp_path, form):
     assert not os.path.exists(marker)
 
 
+def _tensor_pickle(monkeypatch, size, stride, storage_numel) -> bytes:
+    """A state-dict pickle as torch.save writes it (a `_rebuild_tensor_v2` call on a persistent FloatStorage),
+    made without torch: stand-in `torch` modules whose names the pickle records."""
+    import collections
+    import sys
+    import types
+
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("only pickled here")
+
+    class FloatStorage:
+        pass
+
+    _rebuild_tensor_v2.__module__, FloatStorage.__module__ = "torch._utils", "torch"
+    _rebuild_tensor_v2.__qualname__, FloatStorage.__qualname__ = "_rebuild_tensor_v2", "FloatStorage"
+    utils._rebuild_tensor_v2, torch.FloatStorage = _rebuild_tensor_v2, FloatStorage
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return _rebuild_tensor_v2, (Storage(), 0, size, stride, False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", storage_numel) if isinstance(obj, Storage) else None
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(collections.OrderedDict([("first.0.weight", Tensor())]))
+    return buf.getvalue()
+
+
+def test_memory_bombs_are_refused_in_one_line(monkeypatch, tmp_path):
+    """A 4-byte storage viewed as 2^50 floats (stride 0), or a legacy file declaring a storage larger than
+    itself: refused before anything is allocated, naming the file (a MemoryError traceback before)."""
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zf.writestr("archive/data.pkl", _tensor_pickle(monkeypatch, (2**20, 2**20, 2**10), (0, 0, 0), 1))
+        zf.writestr("archive/data/0", b"\0" * 4)
+        zf.writestr("archive/version", "3\n")
+    with pytest.raises(LitePoseError, match=r"bomb\.pth: a tensor of shape \[1048576, 1048576, 1024\] reads its "
+                                            r"1-element storage more than once"):
+        read_torch_file(bomb)
+
+    legacy = tmp_path / "legacy-bomb.pth"
+    buf = io.BytesIO()
+    for obj in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+        pickle.dump(obj, buf, protocol=2)
+    buf.write(_tensor_pickle(monkeypatch, (4,), (1,), 2**40))
+    legacy.write_bytes(buf.getvalue())
+    with pytest.raises(LitePoseError, match=r"legacy-bomb\.pth: a storage of 1099511627776 elements cannot be in"):
+        read_torch_file(legacy)
+
+    fine = tmp_path / "fine.pth"          # the same writer, an honest tensor: read as written
+    with zipfile.ZipFile(fine, "w") as zf:
+        zf.writestr("archive/data.pkl", _tensor_pickle(monkeypatch, (2, 2), (2, 1), 4))
+        zf.writestr("archive/data/0", np.arange(4, dtype="<f4").tobytes())
+        zf.writestr("archive/version", "3\n")
+    assert read_torch_file(fine)["first.0.weight"].tolist() == [[0.0, 1.0], [2.0, 3.0]]
+
+
 @pytest.mark.needs_shared
 def test_truncated_and_foreign_files_fail_clearly(shared_dir, tmp_path):
     data = (shared_dir / "checkpoints" / "litepose-xs-crowdpose-random.pth").read_bytes()
