@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import (check_distinct, check_output_location, output_kind, probe_writable,
-                                 refuse_folder_name, staged_outputs, write_text_atomic)
+from python_ref.io_utils import (check_distinct, check_name_length, check_output_location, output_kind,
+                                 probe_writable, refuse_folder_name, staged_outputs, write_text_atomic)
 
 from .archs import load_arch, parse_input_size
 
@@ -33,6 +33,7 @@ def check_output_path(output: str | Path, suffix: str) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise LitePoseError(f"{out}: the folder {parent} does not exist")
+    check_name_length(out)
     if out.is_dir():
         raise LitePoseError(f"{out}: is a folder")
     if output_kind(out)[0] != "file":   # the model card and manifest go next to it

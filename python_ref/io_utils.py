@@ -75,12 +75,27 @@ def check_output_location(path: str | os.PathLike, what: str) -> None:
         return
     if kind == "special":
         return
+    check_name_length(path)
     if where.is_dir():
         raise LitePoseError(f"{path}: is a folder; give a file name")
     parent = where.parent if str(where.parent) else Path(".")
     if not parent.is_dir():
         raise LitePoseError(f"{path}: the folder {parent} does not exist")
     probe_writable(parent, what)
+
+
+def check_name_length(path: str | os.PathLike) -> None:
+    """An output file name longer than its folder's file system allows fails now, in one line (not as an
+    OSError from the first stat, or at the final rename after the work)."""
+    name = Path(path).name
+    parent = Path(path).parent if str(Path(path).parent) else Path(".")
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):   # no pathconf (Windows), no such folder: said elsewhere
+        return
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > limit:
+        raise LitePoseError(f"{path}: the file name is {size} bytes long, the file system allows {limit}")
 
 
 @contextlib.contextmanager
@@ -170,8 +185,11 @@ def _staging_file(path, kind: str, target) -> Path:
             raise LitePoseError(f"{path}: the folder {parent} does not exist")
     else:
         parent = Path(tempfile.gettempdir())
+    name = Path(path).name
+    if len(name.encode("utf-8", "surrogateescape")) > 120:   # a legal 250-byte name must not give an illegal temp name
+        name = name[:30]
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
         raise LitePoseError(f"{path}: cannot write {'here' if kind == 'file' else 'the staging file in ' + str(parent)}"
                             f" ({exc.strerror})") from None

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from converter.cli import _Group, main
 from python_ref.errors import LitePoseError
-from python_ref.io_utils import (atomic_path, check_distinct, images_in_folder, staged_outputs,
-                                 write_text_atomic)
+from python_ref.io_utils import (atomic_path, check_distinct, check_output_location, images_in_folder,
+                                 staged_outputs, write_text_atomic)
 from python_ref.keypoints import CROWDPOSE_JOINTS
 
 
@@ -756,6 +756,24 @@ def test_a_fifo_output_says_when_it_waits_for_a_reader_and_never_drops_bytes(tmp
         with pytest.raises(LitePoseError, match=r"sock: cannot write \(No such device or address\)"):
             write_text_atomic(tmp_path / "sock", "x")
     assert "waiting" not in capsys.readouterr().err
+
+
+def test_long_file_names_fail_early_or_work(tmp_path):
+    """The longest legal name works (its hidden staging name is shortened), a longer one fails in one line
+    before any work, for the convert output (and its card) and for other outputs alike."""
+    import os
+
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longest = tmp_path / ("m" * (limit - 5) + ".json")
+    write_text_atomic(longest, "{}")
+    with staged_outputs() as stage:
+        stage(tmp_path / ("o" * (limit - 4) + ".jpg"), b"jpeg")
+    assert sorted(len(p.name) for p in tmp_path.iterdir()) == [limit, limit]
+    too_long = tmp_path / ("m" * (limit - 4) + ".json")
+    with pytest.raises(LitePoseError, match=rf"the file name is {limit + 1} bytes long, the file system allows {limit}"):
+        check_output_location(too_long, "--json output")
+    r = invoke(["convert", "--checkpoint", tmp_path / "x.pth", "--output", tmp_path / ("m" * (limit - 6) + ".tflite")])
+    assert r.exit_code == 1 and f"allows {limit}" in _error_line(r) and "x.pth" not in _error_line(r)  # first
 
 
 def test_staged_outputs_put_devices_first_and_the_main_file_last(tmp_path):
