@@ -57,12 +57,38 @@ def load_image(path: str | os.PathLike, upright: bool = False) -> tuple[np.ndarr
         raise LitePoseError(f"{path}: not an image OpenCV can read (corrupt, truncated or unsupported format)")
     if bgr.dtype != np.uint8:  # IMREAD_COLOR already gives uint8; keep the guarantee explicit
         raise LitePoseError(f"{path}: decoded to {bgr.dtype}, expected 8-bit samples")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), jpeg_exif_orientation(data)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), exif_orientation(data)
 
 
 EXIF_ORIENTATIONS = {2: "mirrored", 3: "upside down", 4: "upside down and mirrored",
                      5: "on its side (mirrored)", 6: "on its side (turn 90° clockwise to view)",
                      7: "on its side (mirrored)", 8: "on its side (turn 90° anticlockwise to view)"}
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation of a JPEG (APP1), PNG (eXIf chunk) or WebP (EXIF chunk) file: the formats whose
+    orientation OpenCV applies when asked (`load_image(upright=True)`); 1 when absent or unreadable."""
+    if data[:2] == b"\xff\xd8":
+        return jpeg_exif_orientation(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos = 8
+        while pos + 8 <= len(data):
+            size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+            if kind == b"eXIf":
+                return _tiff_orientation(data[pos + 8:pos + 8 + size])
+            if kind in (b"IDAT", b"IEND"):      # eXIf must come before the image data
+                return 1
+            pos += 12 + size
+        return 1
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos = 12
+        while pos + 8 <= len(data):
+            kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+            if kind == b"EXIF":
+                payload = data[pos + 8:pos + 8 + size]
+                return _tiff_orientation(payload[6:] if payload[:6] == b"Exif\0\0" else payload)
+            pos += 8 + size + (size & 1)      # chunks are padded to an even size
+    return 1
 
 
 def jpeg_exif_orientation(data: bytes) -> int:

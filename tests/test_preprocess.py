@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from python_ref.errors import LitePoseError
-from python_ref.preprocess import (LETTERBOX_FILL_RGB, Letterbox, jpeg_exif_orientation, letterbox, load_image,
-                                   load_image_rgb, normalize_imagenet, official_input_size, official_resize)
+from python_ref.preprocess import (LETTERBOX_FILL_RGB, Letterbox, exif_orientation, jpeg_exif_orientation, letterbox,
+                                   load_image, load_image_rgb, normalize_imagenet, official_input_size,
+                                   official_resize)
 
 PARITY = ["litepose-auto-m-crowdpose-448", "litepose-l-coco-random", "litepose-s-crowdpose-random",
           "litepose-xs-crowdpose-random"]
@@ -181,6 +182,36 @@ def test_exif_orientation_is_read_and_applied_only_on_request(exif_jpeg, tmp_pat
     assert orientation == 6 and as_stored.shape == (30, 20, 3)
     assert np.array_equal(upright, np.rot90(as_stored, k=-1))                   # 6: turn 90 degrees clockwise
     assert np.array_equal(load_image_rgb(path), as_stored)                      # the official decoding
+
+
+def _tiff_with_orientation(value: int) -> bytes:
+    ifd = (1).to_bytes(2, "little") + (0x0112).to_bytes(2, "little") + (3).to_bytes(2, "little") \
+        + (1).to_bytes(4, "little") + value.to_bytes(2, "little") + b"\0\0" + (0).to_bytes(4, "little")
+    return b"II" + (42).to_bytes(2, "little") + (8).to_bytes(4, "little") + ifd
+
+
+def test_png_and_webp_exif_orientation_is_read_too(tmp_path):
+    """Phones and editors also write PNG (eXIf chunk) and WebP (EXIF chunk) with an orientation, and OpenCV
+    applies it when asked: predict warns about those files as about JPEGs, and --exif-rotate turns them."""
+    import zlib
+
+    stored = np.random.default_rng(1).integers(0, 256, (30, 20, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", stored)[1].tobytes()
+    tiff = _tiff_with_orientation(6)
+    chunk = len(tiff).to_bytes(4, "big") + b"eXIf" + tiff + zlib.crc32(b"eXIf" + tiff).to_bytes(4, "big")
+    ihdr_end = 8 + 12 + int.from_bytes(png[8:12], "big")
+    path = tmp_path / "rotated.png"
+    path.write_bytes(png[:ihdr_end] + chunk + png[ihdr_end:])
+    as_stored, orientation = load_image(path)
+    assert orientation == 6 and np.array_equal(as_stored, stored[..., ::-1])     # BGR written, RGB read
+    assert np.array_equal(load_image(path, upright=True)[0], np.rot90(as_stored, k=-1))
+    assert exif_orientation(png) == 1
+
+    webp = cv2.imencode(".webp", stored)[1].tobytes()
+    payload = b"Exif\0\0" + tiff + b"\0"                     # odd size: the chunk gets a padding byte
+    body = webp[12:] + b"EXIF" + len(payload).to_bytes(4, "little") + payload + b"\0"
+    assert exif_orientation(b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body) == 6
+    assert exif_orientation(webp) == 1
 
 
 # ---- letterbox ------------------------------------------------------------------------------------
