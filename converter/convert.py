@@ -25,6 +25,57 @@ def log(msg: str) -> None:
     print(f"[litepose] {msg}", file=sys.stderr, flush=True)
 
 
+# Peak memory of a conversion: about a base plus factors times the float network's activations of one image
+# (float32 bytes), measured with /usr/bin/time on LitePose-M (session 15): fp32 7.7 GB at 1024x1024 (4.8 GB of
+# activations); int8 (which measures every tensor) 4.0 / 4.1 / 4.6 GB at 448x448 (0.9 GB) with 2 / 4 / 24
+# calibration images and 15.1 GB at 1024x1024 with 2.
+CONVERT_BASE_BYTES = 1.4e9
+CONVERT_ACTIVATION_FACTOR = {"fp32": 1.4, "fp16": 1.4, "dynamic": 1.4, "int8": 2.8}
+CONVERT_PER_CALIBRATION_IMAGE = 0.03
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process can still take: MemAvailable, within a cgroup (container) limit if there is one;
+    None where the system does not say (not Linux)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemAvailable:")))
+        available *= 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def check_conversion_memory(model, precision: str, input_hw, log=None, available: int | None = None,
+                            calibration_images: int = 0) -> float:
+    """The estimated peak memory of converting `model` (bytes); refused in one line when it exceeds what is
+    available, before the slow work (a 4096x4096 conversion was killed by the kernel at 20 GB, taking down
+    whatever else ran), and a warning when it is close."""
+    from .macs import activation_elements
+
+    factor = CONVERT_ACTIVATION_FACTOR[precision] + CONVERT_PER_CALIBRATION_IMAGE * calibration_images
+    need = CONVERT_BASE_BYTES + factor * 4 * activation_elements(model)
+    available = available_memory_bytes() if available is None else available
+    if available is None:
+        return need
+    h, w = input_hw
+    if need > available:
+        raise LitePoseError(f"--input-size {h}x{w}: a {precision} conversion at this size needs about "
+                            f"{need / 1e9:.1f} GB of memory, and {available / 1e9:.1f} GB are available; choose a "
+                            "smaller --input-size (the memory grows with H x W)")
+    if need > 0.7 * available and log is not None:
+        log(f"warning: a {precision} conversion at {h}x{w} needs about {need / 1e9:.1f} GB of memory, "
+            f"{available / 1e9:.1f} GB are available")
+    return need
+
+
 def check_output_path(output: str | Path, suffix: str) -> Path:
     refuse_folder_name(output)   # before Path() drops the slash
     out = Path(output)
@@ -217,6 +268,11 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
 
     if precision not in PRECISIONS:
         raise LitePoseError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    for option, value in (("--checkpoint", checkpoint), ("--output", output), ("--arch", arch),
+                          ("--input-size", input_size), ("--keras", keras_path),
+                          ("--calib-annotations", calib_annotations)):
+        if value is not None and not str(value).strip():
+            raise LitePoseError(f"{option}: an empty value (an unset shell variable?)")
     out_path = check_output_path(output, ".tflite")
     if keras_path:
         check_output_path(keras_path, ".keras")
@@ -255,7 +311,7 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
                             "only (float models keep the split form: float GEMMs gain nothing from it)")
     if arch is not None:
         load_arch(arch)  # fail on a bad --arch before the slow work
-    input_hw = parse_input_size(input_size) if input_size else None
+    input_hw = parse_input_size(input_size) if input_size is not None else None
     for path, what in ((card_path_for(out_path), "the model card"), (out_path.parent / "manifest.json", "the manifest")):
         if path.is_dir():
             raise LitePoseError(f"{path}: is a folder, where {what} of {out_path.name} goes")
@@ -282,6 +338,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         f"in {time.perf_counter() - t0:.1f} s")
     for warning in info["warnings"]:
         log(f"warning: {warning}")
+    check_conversion_memory(model, precision, input_hw, log,
+                            calibration_images=min(calib_count, len(calib_candidates or [])))
 
     calib_manifest = None
     representative = None

@@ -106,3 +106,13 @@ def count_cost(model) -> ModelCost:
         p, c, k = layer_cost(layer)
         paper, correct, conv = paper + p, correct + c, conv + k
     return ModelCost(count_params(model), paper, correct, conv)
+
+
+def activation_elements(model) -> int:
+    """Elements of every layer output for one image: what the conversion's memory grows with (calibration and
+    range measurement keep every activation of a float pass)."""
+    total = 0
+    for layer in model.layers:
+        for out in layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]:
+            total += _numel(out.shape[1:])
+    return total

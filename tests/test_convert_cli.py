@@ -82,7 +82,7 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
                                   "arch_img_size", "truncated_zip", "truncated_legacy", "foreign_manifest",
                                   "calib_count_for_float", "empty_calib_folder_name",
                                   "bias_correction_for_float", "card_is_folder", "depthwise_form_for_float",
-                                  "depthwise_form_for_plain_graph"])
+                                  "depthwise_form_for_plain_graph", "empty_input_size", "empty_checkpoint"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -156,6 +156,10 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         extra = ["--precision", "int8", "--calib-images", str(xs_ckpt.parent.parent / "data" / "coco" / "images"),
                  "--graph", "plain", "--depthwise-form", "blocked"]
         expect = ["--depthwise-form blocked", "deploy graph only"]
+    elif case == "empty_input_size":     # used to fall back to the default size without a word
+        extra, expect = ["--input-size", ""], ["--input-size: an empty value"]
+    elif case == "empty_checkpoint":
+        ckpt, expect = "", ["--checkpoint: an empty value"]
     elif case == "empty_calib_folder_name":
         extra, expect = ["--precision", "int8", "--calib-images", ""], ["empty folder name"]
     elif case == "card_is_folder":   # checked before the conversion, not after it
@@ -172,6 +176,27 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     _assert_one_line_error(result, *expect)
     after = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
     assert after == before, f"left files behind: {set(after) - set(before)}"
+
+
+@pytest.mark.needs_shared
+def test_a_conversion_that_needs_more_memory_than_there_is_is_refused_before_the_work(xs_ckpt, tmp_path,
+                                                                                       monkeypatch):
+    """The kernel's out-of-memory killer gives no message and may kill other programs: refused in one line."""
+    import converter.convert as convert
+
+    monkeypatch.setattr(convert, "available_memory_bytes", lambda: int(1.5e9))
+    out = tmp_path / "m.tflite"
+    result = invoke(["convert", "--checkpoint", str(xs_ckpt), "--output", str(out), "--input-size", "1024x1024"])
+    _assert_one_line_error(result, "--input-size 1024x1024", "needs about", "1.5 GB are available")
+    assert list(tmp_path.iterdir()) == []
+    # the estimate grows with the activations: the same network at 4x the pixels needs more than 2x the memory
+    from converter.checkpoint import build_keras_from_checkpoint
+
+    small, _ = build_keras_from_checkpoint(xs_ckpt, input_hw=(256, 256))
+    large, _ = build_keras_from_checkpoint(xs_ckpt, input_hw=(512, 512))
+    need = {hw: convert.check_conversion_memory(m, "int8", hw, available=int(1e15))
+            for hw, m in (((256, 256), small), ((512, 512), large))}
+    assert need[(512, 512)] - convert.CONVERT_BASE_BYTES > 3.9 * (need[(256, 256)] - convert.CONVERT_BASE_BYTES)
 
 
 @pytest.mark.needs_shared
