@@ -159,6 +159,7 @@ def manifest_with_entry(model_path: Path, card: dict, extra: dict | None = None)
         "file": model_path.name, "sha256": card["sha256"], "size_bytes": card["size_bytes"],
         "variant": card["variant"], "precision": card["precision"], "input_size": card["input_size"],
         "joints": card["joints"], "input_dtype": card["inputs"]["image"]["dtype"],
+        "output_dtype": ((card.get("outputs") or {}).get("heatmaps_s4") or {}).get("dtype"),
         "checkpoint_sha256": card.get("checkpoint_sha256"),
         "accuracy": card.get("accuracy") or (old.get("accuracy") if same_build else None),
         "latency": card.get("latency") or (old.get("latency") if same_build else None),

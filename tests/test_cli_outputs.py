@@ -628,6 +628,7 @@ def test_reconverting_the_same_build_keeps_its_recorded_accuracy(tmp_path):
     entry = json.loads(update_manifest(model, {**card, "sha256": "b" * 64}).read_text())["models"][0]
     assert entry["accuracy"] is None and entry["latency"] is None  # another build: old numbers do not apply
     assert "depthwise_form" not in entry                                # not an int8 deploy build
+    assert entry["output_dtype"] is None                                # a card without outputs (made up here)
     blocked = {**card, "precision": "int8", "rewrites": {"depthwise_form": {"form": "blocked", "chosen_by": "auto"}}}
     entry = json.loads(update_manifest(model, blocked).read_text())["models"][0]
     assert entry["depthwise_form"] == "blocked"    # the Android build leaves such files (x86 hosts only) out

@@ -68,6 +68,7 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
         assert set(built["cpu_features"]) == flags & set(FLOAT_KERNEL_FEATURES)
     manifest = json.loads((out.parent / "manifest.json").read_text())
     assert [m["file"] for m in manifest["models"]] == ["xs.tflite"]
+    assert (manifest["models"][0]["input_dtype"], manifest["models"][0]["output_dtype"]) == ("float32", "float32")
     assert sorted(p.name for p in out.parent.iterdir()) == ["manifest.json", "xs.json", "xs.keras", "xs.tflite"]
     keras_model = tf.keras.models.load_model(out.parent / "xs.keras")   # the float network, loadable as is
     assert tuple(keras_model.input_shape[1:]) == (128, 192, 3) and len(keras_model.outputs) == 3
