@@ -33,7 +33,12 @@ def log(msg: str) -> None:
 
 
 def _schema():
-    from tensorflow.lite.python import schema_py_generated as schema  # the TFLite FlatBuffer object API
+    """The TFLite FlatBuffer object API: ai-edge-litert ships it, so profiling needs no TensorFlow (a device
+    install has none); TensorFlow's copy where only tflite-runtime is installed."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as schema
 
     return schema
 

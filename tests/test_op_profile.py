@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from converter.cli import main
+from converter.op_profile import read_model
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,25 @@ def test_profile_reports_every_op_once_and_sums_by_op_type(small_int8_model, tmp
     assert report["sum_of_ops_ms"] == pytest.approx(sum(o["ms"] for o in counted), abs=1e-3)
     text = (tmp_path / "p.md").read_text()
     assert "| SPACE_TO_DEPTH | 1 |" in text and "| PAD | 1 |" in text and "1 PAD(s) read only by a convolution" in text
+
+
+def test_profile_runs_on_a_device_install_without_tensorflow(small_int8_model, tmp_path, repo_dir):
+    """A device (pip install ., no TensorFlow) profiles its models too: the FlatBuffer API comes from
+    ai-edge-litert. A fresh interpreter in which importing TensorFlow fails."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "small.tflite"
+    model.write_bytes(small_int8_model)
+    code = ("import sys, json; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+            "from click.testing import CliRunner\nfrom converter.cli import main\n"
+            f"r = CliRunner().invoke(main, ['profile', {str(model)!r}, '--runs', '1', '--json', {str(tmp_path / 'p.json')!r}])\n"
+            "print(json.dumps({'exit': r.exit_code, 'output': r.output[-500:]}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_dir, capture_output=True, text=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["exit"] == 0, result["output"]
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert len(report["ops"]) == len(read_model(small_int8_model).subgraphs[0].operators)
 
 
 def test_profile_of_an_fp16_file_times_each_op_with_constant_weights(small_fp16_model, tmp_path):
