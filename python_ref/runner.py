@@ -71,6 +71,19 @@ def _check_tflite_runtime_numpy() -> None:
         raise LitePoseError(f"tflite-runtime {version} is built for numpy 1, and numpy {np.__version__} is installed: "
                             "pip install 'numpy<2' (or pip install ai-edge-litert, where it has a wheel)")
 
+def _looks_like_torch_checkpoint(content: bytes) -> bool:
+    """A torch.save file: a zip holding `data.pkl`, or a legacy pickle stream (protocol 2+)."""
+    if content[:4] == b"PK\x03\x04":
+        import io
+        import zipfile
+
+        try:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in zipfile.ZipFile(io.BytesIO(content)).namelist())
+        except zipfile.BadZipFile:
+            return False
+    return content[:1] == b"\x80" and content[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+
+
 def _quant_params(detail: dict) -> tuple[float, int]:
     """(scale, zero_point) of a tensor; per-axis quantisation is not allowed on model I/O."""
     qp = detail.get("quantization_parameters") or {}
@@ -116,6 +129,10 @@ class TFLiteRunner:
         # A .tflite file is a FlatBuffer with the identifier "TFL3" at bytes 4..8; checking it first turns
         # an HTML page or a truncated download into a clear message instead of a native error.
         if len(content) < 8 or content[4:8] != b"TFL3":
+            if _looks_like_torch_checkpoint(content):
+                raise LitePoseError(f"{path}: a PyTorch checkpoint, not a .tflite model: convert it first (litepose "
+                                    "convert --checkpoint ...), or give it as --checkpoint to predict or as "
+                                    "--reference to validate, which need TensorFlow (pip install '.[convert]')")
             raise LitePoseError(f"{path}: not a TFLite model (no TFL3 FlatBuffer identifier; "
                                 f"an HTML page or a truncated download?)")
         try:

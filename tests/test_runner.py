@@ -226,6 +226,26 @@ def test_missing_or_corrupt_model_is_a_user_error(tmp_path, content):
     assert str(path) in str(err.value)
 
 
+def test_a_checkpoint_given_as_the_model_says_what_to_do(tmp_path):
+    import pickle
+    import zipfile
+
+    zipped = tmp_path / "weights.pth"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({}, protocol=2))
+    legacy = tmp_path / "weights-legacy.pth"
+    legacy.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
+    for path in (zipped, legacy):
+        with pytest.raises(LitePoseError, match="a PyTorch checkpoint, not a .tflite model: convert it first") as err:
+            TFLiteRunner(path)
+        assert str(path) in str(err.value) and "--checkpoint" in str(err.value)
+    other_zip = tmp_path / "photos.zip"               # a zip that is no checkpoint keeps the plain message
+    with zipfile.ZipFile(other_zip, "w") as zf:
+        zf.writestr("a.jpg", b"x")
+    with pytest.raises(LitePoseError, match="not a TFLite model"):
+        TFLiteRunner(other_zip)
+
+
 def test_truncated_real_model_is_a_user_error(tiny_models, tmp_path):
     _, paths = tiny_models
     data = Path(paths["fp32"]).read_bytes()
