@@ -24,9 +24,8 @@ from pathlib import Path
 
 import click
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from .decoder import FastDecoderParams, OfficialDecoderParams, decode_fast, decode_official
+from .decoder import FastDecoderParams, OfficialDecoderParams, decode_fast, decode_official, linear_sum_assignment
 from .errors import LitePoseError
 from .io_utils import atomic_path, check_distinct, check_output_location, check_stdout
 from .keypoints import CROWDPOSE_JOINTS, dataset_for_joints

@@ -23,13 +23,20 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .errors import LitePoseError
 from .keypoints import joint_order_for
 
 F32 = np.float32
 OUTPUT_NAMES = ("heatmaps_s4", "tags_s4", "heatmaps_s2")
+
+
+def linear_sum_assignment(cost):
+    """SciPy's Hungarian solver, imported on first use: importing scipy.optimize takes about a second, which
+    every `litepose` command (even --help) paid at start."""
+    from scipy.optimize import linear_sum_assignment as solve
+
+    return solve(cost)
 
 
 # ----------------------------------------------------------------------------------------------

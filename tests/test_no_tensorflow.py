@@ -42,6 +42,14 @@ def test_cli_start_imports_no_tensorflow(repo_dir):
     assert found["heavy"] == [], f"importing converter.cli pulled in {found['heavy']}"
 
 
+def test_cli_start_imports_no_scipy(repo_dir):
+    """SciPy (for the Hungarian matching) takes about a second to import: the decoder imports it on first
+    use, so `litepose --help`, `evaluate` or an error message do not wait for it."""
+    found = _probe(repo_dir, "python_ref",
+                   extra="import converter.cli\nassert 'scipy' not in sys.modules, 'scipy imported at start'")
+    assert "python_ref.decoder" in found["modules"]
+
+
 def test_python_ref_never_imports_converter(repo_dir):
     """The layering: converter may use python_ref, never the reverse (not even lazily inside a function),
     so python_ref runs where only numpy, OpenCV and LiteRT are installed."""
