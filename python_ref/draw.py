@@ -22,8 +22,12 @@ def person_colours(n: int) -> list[tuple[int, int, int]]:
     return colours
 
 
+_FAR = 1e6   # joints farther off the image than this are drawn at this distance (cv2 takes 32-bit points)
+
+
 def _fixed(x: float, y: float) -> tuple[int, int]:
     # poses use the corner convention (pixel u covers [u, u+1)); cv2 draws at pixel centres
+    x, y = min(max(x, -_FAR), _FAR), min(max(y, -_FAR), _FAR)
     return int(round((x - 0.5) * (1 << _SHIFT))), int(round((y - 0.5) * (1 << _SHIFT)))
 
 
@@ -35,11 +39,22 @@ def draw_poses(image_rgb: np.ndarray, poses: np.ndarray, scores: np.ndarray, ske
     `min_joint_score` (undetected joints have score 0); `skeleton` is a list of (joint a, joint b) pairs.
     People are drawn lowest score first, so the most confident person ends on top.
     """
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ValueError(f"draw_poses: expected a uint8 RGB image (H, W, 3), got {image_rgb.dtype} "
+                         f"{image_rgb.shape}")
     canvas = np.ascontiguousarray(image_rgb.copy())
     poses = np.asarray(poses, np.float64)
     scores = np.asarray(scores, np.float64)
     if poses.size == 0:
         return canvas
+    if poses.ndim != 3 or poses.shape[2] != 3 or scores.shape != poses.shape[:1]:
+        raise ValueError(f"draw_poses: expected poses (P, J, 3) and scores (P,), got {poses.shape} and {scores.shape}")
+    joints = poses.shape[1]
+    beyond = sorted({j for edge in skeleton for j in edge if not 0 <= j < joints})
+    if beyond:
+        raise ValueError(f"draw_poses: the skeleton joins joints {beyond}, the poses have {joints} joints "
+                         "(a skeleton of another dataset?)")
     h, w = canvas.shape[:2]
     thickness = max(1, int(round(min(h, w) / 240)))
     radius = thickness + 1
@@ -50,7 +65,7 @@ def draw_poses(image_rgb: np.ndarray, poses: np.ndarray, scores: np.ndarray, ske
         pose, colour = poses[p], colours[p]
         visible = np.isfinite(pose).all(axis=1) & (pose[:, 2] > min_joint_score)
         for a, b in skeleton:
-            if a < len(pose) and b < len(pose) and visible[a] and visible[b]:
+            if visible[a] and visible[b]:
                 cv2.line(canvas, _fixed(*pose[a, :2]), _fixed(*pose[b, :2]), colour, thickness, cv2.LINE_AA, _SHIFT)
         for j in np.flatnonzero(visible):
             centre = _fixed(*pose[j, :2])

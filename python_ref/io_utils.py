@@ -325,7 +325,7 @@ def read_user_file(path: str | os.PathLike, what: str) -> bytes:
     except FileNotFoundError:
         raise LitePoseError(f"{path}: no such {what} file") from None
     except IsADirectoryError:
-        raise LitePoseError(f"{path}: is a folder, not a {what} file") from None
+        raise LitePoseError(f"{path}: is a folder, not {'an' if what[:1] in 'aeiou' else 'a'} {what} file") from None
     except OSError as exc:
         raise LitePoseError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
 

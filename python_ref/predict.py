@@ -126,8 +126,14 @@ def predict_image(model, image_rgb: np.ndarray, mode: str | None = None, flip: b
     from . import decoder, keypoints
 
     mode, flip = _mode_and_flip(model, mode, flip)
-    shape = getattr(image_rgb, "shape", None)
-    if shape is None or len(shape) != 3 or shape[2] != 3 or 0 in shape[:2]:
+    if not isinstance(image_rgb, np.ndarray):
+        raise ValueError(f"{source}: expected a uint8 RGB image (numpy array), got a {type(image_rgb).__name__}; "
+                         "load_image_rgb(path) reads one from a file")
+    if image_rgb.dtype != np.uint8:
+        raise ValueError(f"{source}: expected a uint8 RGB image, got {image_rgb.dtype} (0..255 pixels as uint8: "
+                         "load_image_rgb(path) reads one from a file)")
+    shape = image_rgb.shape
+    if len(shape) != 3 or shape[2] != 3 or 0 in shape[:2]:
         raise ValueError(f"{source}: expected an RGB image of shape (H, W, 3), got {shape}; load_image_rgb "
                          "gives one from any file (grayscale and RGBA included)")
     try:

@@ -120,6 +120,16 @@ def test_deployed_pipeline_maps_poses_back_to_image_pixels(noise_image, mode, fl
         assert joint_err[others].max() < 1.5 / 0.4, joint_err
 
 
+def test_predict_image_names_what_it_got_instead_of_an_image(noise_image):
+    net = FakeNetwork(_two_people_in_image(), tags=[-2.0, 3.0], input_hw=(256, 256))
+    for bad, says in (("photo.jpg", "got a str"), (None, "got a NoneType"),
+                      (noise_image.astype(np.int8), "got int8"), (noise_image / 255.0, "got float64"),
+                      (noise_image[..., :2], r"shape \(H, W, 3\), got \(480, 640, 2\)")):
+        with pytest.raises(ValueError, match=f"frame 7: expected .*{says}"):
+            predict_image(net, bad, "fast", False, source="frame 7")
+    assert net.inputs == []                      # refused before the network ran
+
+
 def test_official_pipeline_uses_the_official_affine(noise_image):
     """Checkpoint route geometry: official_resize at 256 -> input 256 x 384 (w x h = 384 x 256)."""
     people_img = _two_people_in_image()
@@ -222,6 +232,19 @@ def test_draw_poses_one_colour_per_person_and_thresholds():
     assert out[340:361, 120:161].max() == 0  # no dot, no limb to the undetected joint 5
     assert out[380:421, 480:621].max() == 0  # person 2 is below the person threshold
     assert out[150:250].max() == 0 and out[:, 300:].max() == 0  # nothing anywhere else
+
+
+def test_draw_poses_refuses_what_it_cannot_draw_and_keeps_far_joints_drawable():
+    img = np.zeros((40, 60, 3), np.uint8)
+    poses = np.zeros((1, J, 3), np.float32)
+    poses[0, 0] = (10.5, 10.5, 0.9)
+    poses[0, 1] = (1e12, -1e12, 0.9)          # a joint far off the picture: cv2 takes 32-bit points only
+    out = draw_poses(img, poses, np.array([0.9]), skeleton=[(0, 1)])
+    assert out.dtype == np.uint8 and out[10, 10].max() > 0 and out.max() > 0
+    with pytest.raises(ValueError, match=r"skeleton joins joints \[14, 16\], the poses have 14 joints"):
+        draw_poses(img, poses, np.array([0.9]), skeleton=[(0, 14), (1, 16)])     # COCO edges on CrowdPose poses
+    with pytest.raises(ValueError, match="expected a uint8 RGB image"):
+        draw_poses(img.astype(np.float32), poses, np.array([0.9]), skeleton=[])
 
 
 # ---- CLI -----------------------------------------------------------------------------------------
