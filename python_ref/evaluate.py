@@ -174,6 +174,9 @@ def _read_stdin(what: str) -> bytes:
 
 def _read_json(path: str | os.PathLike, what: str):
     data = _read_stdin(what) if str(path) == STDIN_NAME else read_user_file(path, what)
+    if not data.strip():
+        raise LitePoseError(f"{path}: empty, no {what}" + (" (did the command before the pipe fail?)"
+                                                           if str(path) == STDIN_NAME else ""))
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -38,7 +38,12 @@ class UnusableImage(LitePoseError):
 
 
 class DeployedModel:
-    """A `.tflite` file following the model I/O contract, fed letterboxed uint8 RGB."""
+    """A `.tflite` file following the model I/O contract, fed letterboxed uint8 RGB (`predict_image`).
+
+    `num_joints` (14 CrowdPose, 17 COCO), `runner.input_hw` (H, W) and `description` say what it is;
+    `warnings` lists what a caller should tell its user (e.g. the file differs from its model card: damaged or
+    replaced after conversion); the `litepose` commands print them, library code should too.
+    """
 
     default_mode, default_flip = "fast", False
 

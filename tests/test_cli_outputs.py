@@ -537,6 +537,9 @@ def test_evaluate_reads_results_from_stdin_and_writes_metrics_to_stdout(tmp_path
     assert metrics["AP"] == pytest.approx(1.0) and "metric" in r.stderr and "AP " in r.stderr
     r = CliRunner().invoke(main, ["evaluate", "--annotations", str(gt), "--results", "-"], input="[{]")
     assert r.exit_code == 1 and _error_line(r).startswith("Error: <stdin>: not a JSON results file")
+    r = CliRunner().invoke(main, ["evaluate", "--annotations", str(gt), "--results", "-"], input="")   # predict failed
+    assert r.exit_code == 1 and _error_line(r) == ("Error: <stdin>: empty, no results (did the command before the "
+                                                   "pipe fail?)")
     import python_ref.evaluate as ev
 
     for stdin, says in ((None, "standard input is closed"), (_Terminal(), "standard input is a terminal")):
