@@ -27,7 +27,8 @@ def main():
     from python_ref.errors import LitePoseError
     from python_ref.io_utils import write_text_atomic
     from converter.bench import interleaved_times_ms
-    from python_ref.runner import _first_line, _interpreter_class
+    from python_ref.errors import first_line
+    from python_ref.runner import _interpreter_class
 
     Interpreter = _interpreter_class()
     if not Path(args.out).resolve().parent.is_dir():
@@ -44,7 +45,7 @@ def main():
                     it = Interpreter(model_path=path, num_threads=th)
                     it.allocate_tensors()
                 except (ValueError, RuntimeError) as e:
-                    raise LitePoseError(f"{path}: not a loadable .tflite model ({_first_line(e)})") from None
+                    raise LitePoseError(f"{path}: not a loadable .tflite model ({first_line(e)})") from None
                 d = it.get_input_details()[0]
                 it.set_tensor(d["index"], np.random.default_rng(0).integers(0, 255, d["shape"]).astype(d["dtype"]))
                 it.invoke()  # warm-up
@@ -62,7 +63,7 @@ def main():
     try:
         write_text_atomic(args.out, json.dumps(result, indent=1))
     except (LitePoseError, OSError) as e:
-        sys.exit(f"Error: {_first_line(e)}")
+        sys.exit(f"Error: {first_line(e)}")
     for row in result["latency_ms"]:
         print(f"{row['model']:>10s} {row['threads']}T  median {row['median']:7.1f} ms  min {row['min']:7.1f} ms")
 
