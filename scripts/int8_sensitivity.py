@@ -90,7 +90,7 @@ def run_graph(model, x, rounded: set, grids: dict, on_grid=None, value=np.asarra
         if isinstance(model.output, dict) else [vals[id(t)] for t in model.outputs]
 
 
-def rebuilt_deploy_graph(checkpoint: str, input_size: str, calib_images: str, calib_count: int = 100,
+def rebuilt_deploy_graph(checkpoint: str, input_size: str, calib_images, calib_count: int = 100,
                          centre_sums: bool = True):
     """The float deploy graph exactly as `litepose convert` builds it for int8 from this calibration folder
     (same equalisation scales, same centred biases); returns (graph, input hw, calibration set)."""
@@ -114,7 +114,9 @@ def model_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--model", required=True, help="the int8 .tflite built by litepose convert")
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--input-size", default="448x448")
-    ap.add_argument("--calib-images", required=True, help="the calibration folder the model was built with")
+    ap.add_argument("--calib-images", required=True, action="append",
+                    help="the calibration folder(s) the model was built with (the option again for each, in the "
+                    "order convert got them)")
     ap.add_argument("--calib-count", type=int, default=100)
     ap.add_argument("--images", required=True, help="evaluation images (held out from calibration)")
     return ap
