@@ -174,11 +174,11 @@ def _median_ms(content: bytes, threads: int, runs: int) -> float:
 def profile_ops(path: str | Path, threads: int = 1, runs: int = 9) -> dict:
     """Per-op medians (ms) of `path` on the LiteRT default CPU path, and the whole model's median."""
     content = read_user_file(path, "model")
-    try:     # the whole model first: a damaged file that still parses fails here, in one line
+    model = read_model(content, str(path))
+    try:     # the whole model before its ops: a damaged file that still parses fails here, in one line
         whole_ms = _median_ms(content, threads, runs)
     except (ValueError, RuntimeError, IndexError) as exc:
         raise LitePoseError(f"{path}: LiteRT cannot run this model ({first_line(exc)})") from None
-    model = read_model(content, str(path))
     graph = model.subgraphs[0]
     count = len(graph.operators)
     folded, at_load = pads_folded_into_convs(model), weight_dequantizes(model)
