@@ -37,12 +37,6 @@ def _failing_extra(exc: ImportError) -> str | None:
     return next((top for top in _EXTRAS if top in parts[:-1] or parts[-1] == f"{top}.py"), None)
 
 
-def _broken_extra_message(ctx, top: str, exc: ImportError) -> str:
-    command = ctx.invoked_subcommand or "this command"
-    return (f"`litepose {command}` needs {top}, which is installed but fails to import ({first_line(exc)}); "
-            f"reinstall it with pip install --force-reinstall -r requirements.txt, or in a fresh virtual environment")
-
-
 class _Group(click.Group):
     """One-line `Error: ...` for user errors (LitePoseError, usage errors, a missing optional package)."""
 
@@ -51,23 +45,21 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except LitePoseError as exc:
             raise click.ClickException(str(exc)) from None
-        except ModuleNotFoundError as exc:
-            top = (exc.name or "").split(".")[0]
-            if top not in _EXTRAS:
-                top = _failing_extra(exc)
-                if top is None:
-                    raise
-                raise click.ClickException(_broken_extra_message(ctx, top, exc)) from None
+        except ImportError as exc:
             command = ctx.invoked_subcommand or "this command"
-            raise click.ClickException(
-                f"`litepose {command}` needs {top}, which is not installed here; install it with "
-                f"pip install 'litepose-edge[{_EXTRAS[top]}]' (in a checkout: pip install '.[{_EXTRAS[top]}]' or "
-                "pip install -r requirements.txt)") from None
-        except ImportError as exc:      # installed but broken (e.g. built against another numpy)
-            top = _failing_extra(exc)
+            top = (exc.name or "").split(".")[0]
+            if isinstance(exc, ModuleNotFoundError) and top in _EXTRAS:
+                raise click.ClickException(
+                    f"`litepose {command}` needs {top}, which is not installed here; install it with "
+                    f"pip install 'litepose-edge[{_EXTRAS[top]}]' (in a checkout: pip install '.[{_EXTRAS[top]}]' "
+                    "or pip install -r requirements.txt)") from None
+            top = _failing_extra(exc)     # installed but broken (built against another numpy, a missing dependency)
             if top is None:
                 raise
-            raise click.ClickException(_broken_extra_message(ctx, top, exc)) from None
+            raise click.ClickException(
+                f"`litepose {command}` needs {top}, which is installed but fails to import ({first_line(exc)}); "
+                "reinstall it with pip install --force-reinstall -r requirements.txt, or in a fresh virtual "
+                "environment") from None
         except KeyboardInterrupt:
             click.echo("Interrupted", err=True)
             sys.exit(130)

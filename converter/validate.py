@@ -583,9 +583,9 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     card = _read_card(card_path, warn)
     manifest = _manifest_to_update(Path(model), model_sha, card, card_path) if update_manifest else None
     if card is not None:
-        from python_ref.predict import card_mismatch
+        from python_ref.predict import card_sha_mismatch
 
-        for msg in card_mismatch(model, model_sha):
+        for msg in card_sha_mismatch(model, card, card_path.name, model_sha):
             warn(msg + " (the calibration overlap is checked against that card)")
     try:
         calib = calibration_hashes(card)

@@ -80,23 +80,29 @@ class DeployedModel:
         return self.runner(net_input)
 
 
-def card_mismatch(path, sha256: str | None = None) -> list[str]:
-    """A warning when the model card next to a .tflite records another sha256 than the file's (`sha256`, when
-    the caller has it): a damaged or replaced file still runs and quietly finds nobody, so say so first."""
-    import hashlib
-
+def card_mismatch(path) -> list[str]:
+    """A warning when the model card next to a .tflite records another sha256 than the file's: a damaged or
+    replaced file still runs and quietly finds nobody, so say so first."""
     card_path = Path(path).with_suffix(".json")
     try:
         card = json.loads(card_path.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return []
+    return card_sha_mismatch(path, card, card_path.name)
+
+
+def card_sha_mismatch(path, card, card_name: str, sha256: str | None = None) -> list[str]:
+    """`card_mismatch` for a card already read (`card_name`: its file name, for the message; `sha256`: the
+    file's, when the caller has it)."""
+    import hashlib
+
     recorded = card.get("sha256") if isinstance(card, dict) else None
     if not isinstance(recorded, str) or not isinstance(card.get("precision"), str):
         return []  # not a model card
     actual = sha256 or hashlib.sha256(Path(path).read_bytes()).hexdigest()
     if actual == recorded:
         return []
-    return [f"{path}: sha256 {actual[:12]} differs from its model card {card_path.name} ({recorded[:12]}): "
+    return [f"{path}: sha256 {actual[:12]} differs from its model card {card_name} ({recorded[:12]}): "
             "the file was changed or damaged after conversion, or the card belongs to another build"]
 
 
@@ -292,16 +298,21 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
     # (memory stays flat), and all are put in place only once every image went through, the JSON last, so a
     # failure (a bad image, a full disk, Ctrl-C) leaves none behind and a reader of the JSON finds the overlays
     # there. Standard output comes after the files.
+    def skip(exc: LitePoseError) -> None:
+        """`--skip-unreadable`: leave the image out with a line; otherwise the error stops the run."""
+        nonlocal skipped
+        if not skip_unreadable:
+            raise exc
+        skipped += 1
+        progress(f"[{i}/{len(images)}] skipped: {exc}")
+
     with staged_outputs() as stage:
         for i, (image, overlay_path) in enumerate(zip(images, overlay_paths), 1):
             start = time.perf_counter()
             try:
                 rgb, orientation = load_image(image, upright=exif_rotate)
             except LitePoseError as exc:
-                if not skip_unreadable:
-                    raise
-                skipped += 1
-                progress(f"[{i}/{len(images)}] skipped: {exc}")
+                skip(exc)
                 continue
             if orientation != 1 and not exif_rotate:
                 progress(f"warning: {image}: EXIF orientation {orientation}, stored {EXIF_ORIENTATIONS[orientation]}: "
@@ -314,10 +325,7 @@ def _predict_all(model, images, json_path, mode, flip, overlay_paths, skeleton, 
             try:
                 poses, scores = predict_image(model, rgb, mode, flip, source=image)
             except UnusableImage as exc:
-                if not skip_unreadable:
-                    raise
-                skipped += 1
-                progress(f"[{i}/{len(images)}] skipped: {exc}")
+                skip(exc)
                 continue
             keep = scores >= min_person_score
             entries.extend(result_entries(str(image), poses[keep], scores[keep]))
