@@ -194,6 +194,14 @@ def _number(value, path, where) -> float:
     return float(value)
 
 
+def _count(value, path, where) -> int:
+    """A whole number >= 0; only "is it 0" matters to the protocol, so huge counts are capped."""
+    number = _number(value, path, where)
+    if number < 0 or number != math.floor(number):
+        raise LitePoseError(f"{path}: {where} is {value!r}, expected a whole number >= 0")
+    return int(min(number, 2**62))
+
+
 def _numbers(values, n, path, where) -> list[float]:
     if not isinstance(values, list) or (n is not None and len(values) != n):
         got = f"{len(values)} values" if isinstance(values, list) else type(values).__name__
@@ -222,6 +230,8 @@ def load_annotations(path: str | os.PathLike) -> Annotations:
         if not isinstance(im, dict) or not isinstance(im.get("id"), int) or isinstance(im.get("id"), bool) \
                 or not isinstance(im.get("file_name"), str):
             raise LitePoseError(f"{path}: images[{i}] needs an integer 'id' and a 'file_name'")
+        if not -2**63 <= im["id"] < 2**63:
+            raise LitePoseError(f"{path}: images[{i}] id {im['id']} does not fit in 64 bits")
         ci = im.get("crowdIndex")
         info = ImageInfo(id=im["id"], file_name=im["file_name"], width=im.get("width"), height=im.get("height"),
                          crowd_index=None if ci is None else _number(ci, path, f"images[{i}].crowdIndex"))
@@ -254,7 +264,7 @@ def load_annotations(path: str | os.PathLike) -> Annotations:
     iscrowd = np.zeros(n, bool)
     num_kp = np.zeros(n, np.int64)
     image_id = np.zeros(n, np.int64)
-    ann_id = np.zeros(n, np.int64)
+    ann_id = np.empty(n, object)   # any JSON value: ids are only carried, never scored
     for i, a in enumerate(kept):
         where = f"annotation id {a.get('id', i)}"
         if a.get("image_id") not in by_id:
@@ -269,7 +279,7 @@ def load_annotations(path: str | os.PathLike) -> Annotations:
             raise LitePoseError(f"{path}: {where} iscrowd is {crowd!r}, expected 0 or 1")
         iscrowd[i] = crowd == 1
         nk = a.get("num_keypoints")
-        num_kp[i] = int(_number(nk, path, f"{where} num_keypoints")) if nk is not None \
+        num_kp[i] = _count(nk, path, f"{where} num_keypoints") if nk is not None \
             else int(np.count_nonzero(keypoints[i, :, 2] > 0))
         image_id[i] = a["image_id"]
         ann_id[i] = a.get("id", i + 1)
@@ -624,7 +634,7 @@ def evaluate_keypoints(annotations: Annotations, results: Results, joint_map: st
         for stratum in ("easy", "medium", "hard"):
             ids = [im.id for im in annotations.images if im.stratum == stratum]
             precision, _ = _evaluate_subset(images, ids, AREA_RANGES["all"]) if ids else (None, None)
-            metrics[f"AP_{stratum}"] = None if precision is None else round(float(np.mean(precision)), 4)
+            metrics[f"AP_{stratum}"] = None if precision is None else float(round(np.mean(precision), 4))  # numpy's rounding, as crowdposetools
     keys = CROWDPOSE_METRIC_KEYS if protocol.name == "crowdpose" else COCO_METRIC_KEYS
     ordered = {k: metrics[k] for k in keys}
     scored = list(images.values())

@@ -160,6 +160,47 @@ def test_hand_computed_oks_and_ap(tmp_path):
     assert r["AP_medium"] == 0.4 and r["AP_easy"] is None
 
 
+def test_strata_round_like_crowdposetools(tmp_path):
+    """crowdposetools rounds AP_easy/medium/hard with numpy (half to even on the scaled value): a true positive
+    at one OKS threshold of ten (OKS 0.52), ranked 16th, gives AP 1/160 = 0.00625 -> 0.0062, where Python's
+    round() gives 0.0063."""
+    gt_kp = np.zeros((14, 3))
+    gt_kp[0] = [150, 100, 2]
+    gt_kp[13] = [160, 80, 2]
+    pred = gt_kp.copy()
+    pred[:, 2] = 0.9
+    x = -math.log(2 * 0.52 - 1)                                 # OKS = (1 + e^-x) / 2 = 0.52
+    pred[0, 0] += 2 * 0.079 * math.sqrt(x * 2 * 0.53 * 100 * 200)
+    far = np.zeros((14, 3))
+    far[:, :2] = [600, 20]
+    preds = [{"image_id": 1, "keypoints": far.ravel().tolist(), "score": 0.9}] * 15 + \
+        [{"image_id": 1, "keypoints": pred.ravel().tolist(), "score": 0.5}]
+    gt = _write(tmp_path / "gt.json", _crowdpose_gt([_person(7, gt_kp, (100, 50, 100, 200))], crowd_index=0.1))
+    r = ev.run_evaluate(gt, _write(tmp_path / "r.json", preds))
+    assert r["AP"] == pytest.approx(1 / 160) and r["AP50"] == pytest.approx(1 / 16)
+    assert r["AP_easy"] == 0.0062 and r["AP_medium"] is None
+
+
+def test_annotation_ids_are_carried_not_checked_and_counts_must_be_whole(tmp_path):
+    """pycocotools keys annotations by any JSON id and only asks whether num_keypoints == 0, so a string or
+    null id scores like an integer one; 0.5 labelled joints is refused rather than truncated to 0 (ignored)."""
+    kp = np.zeros((14, 3))
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(110, 190, 14), np.linspace(60, 240, 14), 2
+    preds = _write(tmp_path / "r.json", [{"image_id": 1, "keypoints": kp.ravel().tolist(), "score": 0.5}])
+    for ann_id in ("a-7", None, 2**70):
+        gt = _write(tmp_path / "gt.json", _crowdpose_gt([_person(ann_id, kp, (100, 50, 100, 200))]))
+        assert ev.run_evaluate(gt, preds)["AP"] == pytest.approx(1.0)
+    for count, message in ((0.5, "num_keypoints is 0.5, expected a whole number"), (-1, "expected a whole")):
+        bad = _crowdpose_gt([_person(1, kp, (100, 50, 100, 200))])
+        bad["annotations"][0]["num_keypoints"] = count
+        res = _cli("--annotations", _write(tmp_path / "bad.json", bad), "--results", preds)
+        assert res.exit_code == 1 and res.output.count("\n") == 1 and message in res.output, res.output
+    huge = _crowdpose_gt([])
+    huge["images"][0]["id"] = 2**64 + 5
+    res = _cli("--annotations", _write(tmp_path / "huge.json", huge), "--results", _write(tmp_path / "e.json", []))
+    assert res.exit_code == 1 and "does not fit in 64 bits" in res.output and res.output.count("\n") == 1
+
+
 def test_box_rule_for_gt_without_labelled_joints():
     """GT without labelled joints: distance to its box enlarged to 3x (x in [0, 300], y in [0, 60] here)."""
     gt = np.zeros((1, 14, 3))
