@@ -10,9 +10,9 @@ Poses are returned as float32 (P, J, 3) = (x, y, val) in model-input pixels, cor
 `python_ref.preprocess`'s job.
 
 * `decode_official`: the official `valid.py` pipeline (spec section 5), same steps, order, defaults
-  and float32/float64 arithmetic, including the quirks (float person keys, Munkres tie-breaking,
-  half-to-even rounding, the COCO joint order reused for CrowdPose, score before refine). Matches
-  every case of shared/fixtures/decode.
+  and float32/float64 arithmetic, including the quirks (torch's top-k order for equal peaks, float
+  person keys, Munkres tie-breaking, half-to-even rounding, the COCO joint order reused for CrowdPose,
+  score before refine). Matches every case of shared/fixtures/decode, top-k indices included.
 * `decode_fast`: the algorithm of docs/fast-decoder.md, which the Kotlin decoder implements too.
 """
 from __future__ import annotations
@@ -244,13 +244,86 @@ def _sorted_peaks(det: np.ndarray, peaks: np.ndarray, above: float, k: int):
     return js[keep], ys, xs, vals[keep], rank[keep]
 
 
+def torch_topk_order(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest of 1-D `values`, in the order torch's CPU `topk` gives them when
+    64 * k <= len(values): libstdc++'s std::partial_sort of (value, index) pairs compared by value only
+    (heap select, then heap sort), so equal values come out in heap order, not index order."""
+    later = np.flatnonzero(values[k:] > values[:k].min()) + k
+    return _partial_sort_order(values[:k], later, values[later])
+
+
+def _partial_sort_order(head: np.ndarray, later: np.ndarray, later_values: np.ndarray) -> np.ndarray:
+    """std::partial_sort's order given the first k values (`head`) and, in index order, the later
+    elements that exceed their minimum (no other element can ever enter the heap, whose top only rises).
+    Reproduces every top-k index of shared/fixtures/decode, the zero pads included."""
+    k = len(head)
+    hv, hi = head.tolist(), list(range(k))             # the heap: values and indices
+
+    def adjust(hole: int, length: int, value: float, index: int) -> None:   # std::__adjust_heap
+        top = child = hole
+        while child < (length - 1) // 2:
+            child = 2 * (child + 1)
+            if hv[child] > hv[child - 1]:
+                child -= 1
+            hv[hole], hi[hole] = hv[child], hi[child]
+            hole = child
+        if length % 2 == 0 and child == (length - 2) // 2:
+            child = 2 * (child + 1)
+            hv[hole], hi[hole] = hv[child - 1], hi[child - 1]
+            hole = child - 1
+        parent = (hole - 1) // 2                        # std::__push_heap
+        while hole > top and hv[parent] > value:
+            hv[hole], hi[hole] = hv[parent], hi[parent]
+            hole = parent
+            parent = (hole - 1) // 2
+        hv[hole], hi[hole] = value, index
+
+    for parent in range((k - 2) // 2, -1, -1):          # std::__make_heap
+        adjust(parent, k, hv[parent], hi[parent])
+    while len(later):                                   # std::__heap_select, in chunks refiltered
+        for index, value in zip(later[:64].tolist(), later_values[:64].tolist()):   # against the top
+            if value > hv[0]:
+                adjust(0, k, value, index)
+        keep = later_values[64:] > hv[0]
+        later, later_values = later[64:][keep], later_values[64:][keep]
+    for last in range(k - 1, 0, -1):                    # std::__sort_heap
+        value, index = hv[last], hi[last]
+        hv[last], hi[last] = hv[0], hi[0]
+        adjust(0, last, value, index)
+    return np.asarray(hi, np.int64)
+
+
 def top_k(det: np.ndarray, peaks: np.ndarray, tags_at: Callable, k: int, num_tags: int) -> TopK:
-    """Stage top_k. det, peaks (H, W, J); tags_at(ys, xs, js) -> (N, T). Positive peaks only
-    (the official top-k pads with zero-valued non-peaks, which the threshold drops anyway)."""
-    num_joints = det.shape[2]
-    js, ys, xs, vals, rank = _sorted_peaks(det, peaks, 0.0, k)
+    """Stage top_k: torch.topk(det * peaks, k) per joint over the y*W + x pixels, equal values in torch's
+    order (`torch_topk_order`), which decides the matching order of tied peaks (common in int8 outputs).
+    Maps under 64 * k pixels (torch then uses nth_element + sort) keep positive peaks in index order."""
+    h, w, num_joints = det.shape
     out = TopK(np.zeros((num_joints, k), F32), np.zeros((num_joints, k, 2), np.int64),
                np.zeros((num_joints, k, num_tags), F32))
+    if 64 * k > h * w:
+        js, ys, xs, vals, rank = _sorted_peaks(det, peaks, 0.0, k)
+    else:
+        head = np.where(peaks.reshape(h * w, num_joints)[:k], det.reshape(h * w, num_joints)[:k], F32(0))
+        floor = head.min(axis=0)                        # (J,): the heap's first top, as torch sees it
+        # Only later elements above the floor can enter the heap: peaks, and non-peaks (0) if it is < 0.
+        pixel, joint = np.divmod(np.flatnonzero(peaks & (det > np.maximum(floor, 0))), num_joints)
+        by_joint = np.argsort(joint, kind="stable")     # pixel order within each joint
+        pixel, joint = pixel[by_joint], joint[by_joint]
+        bounds = np.searchsorted(joint, np.arange(num_joints + 1))
+        order = np.empty((num_joints, k), np.int64)
+        for j in range(num_joints):
+            if floor[j] >= 0:
+                later = pixel[bounds[j]:bounds[j + 1]]
+                later = later[later >= k]
+                later_values = det.reshape(h * w, num_joints)[later, j]
+            else:                                      # a negative plateau at the first pixels: rare
+                row = np.where(peaks[:, :, j], det[:, :, j], F32(0)).ravel()
+                later = np.flatnonzero(row[k:] > floor[j]) + k
+                later_values = row[later]
+            order[j] = _partial_sort_order(head[:, j], later, later_values)
+        js, rank = np.divmod(np.arange(num_joints * k), k)
+        ys, xs = np.divmod(order.ravel(), w)
+        vals = np.where(peaks[ys, xs, js], det[ys, xs, js], F32(0))
     out.val[js, rank] = vals
     out.loc[js, rank, 0] = xs
     out.loc[js, rank, 1] = ys
@@ -566,10 +639,11 @@ def refine_official(adjusted: np.ndarray, maps: OfficialMaps) -> np.ndarray:
     vals = out[:, :, 2]
     persons = np.flatnonzero((vals > 0).any(axis=1))
     means = np.zeros((len(out), maps.num_tags), F32)
-    for p in persons:
-        js = np.flatnonzero(vals[p] > 0)
-        xs, ys = out[p, js, 0].astype(np.int64), out[p, js, 1].astype(np.int64)
-        means[p] = np.mean(maps.tags_at(ys, xs, js), axis=0)
+    rows, js = np.nonzero(vals[persons] > 0)            # person by person, joints ascending
+    tags = maps.tags_at(out[persons[rows], js, 1].astype(np.int64), out[persons[rows], js, 0].astype(np.int64), js)
+    bounds = np.searchsorted(rows, np.arange(len(persons) + 1))
+    for i, p in enumerate(persons):
+        means[p] = np.mean(tags[bounds[i]:bounds[i + 1]], axis=0)
     for j in range(det.shape[2]):
         need = persons[vals[persons, j] == 0]
         if not need.size:

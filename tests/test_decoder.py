@@ -88,12 +88,10 @@ def test_official_stages_match_fixture(official_runs, name, setting):
     data, decoded = official_runs(name, setting)
     topk = decoded.stages["topk"]
     val, loc, tag = data[f"{setting}_topk_val"], data[f"{setting}_topk_loc"], data[f"{setting}_topk_tag"]
-    # The official top-k pads with zero-valued non-peaks at arbitrary places: compare the real peaks.
-    peak = val > 0
-    assert np.array_equal(topk.val > 0, peak)
-    np.testing.assert_allclose(topk.val[peak], val[peak], rtol=0, atol=1e-6)
-    assert np.array_equal(topk.loc[peak], loc[peak])
-    np.testing.assert_allclose(topk.tag[peak], tag[peak], rtol=0, atol=1e-5)
+    # Every entry in torch's order, the zero-valued pads (non-peaks tied at 0, in heap order) included.
+    assert np.array_equal(topk.loc, loc)
+    np.testing.assert_allclose(topk.val, val, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(topk.tag, tag, rtol=0, atol=1e-5)
     for stage in ("grouped", "adjusted", "refined"):
         ref = data[f"{setting}_{stage}"]
         assert decoded.stages[stage].shape == ref.shape, stage
@@ -245,6 +243,28 @@ def _upsample_rule(v: np.ndarray, fused: bool) -> np.ndarray:
         else:
             out.append(np.float32(np.float32(0.75) * v[i]) + np.float32(np.float32(0.25) * v[min(i + 1, n - 1)]))
     return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("n,k,ones,expected", [
+    # g++ 13 / libstdc++ std::partial_sort of (value, index) by value, as torch's CPU topk (64 k <= n)
+    (256, 4, {3: .5, 17: .9, 40: .5, 41: .9, 90: .5, 200: .9, 255: .5}, [200, 41, 17, 40]),
+    (640, 10, {**dict.fromkeys([5, 6, 7, 100, 300, 301, 500, 639], .7), 50: .8, 51: .8},
+     [51, 50, 300, 500, 100, 7, 301, 639, 5, 6]),
+])
+def test_torch_topk_order_is_heap_order_for_ties(n, k, ones, expected):
+    values = np.zeros(n, np.float32)
+    values[list(ones)] = list(ones.values())
+    assert dec.torch_topk_order(values, k).tolist() == expected
+
+
+def test_torch_topk_order_selects_the_k_largest():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        values = (rng.integers(0, 6, int(rng.integers(64, 4000))) * 0.125).astype(np.float32)
+        k = int(rng.integers(1, len(values) // 64 + 1))
+        order = dec.torch_topk_order(values, k)
+        assert len(set(order.tolist())) == k
+        np.testing.assert_array_equal(values[order], np.sort(values)[::-1][:k])
 
 
 @pytest.mark.parametrize("fused", [False, True])
