@@ -128,10 +128,11 @@ def flip_index_for_names(joints: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def joint_order_for(num_joints: int) -> tuple[int, ...]:
-    """Official visiting order for 14/17 joints; 0..J-1 for any other count (no official order)."""
-    if num_joints in (14, 17):
-        return dataset_for_joints(num_joints).joint_order
-    return tuple(range(num_joints))
+    """The official visiting order: the first J entries of the COCO order hard-coded in match_by_tag
+    (spec 5.4) where they are a permutation of 0..J-1 (J <= 7 or 14..17); else 0..J-1 (the official
+    code fails on those counts)."""
+    order = COCO.joint_order[:num_joints]
+    return order if sorted(order) == list(range(num_joints)) else tuple(range(num_joints))
 
 
 def remap_keypoints(keypoints: np.ndarray, index_map: tuple[int, ...]) -> np.ndarray:

@@ -39,6 +39,10 @@ def test_official_visiting_order_and_sizes():
     assert kp.CROWDPOSE.joint_order == (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)
     assert len(kp.CROWDPOSE.skeleton) == 15 and len(kp.COCO.skeleton) == 19
     assert kp.joint_order_for(5) == (0, 1, 2, 3, 4)
+    # Other counts: the COCO order's first J entries where the official loop can walk them (15, 16).
+    assert kp.joint_order_for(15) == (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14)
+    assert kp.joint_order_for(16) == (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15)
+    assert kp.joint_order_for(10) == tuple(range(10)) and kp.joint_order_for(20) == tuple(range(20))
 
 
 def test_limb_sigmas_agree_between_datasets():

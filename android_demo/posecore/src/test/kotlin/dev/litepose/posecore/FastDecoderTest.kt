@@ -253,5 +253,10 @@ class FastDecoderTest {
         assertEquals(listOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13), FastDecoder.visitingOrder(14).toList())
         assertEquals(listOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16), FastDecoder.visitingOrder(17).toList())
         assertEquals(listOf(0, 1, 2), FastDecoder.visitingOrder(3).toList())
+        // 15 / 16 joints: the official code walks the COCO order's first J entries; 10 would fail there.
+        assertEquals(listOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14), FastDecoder.visitingOrder(15).toList())
+        assertEquals(listOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15), FastDecoder.visitingOrder(16).toList())
+        assertEquals((0 until 10).toList(), FastDecoder.visitingOrder(10).toList())
+        assertEquals((0 until 20).toList(), FastDecoder.visitingOrder(20).toList())
     }
 }

@@ -292,14 +292,13 @@ class ReferenceDecoder(val params: DecoderParams = DecoderParams()) {
     companion object {
         private const val PADDING_COST = 1e10
         private val UNDETECTED = Keypoint(0f, 0f, 0f)
-        private val CROWDPOSE_ORDER = intArrayOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)
         private val COCO_ORDER = intArrayOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
-        /** Joint visiting order of the official grouping (CrowdPose J=14, COCO J=17, else 0..J-1). */
-        fun visitingOrder(joints: Int): IntArray = when (joints) {
-            14 -> CROWDPOSE_ORDER.copyOf()
-            17 -> COCO_ORDER.copyOf()
-            else -> IntArray(joints) { it }
+        /** Joint visiting order of the official grouping: the first J entries of the COCO order where they
+         *  are a permutation of 0..J-1 (J <= 7 or 14..17: CrowdPose, COCO), else 0..J-1. */
+        fun visitingOrder(joints: Int): IntArray {
+            val prefix = COCO_ORDER.take(joints)
+            return if (prefix.sorted() == (0 until joints).toList()) prefix.toIntArray() else IntArray(joints) { it }
         }
 
         private const val LIMIT = 1e6f
