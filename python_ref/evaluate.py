@@ -24,7 +24,9 @@ Protocol, as the reference tools do it:
   greedy matching per OKS threshold .50:.05:.95, regular GT first, a crowd GT may absorb any number of
   predictions, predictions matched to an ignored GT are ignored.
 * AP = mean of the 101-point interpolated precision over thresholds, AR = mean of the final recalls;
-  COCO adds area ranges medium (32^2..96^2) and large (> 96^2) of the GT area.
+  COCO adds area ranges medium (32^2..96^2) and large (> 96^2) of the GT area; an unmatched prediction
+  outside the range is ignored, sized by its keypoints' extent, or by its `bbox` when the first entry
+  has one (pycocotools' loadRes).
 * CrowdPose AP_easy / AP_medium / AP_hard: the whole evaluation restricted to the images with
   `crowdIndex` < 0.2 / < 0.8 / >= 0.8, mean over all 101 recall points, rounded to 4 decimals like the
   official `get_type_result`. Images without `crowdIndex` belong to no stratum; a file without any
@@ -306,6 +308,7 @@ class Results:
     keypoints: np.ndarray
     score: np.ndarray
     dropped_other_category: int = 0
+    box_area: np.ndarray | None = None                  # (D,) w * h of each entry's `bbox`, when they carry one
     unknown_images: list = field(default_factory=list)  # left out with skip_unknown_images
     name_clashes: list = field(default_factory=list)    # different paths matched to one annotated image
 
@@ -326,6 +329,10 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
         raise LitePoseError(f"{path}: expected a JSON list of predictions, got {type(data).__name__}")
     cat_ids = {None, 1 if annotations.category_id is None else annotations.category_id}
     ids, kps, scores, num_joints, dropped, first = [], [], [], None, 0, 0
+    # pycocotools' loadRes: when the first entry has a non-empty 'bbox', every detection is sized by its box
+    # (w * h; used for the area ranges), else by its keypoints' extent.
+    boxed = bool(data) and isinstance(data[0], dict) and data[0].get("bbox") not in (None, [])
+    box_areas = []
     for i, r in enumerate(data):
         if not isinstance(r, dict):
             raise LitePoseError(f"{path}: entry {i} is {type(r).__name__}, expected an object")
@@ -376,10 +383,17 @@ def load_results(path: str | os.PathLike, annotations: Annotations, skip_unknown
             raise LitePoseError(f"{path}: entry {i} has no 'score' (the person's score)")
         scores.append(_number(r["score"], path, f"entry {i} score"))
         ids.append(image_id)
+        if boxed:
+            if r.get("bbox") in (None, []):
+                raise LitePoseError(f"{path}: entry {i} has no 'bbox' but entry 0 has one (as in pycocotools, "
+                                    "boxes then size every prediction): give all entries a box or none")
+            box = _numbers(r["bbox"], 4, path, f"entry {i} bbox")
+            box_areas.append(box[2] * box[3])
     num_joints = num_joints or annotations.num_joints
     return Results(path=path, image_id=np.asarray(ids, np.int64),
                    keypoints=np.asarray(kps, float).reshape(len(kps), num_joints, 3),
                    score=np.asarray(scores, float), dropped_other_category=dropped,
+                   box_area=np.asarray(box_areas, float) if boxed else None,
                    unknown_images=sorted(unknown),
                    name_clashes=sorted(sorted(v) for v in paths_of.values() if len(v) > 1))
 
@@ -579,7 +593,9 @@ def _prepare_images(annotations: Annotations, results: Results, protocol: Protoc
         if len(d):
             d = d[np.argsort(-results.score[d], kind="mergesort")][:MAX_DETECTIONS]
         xy = res_xy[d]
-        if len(d):
+        if results.box_area is not None:
+            det_area = results.box_area[d]
+        elif len(d):
             det_area = (xy[:, :, 0].max(1) - xy[:, :, 0].min(1)) * (xy[:, :, 1].max(1) - xy[:, :, 1].min(1))
         else:
             det_area = np.zeros(0)

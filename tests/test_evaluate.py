@@ -201,6 +201,30 @@ def test_annotation_ids_are_carried_not_checked_and_counts_must_be_whole(tmp_pat
     assert res.exit_code == 1 and "does not fit in 64 bits" in res.output and res.output.count("\n") == 1
 
 
+def test_detection_boxes_size_detections_as_pycocotools(tmp_path):
+    """COCO area ranges: pycocotools' loadRes sizes every detection by its `bbox` when the first entry has one,
+    else by its keypoints' extent. A false positive whose joints sit on one point (extent 0: outside 'large',
+    so ignored there) but whose box is 200 x 200 (large) halves AP_L: precision 1/2 at full recall."""
+    kp = np.zeros((17, 3))
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(110, 290, 17), np.linspace(60, 240, 17), 2
+    gt = _write(tmp_path / "gt.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [100, 50, 200, 200],
+                         "area": 20000.0, "keypoints": kp.ravel().tolist(), "num_keypoints": 17}],
+        "categories": [{"id": 1, "name": "person", "keypoints": list(ev.COCO_JOINTS)}]})
+    far = np.zeros((17, 3))
+    far[:, :2], far[:, 2] = [600, 20], 1
+    entries = [{"image_id": 1, "category_id": 1, "keypoints": far.ravel().tolist(), "score": 0.9},
+               {"image_id": 1, "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 0.5}]
+    plain = ev.run_evaluate(gt, _write(tmp_path / "plain.json", entries))
+    assert (plain["AP"], plain["AP_L"]) == pytest.approx((0.5, 1.0))
+    boxed = [{**e, "bbox": [400, 0, 200, 200]} for e in entries]
+    with_boxes = ev.run_evaluate(gt, _write(tmp_path / "boxed.json", boxed))
+    assert (with_boxes["AP"], with_boxes["AP_L"]) == pytest.approx((0.5, 0.5))
+    res = _cli("--annotations", gt, "--results", _write(tmp_path / "half.json", boxed[:1] + entries[1:]))
+    assert res.exit_code == 1 and "entry 1 has no 'bbox' but entry 0 has one" in res.output
+
+
 def test_box_rule_for_gt_without_labelled_joints():
     """GT without labelled joints: distance to its box enlarged to 3x (x in [0, 300], y in [0, 60] here)."""
     gt = np.zeros((1, 14, 3))
