@@ -311,15 +311,22 @@ def _people(poses: np.ndarray, scores: np.ndarray, threshold: float = PERSON_SCO
     return poses[keep], scores[keep]
 
 
+MIN_PAIR_RADIUS_PX = 16.0   # a one-joint reference person has no size: pairs within this still count
+
+
 def match_people(ref: np.ndarray, test: np.ndarray) -> list[tuple[int, int]]:
-    """Pairs (ref index, test index) minimising the mean distance over joints both detected."""
+    """Pairs (ref index, test index) minimising the mean distance over joints both detected. A test person
+    farther (mean distance) than the reference person's keypoint-box diagonal is someone else, not a pair:
+    the model missed that person, and its joints stay out of the per-joint error."""
     from scipy.optimize import linear_sum_assignment
 
     if len(ref) == 0 or len(test) == 0:
         return []
     both = (ref[:, None, :, 2] > 0) & (test[None, :, :, 2] > 0)
     dist = np.linalg.norm(ref[:, None, :, :2] - test[None, :, :, :2], axis=-1)
-    cost = np.where(both.any(-1), np.sum(dist * both, -1) / np.maximum(both.sum(-1), 1), 1e9)
+    size = np.array([np.hypot(*_keypoint_box(p)[2:]) for p in ref])
+    mean = np.sum(dist * both, -1) / np.maximum(both.sum(-1), 1)
+    cost = np.where(both.any(-1) & (mean <= np.maximum(size, MIN_PAIR_RADIUS_PX)[:, None]), mean, 1e9)
     rows, cols = linear_sum_assignment(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < 1e9]
 
@@ -581,6 +588,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     model_sha = hashlib.sha256(Path(model).read_bytes()).hexdigest()
     card_path = card_path_for(model)
     card = _read_card(card_path, warn)
+    if card is None and not card_path.exists():
+        warn(f"{card_path}: no model card next to the model; calibration overlap not checked")
     manifest = _manifest_to_update(Path(model), model_sha, card, card_path) if update_manifest else None
     if card is not None:
         from python_ref.predict import card_sha_mismatch
@@ -688,8 +697,12 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         evaluated += 1
         if ann is not None:
             info = ann.find_image(path.name)
+            if info is not None and info.id in validated_ids:
+                warn(f"{path}: its file name matches annotated image {info.file_name}, as "
+                     f"{validated_ids[info.id]} did; only that first file is scored against the annotations")
+                info = None
             if info is not None:
-                validated_ids[info.id] = path.name
+                validated_ids[info.id] = str(path)
                 for key, poses, scores in (("reference", rp, rs), ("model", mp, ms)):
                     for p, s in zip(poses, scores):
                         results[key].append({"image_id": info.id, "keypoints": p.reshape(-1).tolist(),

@@ -40,6 +40,9 @@ def test_match_people_pairs_nearest_and_sqnr():
     a, b = _pose(0, 0), _pose(300, 0)
     pairs = match_people(np.stack([a, b]), np.stack([b + 1, a + 1]))
     assert sorted(pairs) == [(0, 1), (1, 0)]
+    # someone 1000 px away is not the same person: the reference person is missed, not paired
+    assert match_people(np.stack([a]), np.stack([a + np.array([1000, 600, 0], np.float32)])) == []
+    assert match_people(np.stack([a]), np.stack([a + np.array([30, 40, 0], np.float32)])) == [(0, 0)]   # 50 px
     assert sqnr_from(100.0, 1.0) == pytest.approx(20.0)
     assert sqnr_from(1.0, 0.0) == float("inf")
 
@@ -384,6 +387,34 @@ def test_ap_is_measured_on_the_validated_images_only(xs_models, shared_dir, tmp_
              for row in model_rows for p, s in zip(row["poses"]["model"], row["poses"]["model_scores"])]
     (tmp_path / "preds.json").write_text(json.dumps(preds))
     assert run_evaluate(only_folder, tmp_path / "preds.json")["AP"] == pytest.approx(aps["extra"]["model"]["AP"])
+
+
+@pytest.mark.needs_shared
+def test_files_sharing_a_name_are_scored_once_and_a_missing_card_is_said(xs_models, shared_dir, tmp_path):
+    """Annotations match images by file name: a second file of the same name (another folder) would add its
+    detections to the first one's image as false positives; it is left out of the AP, with a warning."""
+    root, _, _ = xs_models
+    crowdpose = shared_dir / "data" / "crowdpose"
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one / "a", two / "a", two / "b"):
+        folder.mkdir(parents=True)
+        for p in (crowdpose / "images").iterdir():
+            shutil.copy(p, folder / p.name)
+    bare = tmp_path / "bare" / "model.tflite"      # the int8 model without its card
+    bare.parent.mkdir()
+    shutil.copy(root / "xs_int8.tflite", bare)
+    aps = {}
+    for name, images in (("one", one), ("two", two)):
+        res = _validate([bare, "--reference", root / "xs_fp32.tflite", "--images", images, "--annotations",
+                         crowdpose / "annotations.json", "--report", tmp_path / f"rep_{name}"] + FAST)
+        assert res.exit_code == 0, res.output
+        warnings = _warnings(res.output)
+        assert any("no model card next to the model; calibration overlap not checked" in w for w in warnings)
+        clashes = [w for w in warnings if "only that first file is scored" in w]
+        assert len(clashes) == (2 if name == "two" else 0), warnings
+        aps[name] = json.loads((tmp_path / f"rep_{name}" / "report.json").read_text())["annotations"]
+    assert aps["two"]["images_scored"] == aps["one"]["images_scored"] == 2
+    assert aps["two"]["reference"] == aps["one"]["reference"] and aps["two"]["model"] == aps["one"]["model"]
 
 
 @pytest.mark.needs_shared
