@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from python_ref.errors import LitePoseError
+from python_ref.errors import LitePoseError, first_line
 from python_ref.io_utils import IMAGE_SUFFIXES, images_in_folder
 
 MIN_SIDE = 32  # smaller images say nothing about the activations of a 448-pixel input
@@ -54,7 +54,10 @@ def decode_for_calibration(path: Path) -> tuple[np.ndarray, dict]:
         raise LitePoseError(f"{path}: cannot read ({exc.strerror})") from None
     if not data:
         raise LitePoseError(f"{path}: the file is empty, not an image")
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as exc:    # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS
+        raise LitePoseError(f"{path}: OpenCV cannot decode this image ({first_line(exc.err or str(exc))})") from None
     if raw is None or raw.size == 0:
         raise LitePoseError(f"{path}: not an image OpenCV can read (corrupt, truncated or unsupported format)")
     channels = 1 if raw.ndim == 2 else raw.shape[2]
@@ -89,29 +92,44 @@ def _annotation_candidates(images_dir: Path, annotations: str, log) -> list[dict
     from python_ref.evaluate import load_annotations
 
     ann = load_annotations(annotations)
-    out, missing = [], 0
+    relative = {im.id: im.file_name.replace("\\", "/").lstrip("/") for im in ann.images}
+    base_count: dict[str, int] = {}
+    for rel in relative.values():
+        base_count[os.path.basename(rel)] = base_count.get(os.path.basename(rel), 0) + 1
+    out, missing, ambiguous = [], 0, 0
     for im in sorted(ann.images, key=lambda i: i.id):
-        name = os.path.basename(im.file_name.replace("\\", "/"))
-        if not (images_dir / name).is_file():
+        rel = relative[im.id]
+        name = os.path.basename(rel)
+        if ".." not in rel.split("/") and (images_dir / rel).is_file():    # file_name with its sub-folders
+            out.append({"file": rel, "image_id": int(im.id), "stratum": im.stratum})
+        elif not (images_dir / name).is_file():
             missing += 1
-            continue
-        out.append({"file": name, "image_id": int(im.id), "stratum": im.stratum})
+        elif base_count[name] > 1:   # a/x.jpg and b/x.jpg, but only x.jpg on disk: whose is it?
+            ambiguous += 1
+        else:
+            out.append({"file": name, "image_id": int(im.id), "stratum": im.stratum})
     if missing:
         log(f"calibration: {missing} of {len(ann.images)} annotated images are not in {images_dir} (skipped)")
+    if ambiguous:
+        log(f"calibration: {ambiguous} annotated images share a file name and are found only by that name in "
+            f"{images_dir}; which image is which cannot be told (skipped)")
     return out
 
 
 def _draw(candidates: list[dict], count: int, seed: int) -> list[dict]:
-    """`count` candidates: equal shares per crowdIndex stratum (round-robin over strata drawn in a seeded
-    order), or a seeded sample when there are no strata. Order of the result is deterministic."""
+    """`count` candidates: equal shares per crowdIndex stratum (round-robin over the strata in a seeded
+    order, so small counts and remainders fall on any stratum; images without a crowdIndex form one more),
+    or a seeded sample when there are no strata. Order of the result is deterministic."""
     rng = np.random.default_rng(seed)
     strata: dict[str, list[dict]] = {}
     for c in candidates:
-        strata.setdefault(c["stratum"] or "all", []).append(c)
+        strata.setdefault(c["stratum"] or "none", []).append(c)
     queues = {k: [v[i] for i in rng.permutation(len(v))] for k, v in sorted(strata.items())}
+    keys = sorted(queues)
+    keys = [keys[i] for i in rng.permutation(len(keys))]
     chosen = []
     while len(chosen) < count and any(queues.values()):
-        for k in sorted(queues):
+        for k in keys:
             if queues[k] and len(chosen) < count:
                 chosen.append(queues[k].pop(0))
     return chosen
@@ -162,7 +180,8 @@ def calibration_candidates(images_dirs, annotations=None, log=print) -> list[dic
             seen.add(key)
             unique.append(c)
     if len(unique) < len(candidates):
-        log(f"calibration: {len(candidates) - len(unique)} images are in more than one of the folders; each is used once")
+        log(f"calibration: {len(candidates) - len(unique)} candidate files are the same file as another (a link, "
+            "or a folder inside another given folder); each is used once")
     candidates = unique
     if not annotations:
         # By file name first: the same images give the same set and order however they are spread over folders.
@@ -195,17 +214,20 @@ def build_calibration_set(images_dirs, input_hw, annotations=None, count: int = 
         candidates = calibration_candidates(folders, annotations, log)
     images_dir = folders[0] if len(folders) == 1 else ", ".join(str(d) for d in folders)
     ordered = _draw(candidates, len(candidates), seed)  # full seeded order; take `count` readable ones
-    images, used, skipped = [], [], []
+    images, used, skipped, by_sha = [], [], [], {}
     for c in ordered:
         if len(images) >= count:
             break
         path = c["path"]
         try:
             rgb, info = decode_for_calibration(path)
+            if info["sha256"] in by_sha:     # the same bytes under two names would count twice
+                raise LitePoseError(f"{path}: the same file as {by_sha[info['sha256']]} (sha256), used once")
         except LitePoseError as exc:
             log(f"calibration: skipping {exc}")
             skipped.append({"file": c["file"], "reason": str(exc).split(": ", 1)[-1]})
             continue
+        by_sha[info["sha256"]] = c["file"]
         boxed, _box = letterbox(rgb, tuple(input_hw))
         images.append(boxed)
         used.append({"file": c["file"], "image_id": c["image_id"], "stratum": c["stratum"], **info})
@@ -217,9 +239,9 @@ def build_calibration_set(images_dirs, input_hw, annotations=None, count: int = 
     if len(images) < count:
         log(f"calibration: {len(images)} images available, fewer than --calib-count {count}")
     strata = {}
-    for u in used:
-        if u["stratum"]:
-            strata[u["stratum"]] = strata.get(u["stratum"], 0) + 1
+    if any(u["stratum"] for u in used):   # images without a crowdIndex next to stratified ones count as "none"
+        for u in used:
+            strata[u["stratum"] or "none"] = strata.get(u["stratum"] or "none", 0) + 1
     manifest = {
         "format": MANIFEST_FORMAT,
         "source": {"images_dir": folders[0].name if len(folders) == 1 else _folder_labels(folders),

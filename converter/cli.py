@@ -109,7 +109,7 @@ def main():
               "with its sub-folders; give the option again for more folders).")
 @click.option("--calib-annotations", default=None, help="CrowdPose/COCO annotation JSON for the calibration images.")
 @click.option("--calib-count", type=click.IntRange(1, 100000), default=100, show_default=True)
-@click.option("--calib-seed", type=int, default=0, show_default=True)
+@click.option("--calib-seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--input-dtype", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True)
 @click.option("--output-dtype", type=click.Choice(["float32", "int8"]), default="float32", show_default=True)
 @click.option("--graph", type=click.Choice(["deploy", "plain"]), default="deploy", show_default=True,

@@ -122,6 +122,68 @@ def test_annotations_stratify_by_crowd_index(tmp_path):
     assert all(im["image_id"] is not None for im in m["images"])
 
 
+def _crowd_annotations(path, images):
+    """A CrowdPose-style file listing (file_name, crowdIndex or None) images, no people needed here."""
+    rows = [{"id": i + 1, "file_name": name, "width": 40, "height": 40, **({} if ci is None else {"crowdIndex": ci})}
+            for i, (name, ci) in enumerate(images)]
+    from python_ref.evaluate import CROWDPOSE_JOINTS
+
+    path.write_text(json.dumps({"images": rows, "annotations": [], "categories": [
+        {"id": 1, "name": "person", "keypoints": list(CROWDPOSE_JOINTS)}]}))
+    return str(path)
+
+
+def test_strata_are_visited_in_a_seeded_order_and_images_without_crowd_index_are_counted(tmp_path):
+    """One image per call must not always be 'easy' (sorted stratum names), and a remainder must not always
+    fall on the same strata; images without a crowdIndex are one more stratum, counted in the manifest."""
+    d = tmp_path / "crowd"
+    d.mkdir()
+    images = [(f"{s}{i}.jpg", ci) for s, ci in (("e", 0.1), ("m", 0.5), ("h", 0.9), ("n", None)) for i in range(4)]
+    for i, (name, _) in enumerate(images):
+        cv2.imwrite(str(d / name), _rgb(40, 40, i))
+    ann = _crowd_annotations(tmp_path / "ann.json", images)
+    firsts = {build_calibration_set(d, HW, annotations=ann, count=1, seed=seed, log=_quiet).manifest["images"][0]
+              ["stratum"] for seed in range(12)}
+    assert len(firsts) >= 3                              # 12 seeds over 4 strata in seeded orders
+    m = build_calibration_set(d, HW, annotations=ann, count=6, seed=0, log=_quiet).manifest
+    assert sorted(m["strata"].values()) == [1, 1, 2, 2] and sum(m["strata"].values()) == 6
+    assert set(m["strata"]) == {"easy", "medium", "hard", "none"}
+
+
+def test_annotated_file_names_with_folders_and_ambiguous_names(tmp_path):
+    d = tmp_path / "imgs"
+    (d / "a").mkdir(parents=True)
+    cv2.imwrite(str(d / "a" / "x.jpg"), _rgb(40, 40, 1))           # found with its sub-folder
+    cv2.imwrite(str(d / "y.jpg"), _rgb(40, 40, 2))                 # a/y.jpg and b/y.jpg: only y.jpg on disk
+    cv2.imwrite(str(d / "z.jpg"), _rgb(40, 40, 3))                 # sub/z.jpg: found by its name
+    ann = _crowd_annotations(tmp_path / "ann.json", [("a/x.jpg", 0.1), ("a/y.jpg", 0.1), ("b/y.jpg", 0.5),
+                                                     ("sub/z.jpg", 0.9)])
+    lines = []
+    m = build_calibration_set(d, HW, annotations=ann, count=10, seed=0, log=lines.append).manifest
+    assert sorted((im["file"], im["image_id"]) for im in m["images"]) == [("a/x.jpg", 1), ("z.jpg", 4)]
+    assert any("2 annotated images share a file name" in line for line in lines)
+
+
+def test_the_same_bytes_under_two_names_and_a_pixel_bomb_are_skipped(tmp_path):
+    import struct
+    import zlib
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.png"), _rgb(40, 40, 1))
+    (d / "b_copy.png").write_bytes((d / "a.png").read_bytes())
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)    # 1.6 G pixels claimed in a tiny file
+    (d / "c_bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                   + chunk(b"IDAT", zlib.compress(b"\x00" * 40001)) + chunk(b"IEND", b""))
+    m = build_calibration_set(d, HW, count=10, seed=0, log=_quiet).manifest
+    assert [im["file"] for im in m["images"]] == ["a.png"] or [im["file"] for im in m["images"]] == ["b_copy.png"]
+    reasons = {s["file"]: s["reason"] for s in m["skipped"]}
+    assert "c_bomb.png" in reasons and "OpenCV cannot decode" in reasons["c_bomb.png"]
+    assert any("the same file as" in r for r in reasons.values())
+
+
 def test_empty_sets_are_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

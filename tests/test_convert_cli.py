@@ -83,7 +83,8 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
                                   "arch_img_size", "truncated_zip", "truncated_legacy", "foreign_manifest",
                                   "calib_count_for_float", "empty_calib_folder_name",
                                   "bias_correction_for_float", "card_is_folder", "depthwise_form_for_float",
-                                  "depthwise_form_for_plain_graph", "empty_input_size", "empty_checkpoint"])
+                                  "depthwise_form_for_plain_graph", "empty_input_size", "empty_checkpoint",
+                                  "negative_seed"])
 def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     ckpt = xs_ckpt
     out = tmp_path / "out" / "model.tflite"
@@ -159,6 +160,10 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         expect = ["--depthwise-form blocked", "deploy graph only"]
     elif case == "empty_input_size":     # used to fall back to the default size without a word
         extra, expect = ["--input-size", ""], ["--input-size: an empty value"]
+    elif case == "negative_seed":   # numpy's generator refused it after the model was built, as a traceback
+        extra = ["--precision", "int8", "--calib-images", str(xs_ckpt.parent.parent / "data" / "coco" / "images"),
+                 "--calib-seed", "-1"]
+        expect = ["--calib-seed", "-1 is not in the range"]
     elif case == "empty_checkpoint":
         ckpt, expect = "", ["--checkpoint: an empty value"]
     elif case == "empty_calib_folder_name":
