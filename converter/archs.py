@@ -96,8 +96,9 @@ def validate_arch(arch: dict, source: str) -> dict:
         blocks = [[ratio(t, f"stage {i} block {b} expansion"), integer(k, f"stage {i} block {b} kernel", most=31)]
                   for b, (t, k) in enumerate(st["block_setting"])]
         num_blocks = integer(st["num_blocks"], f"stage {i} num_blocks", most=100)
-        if len(blocks) != num_blocks:
+        if len(blocks) < num_blocks:
             bad(f"stage {i}: num_blocks {num_blocks} but {len(blocks)} block settings")
+        blocks = blocks[:num_blocks]       # the official class reads the first num_blocks settings only
         out["backbone_setting"].append({
             "num_blocks": num_blocks, "stride": integer(st["stride"], f"stage {i} stride"),
             "channel": integer(st["channel"], f"stage {i} channel"), "block_setting": blocks})
@@ -131,8 +132,19 @@ def load_arch(spec: str) -> tuple[str, dict]:
         raise LitePoseError(f"{spec}: architecture file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LitePoseError(f"{spec}: not a readable JSON architecture file ({exc})") from None
-    arch = validate_arch(data, spec)
+    arch = official_widths(validate_arch(data, spec))
     return match_preset(arch) or path.stem, arch
+
+
+def official_widths(arch: dict) -> dict:
+    """The widths the official class builds from an arch JSON: `LitePose.__init__` rounds the stem and every
+    stage width with make_divisible(c, 8) (no-op for the released configs; 12 -> 16, 20 -> 24, 44 -> 48), so
+    its checkpoints have those widths. Deconvolution widths are used as written."""
+    out = json.loads(json.dumps(arch))
+    out["input_channel"] = make_divisible(out["input_channel"], 8)
+    for st in out["backbone_setting"]:
+        st["channel"] = make_divisible(st["channel"], 8)
+    return out
 
 
 def _structure(arch: dict) -> str:

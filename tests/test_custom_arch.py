@@ -189,3 +189,26 @@ def test_integral_floats_and_fractional_expansions_are_valid():
         0, [2.5, 7.0])), "ok.json")
     assert arch["backbone_setting"][0]["block_setting"] == [[2.5, 7]]
     assert isinstance(arch["backbone_setting"][0]["block_setting"][0][1], int)
+
+
+def test_arch_json_widths_are_rounded_as_the_official_class_rounds_them(tmp_path):
+    """LitePose.__init__ passes the stem and stage widths through make_divisible(c, 8), so a JSON with 12 /
+    [20, 36, 44, 60] makes checkpoints of 16 / [24, 40, 48, 64]; deconv widths stay; settings past num_blocks
+    are never read."""
+    import json
+
+    from converter.archs import load_arch
+
+    arch = json.loads(json.dumps(CUSTOM))
+    arch["input_channel"] = 12
+    for st, c in zip(arch["backbone_setting"], (20, 36, 44, 60)):
+        st["channel"] = c
+    arch["deconv_setting"] = [20, 12, 9]
+    arch["backbone_setting"][1]["block_setting"].append([6, 7])   # num_blocks 1, two settings
+    (tmp_path / "odd.json").write_text(json.dumps(arch))
+    name, loaded = load_arch(str(tmp_path / "odd.json"))
+    assert name == "odd" and loaded["input_channel"] == 16
+    assert [st["channel"] for st in loaded["backbone_setting"]] == [24, 40, 48, 64]
+    assert loaded["deconv_setting"] == [20, 12, 9]
+    assert loaded["backbone_setting"][1]["block_setting"] == [[4, 3]]
+    assert expected_torch_shapes(build_litepose(loaded, 14, (64, 64))) == _official_shapes(loaded, 14)
