@@ -32,6 +32,7 @@ def log(msg: str) -> None:
 CONVERT_BASE_BYTES = 1.4e9
 CONVERT_ACTIVATION_FACTOR = {"fp32": 1.4, "fp16": 1.4, "dynamic": 1.4, "int8": 2.8}
 CONVERT_PER_CALIBRATION_IMAGE = 0.03
+CONVERT_BYTES_PER_BLOCKED_WEIGHT = 37   # float copies of the Toeplitz kernels (LitePose-M 448: 7.6 GB against 4.2)
 
 
 def available_memory_bytes() -> int | None:
@@ -54,20 +55,24 @@ def available_memory_bytes() -> int | None:
 
 
 def check_conversion_memory(model, precision: str, input_hw, log=None, available: int | None = None,
-                            calibration_images: int = 0) -> float:
+                            calibration_images: int = 0, blocked: bool = False) -> float:
     """The estimated peak memory of converting `model` (bytes); refused in one line when it exceeds what is
     available, before the slow work (a 4096x4096 conversion was killed by the kernel at 20 GB, taking down
-    whatever else ran), and a warning when it is close."""
+    whatever else ran), and a warning when it is close. `blocked`: the --depthwise-form blocked graph."""
     from .macs import activation_elements
+    from .rewrites import blocked_weight_elements
 
     factor = CONVERT_ACTIVATION_FACTOR[precision] + CONVERT_PER_CALIBRATION_IMAGE * calibration_images
     need = CONVERT_BASE_BYTES + factor * 4 * activation_elements(model)
+    if blocked:
+        need += CONVERT_BYTES_PER_BLOCKED_WEIGHT * blocked_weight_elements(model)
     available = available_memory_bytes() if available is None else available
     if available is None:
         return need
     h, w = input_hw
     if need > available:
-        raise LitePoseError(f"--input-size {h}x{w}: a {precision} conversion at this size needs about "
+        what = f"{precision} {'blocked ' if blocked else ''}conversion"
+        raise LitePoseError(f"--input-size {h}x{w}: a {what} at this size needs about "
                             f"{need / 1e9:.1f} GB of memory, and {available / 1e9:.1f} GB are available; choose a "
                             "smaller --input-size (the memory grows with H x W)")
     if need > 0.7 * available and log is not None:
@@ -339,8 +344,9 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         f"in {time.perf_counter() - t0:.1f} s")
     for warning in info["warnings"]:
         log(f"warning: {warning}")
-    check_conversion_memory(model, precision, input_hw, log,
-                            calibration_images=min(calib_count, len(calib_candidates or [])))
+    calib_used = min(calib_count, len(calib_candidates or []))
+    check_conversion_memory(model, precision, input_hw, log, calibration_images=calib_used,
+                            blocked=precision == "int8" and graph == "deploy" and depthwise_form == "blocked")
 
     calib_manifest = None
     representative = None
@@ -356,6 +362,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     layout, depthwise_choice = "lattice", None
     if precision == "int8" and graph == "deploy":
         layout, depthwise_choice = choose_depthwise_layout(depthwise_form, model, log)
+        if depthwise_form == "auto" and depthwise_choice["form"] == "blocked":   # its weights need more memory
+            check_conversion_memory(model, precision, input_hw, log, calibration_images=calib_used, blocked=True)
     export_model, rewrites = graph_for_export(model, info["arch"], info["num_joints"], graph, representative, log,
                                               options=DeployOptions(split_head_ranges=split_head_ranges,
                                                                     depthwise_layout=layout))

@@ -464,6 +464,21 @@ def large_depthwise_shapes(model) -> list[tuple[int, int, int, int]]:
             and layer.kernel_size[0] ** 2 > 25]
 
 
+def blocked_weight_elements(model) -> int:
+    """Weights of the Toeplitz kernels `--depthwise-form blocked` gives `model` (4 (s b)^2 b^2 a channel for every
+    depthwise conv of 25 taps or more): what a blocked conversion's extra memory grows with."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D) and layer.kernel_size[0] * layer.kernel_size[1] >= 25:
+            k, s = layer.kernel_size[0], layer.strides[0]
+            _, h, w, channels = layer.output.shape
+            b = depthwise_block_size(h, w, k, s)
+            total += channels * 4 * (s * b) ** 2 * b ** 2
+    return total
+
+
 def equalised_layers(arch: dict) -> list[str]:
     """Float-model layers whose per-channel output ranges drive the equalisation rewrites."""
     names = ["first_3"] + [f"deconv_bnrelu_{i}_1" for i in range(3)]

@@ -205,6 +205,25 @@ def test_a_conversion_that_needs_more_memory_than_there_is_is_refused_before_the
     assert need[(512, 512)] - convert.CONVERT_BASE_BYTES > 3.9 * (need[(256, 256)] - convert.CONVERT_BASE_BYTES)
 
 
+def test_the_blocked_form_adds_its_toeplitz_weights_to_the_memory_estimate():
+    """A blocked conversion of LitePose-M at 448 peaked at 7.6 GB against 4.2 for the split one: its Toeplitz
+    kernels, 4 (s b)^2 b^2 weights a channel for every depthwise conv of 25 taps or more, are held in float."""
+    import keras
+
+    import converter.convert as convert
+    from converter.rewrites import blocked_weight_elements
+
+    x = keras.Input((56, 56, 16))
+    y = keras.layers.DepthwiseConv2D(7, padding="same")(x)                # b = 7 (4 * 8^4 > 4 * 56 * 56)
+    y = keras.layers.DepthwiseConv2D(3, padding="same")(y)                # 9 taps: stays a depthwise conv
+    y = keras.layers.DepthwiseConv2D(5, strides=2, padding="same")(y)     # stride 2: b = 4, 8 x 8 input blocks
+    model = keras.Model(x, y)
+    assert blocked_weight_elements(model) == 16 * 4 * 7 ** 2 * 7 ** 2 + 16 * 4 * 8 ** 2 * 4 ** 2
+    split = convert.check_conversion_memory(model, "int8", (56, 56), available=int(1e15))
+    blocked = convert.check_conversion_memory(model, "int8", (56, 56), available=int(1e15), blocked=True)
+    assert blocked - split == pytest.approx(convert.CONVERT_BYTES_PER_BLOCKED_WEIGHT * blocked_weight_elements(model))
+
+
 @pytest.mark.needs_shared
 def test_a_manifest_spoilt_during_the_run_leaves_no_files(xs_ckpt, tmp_path, monkeypatch):
     """The model, its card, the Keras file and the manifest are written together or not at all: a manifest
