@@ -90,15 +90,16 @@ def validate_arch(arch: dict, source: str) -> dict:
     for i, st in enumerate(arch["backbone_setting"]):
         if not isinstance(st, dict) or not all(k in st for k in ("num_blocks", "stride", "channel", "block_setting")):
             bad(f"stage {i} needs num_blocks, stride, channel and block_setting")
-        if not isinstance(st["block_setting"], list) or not all(isinstance(b, list) and len(b) == 2
-                                                                for b in st["block_setting"]):
-            bad(f"stage {i}: block_setting must be a list of [expansion, kernel] pairs")
-        blocks = [[ratio(t, f"stage {i} block {b} expansion"), integer(k, f"stage {i} block {b} kernel", most=31)]
-                  for b, (t, k) in enumerate(st["block_setting"])]
         num_blocks = integer(st["num_blocks"], f"stage {i} num_blocks", most=100)
-        if len(blocks) < num_blocks:
-            bad(f"stage {i}: num_blocks {num_blocks} but {len(blocks)} block settings")
-        blocks = blocks[:num_blocks]       # the official class reads the first num_blocks settings only
+        if not isinstance(st["block_setting"], list):
+            bad(f"stage {i}: block_setting must be a list of [expansion, kernel] pairs")
+        settings = st["block_setting"][:num_blocks]   # the official class reads the first num_blocks only
+        if not all(isinstance(b, list) and len(b) == 2 for b in settings):
+            bad(f"stage {i}: block_setting must be a list of [expansion, kernel] pairs")
+        if len(settings) < num_blocks:
+            bad(f"stage {i}: num_blocks {num_blocks} but {len(settings)} block settings")
+        blocks = [[ratio(t, f"stage {i} block {b} expansion"), integer(k, f"stage {i} block {b} kernel", most=31)]
+                  for b, (t, k) in enumerate(settings)]
         out["backbone_setting"].append({
             "num_blocks": num_blocks, "stride": integer(st["stride"], f"stage {i} stride"),
             "channel": integer(st["channel"], f"stage {i} channel"), "block_setting": blocks})

@@ -627,6 +627,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     first_image = None
     evaluated = 0
     validated_ids: dict[int, str] = {}    # annotation image id -> validated file
+    by_path = {} if ann is None else {im.file_name.replace("\\", "/").lstrip("/"): im for im in ann.images}
+    exact_ids = {info.id for path in files if (info := by_path.get(path.relative_to(images).as_posix()))}
     for n, path in enumerate(files):
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         in_calib = sha in calib
@@ -696,10 +698,10 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         per_image.append(row)
         evaluated += 1
         if ann is not None:
-            info = ann.find_image(path.name)
+            info = annotated_image(ann, by_path, path, Path(images), exact_ids)
             if info is not None and info.id in validated_ids:
                 warn(f"{path}: its file name matches annotated image {info.file_name}, as "
-                     f"{validated_ids[info.id]} did; only that first file is scored against the annotations")
+                     f"{validated_ids[info.id]} did; only that file is scored against the annotations")
                 info = None
             if info is not None:
                 validated_ids[info.id] = str(path)
@@ -912,6 +914,18 @@ def restrict_annotations(ann, image_ids):
     images = [im for im in ann.images if im.id in ids]
     return dataclasses.replace(ann, images=images, **per_person, _by_id={im.id: im for im in images},
                                _by_name={k: v for k, v in ann._by_name.items() if v.id in ids})
+
+
+def annotated_image(ann, by_path: dict, path: Path, images_dir: Path, exact_ids: set | None):
+    """The annotated image a validated file is: the one whose `file_name` is the file's path under the image
+    folder (`by_path`: normalised file_name -> image); else (unless `exact_ids` is None) the one with its base
+    name, when no file matched that image by path (`exact_ids`): a/x.jpg is not the annotation b/x.jpg when
+    b/x.jpg is there too."""
+    info = by_path.get(path.relative_to(images_dir).as_posix())
+    if info is not None or exact_ids is None:
+        return info
+    info = ann.find_image(path.name)
+    return None if info is None or info.id in exact_ids else info
 
 
 def _annotation_ap(ann, validated: dict, results: dict, joint_map: str, num_joints: int) -> dict:

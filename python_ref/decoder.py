@@ -10,7 +10,8 @@ Poses are returned as float32 (P, J, 3) = (x, y, val) in model-input pixels, cor
 `python_ref.preprocess`'s job.
 
 * `decode_official`: the official `valid.py` pipeline (spec section 5), same steps, order, defaults
-  and float32/float64 arithmetic, including the quirks (torch's top-k order for equal peaks, float
+  and float32/float64 arithmetic, including the quirks (torch's top-k order for equal peaks on maps of
+  at least 64 x top_k pixels, float
   person keys, Munkres tie-breaking, half-to-even rounding, the COCO joint order reused for CrowdPose,
   score before refine). Matches every case of shared/fixtures/decode, top-k indices included.
 * `decode_fast`: the algorithm of docs/fast-decoder.md, which the Kotlin decoder implements too.
@@ -72,7 +73,8 @@ class FastDecoderParams:
 @dataclass
 class TopK:
     """Per-joint peak candidates. val (J, K) float32 descending, loc (J, K, 2) int64 (x, y),
-    tag (J, K, T) float32. Unused slots (fewer peaks than K) have val 0, loc (0, 0), tag 0."""
+    tag (J, K, T) float32. With fewer positive peaks than K, the rest are what torch's top-k gives: zero-valued
+    pixels (or negative peaks) and their tags, in its order (fast mode and tiny maps: val 0, loc (0, 0))."""
     val: np.ndarray
     loc: np.ndarray
     tag: np.ndarray
@@ -248,6 +250,8 @@ def torch_topk_order(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest of 1-D `values`, in the order torch's CPU `topk` gives them when
     64 * k <= len(values): libstdc++'s std::partial_sort of (value, index) pairs compared by value only
     (heap select, then heap sort), so equal values come out in heap order, not index order."""
+    if not 0 < 64 * k <= len(values):
+        raise ValueError(f"torch uses partial_sort for 64 * k <= n only (k {k}, n {len(values)})")
     later = np.flatnonzero(values[k:] > values[:k].min()) + k
     return _partial_sort_order(values[:k], later, values[later])
 
@@ -300,7 +304,7 @@ def top_k(det: np.ndarray, peaks: np.ndarray, tags_at: Callable, k: int, num_tag
     h, w, num_joints = det.shape
     out = TopK(np.zeros((num_joints, k), F32), np.zeros((num_joints, k, 2), np.int64),
                np.zeros((num_joints, k, num_tags), F32))
-    if 64 * k > h * w:
+    if k == 0 or 64 * k > h * w:
         js, ys, xs, vals, rank = _sorted_peaks(det, peaks, 0.0, k)
     else:
         head = np.where(peaks.reshape(h * w, num_joints)[:k], det.reshape(h * w, num_joints)[:k], F32(0))

@@ -197,7 +197,7 @@ def _number(value, path, where) -> float:
 
 
 def _count(value, path, where) -> int:
-    """A whole number >= 0; only "is it 0" matters to the protocol, so huge counts are capped."""
+    """A whole number >= 0; only "is it 0" matters to the protocol, so counts above 2^62 are capped."""
     number = _number(value, path, where)
     if number < 0 or number != math.floor(number):
         raise LitePoseError(f"{path}: {where} is {value!r}, expected a whole number >= 0")

@@ -204,7 +204,7 @@ def test_arch_json_widths_are_rounded_as_the_official_class_rounds_them(tmp_path
     for st, c in zip(arch["backbone_setting"], (20, 36, 44, 60)):
         st["channel"] = c
     arch["deconv_setting"] = [20, 12, 9]
-    arch["backbone_setting"][1]["block_setting"].append([6, 7])   # num_blocks 1, two settings
+    arch["backbone_setting"][1]["block_setting"] += [[6, 33], [1]]   # num_blocks 1: never read, not checked
     (tmp_path / "odd.json").write_text(json.dumps(arch))
     name, loaded = load_arch(str(tmp_path / "odd.json"))
     assert name == "odd" and loaded["input_channel"] == 16

@@ -257,6 +257,12 @@ def test_torch_topk_order_is_heap_order_for_ties(n, k, ones, expected):
     assert dec.torch_topk_order(values, k).tolist() == expected
 
 
+def test_top_k_of_zero_is_empty():
+    det = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
+    topk = dec.top_k(det, dec.nms(det, 5), lambda ys, xs, js: np.zeros((len(ys), 1), np.float32), 0, 1)
+    assert topk.val.shape == (2, 0) and topk.loc.shape == (2, 0, 2)
+
+
 def test_torch_topk_order_selects_the_k_largest():
     rng = np.random.default_rng(3)
     for _ in range(50):

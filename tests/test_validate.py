@@ -410,11 +410,28 @@ def test_files_sharing_a_name_are_scored_once_and_a_missing_card_is_said(xs_mode
         assert res.exit_code == 0, res.output
         warnings = _warnings(res.output)
         assert any("no model card next to the model; calibration overlap not checked" in w for w in warnings)
-        clashes = [w for w in warnings if "only that first file is scored" in w]
+        clashes = [w for w in warnings if "only that file is scored" in w]
         assert len(clashes) == (2 if name == "two" else 0), warnings
         aps[name] = json.loads((tmp_path / f"rep_{name}" / "report.json").read_text())["annotations"]
     assert aps["two"]["images_scored"] == aps["one"]["images_scored"] == 2
     assert aps["two"]["reference"] == aps["one"]["reference"] and aps["two"]["model"] == aps["one"]["model"]
+    # annotations that name the sub-folder: b/ is matched by its path; a/, listed first, holds other pictures
+    # under the same names and is not those images
+    three = tmp_path / "three"
+    shutil.copytree(two / "b", three / "b")
+    (three / "a").mkdir()
+    others = sorted((shared_dir / "data" / "coco" / "images").iterdir())
+    for other, p in zip(others, sorted((crowdpose / "images").iterdir())):
+        shutil.copy(other, three / "a" / p.name)
+    named = json.loads((crowdpose / "annotations.json").read_text())
+    for im in named["images"]:
+        im["file_name"] = "b/" + im["file_name"]
+    (tmp_path / "named.json").write_text(json.dumps(named))
+    res = _validate([bare, "--reference", root / "xs_fp32.tflite", "--images", three, "--annotations",
+                     tmp_path / "named.json", "--report", tmp_path / "rep_named"] + FAST)
+    assert res.exit_code == 0 and not [w for w in _warnings(res.output) if "only that file" in w], res.output
+    rows = json.loads((tmp_path / "rep_named" / "report.json").read_text())
+    assert rows["annotations"]["images_scored"] == 2 and rows["annotations"]["model"] == aps["one"]["model"]
 
 
 @pytest.mark.needs_shared
