@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,13 +93,10 @@ def _annotation_candidates(images_dir: Path, annotations: str, log) -> list[dict
     from python_ref.evaluate import load_annotations
 
     ann = load_annotations(annotations)
-    relative = {im.id: im.file_name.replace("\\", "/").lstrip("/") for im in ann.images}
-    base_count: dict[str, int] = {}
-    for rel in relative.values():
-        base_count[os.path.basename(rel)] = base_count.get(os.path.basename(rel), 0) + 1
+    base_count = Counter(os.path.basename(im.path) for im in ann.images)
     out, missing, ambiguous = [], 0, 0
     for im in sorted(ann.images, key=lambda i: i.id):
-        rel = relative[im.id]
+        rel = im.path
         name = os.path.basename(rel)
         if ".." not in rel.split("/") and (images_dir / rel).is_file():    # file_name with its sub-folders
             out.append({"file": rel, "image_id": int(im.id), "stratum": im.stratum})

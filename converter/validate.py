@@ -627,7 +627,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
     first_image = None
     evaluated = 0
     validated_ids: dict[int, str] = {}    # annotation image id -> validated file
-    by_path = {} if ann is None else {im.file_name.replace("\\", "/").lstrip("/"): im for im in ann.images}
+    by_path = {} if ann is None else {im.path: im for im in ann.images}
     exact_ids = {info.id for path in files if (info := by_path.get(path.relative_to(images).as_posix()))}
     for n, path in enumerate(files):
         sha = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -11,9 +11,8 @@ Poses are returned as float32 (P, J, 3) = (x, y, val) in model-input pixels, cor
 
 * `decode_official`: the official `valid.py` pipeline (spec section 5), same steps, order, defaults
   and float32/float64 arithmetic, including the quirks (torch's top-k order for equal peaks on maps of
-  at least 64 x top_k pixels, float
-  person keys, Munkres tie-breaking, half-to-even rounding, the COCO joint order reused for CrowdPose,
-  score before refine). Matches every case of shared/fixtures/decode, top-k indices included.
+  at least 64 x top_k pixels, float person keys, Munkres tie-breaking, half-to-even rounding, the COCO
+  joint order reused for CrowdPose, score before refine). Matches every case of shared/fixtures/decode, top-k indices included.
 * `decode_fast`: the algorithm of docs/fast-decoder.md, which the Kotlin decoder implements too.
 """
 from __future__ import annotations
@@ -307,7 +306,8 @@ def top_k(det: np.ndarray, peaks: np.ndarray, tags_at: Callable, k: int, num_tag
     if k == 0 or 64 * k > h * w:
         js, ys, xs, vals, rank = _sorted_peaks(det, peaks, 0.0, k)
     else:
-        head = np.where(peaks.reshape(h * w, num_joints)[:k], det.reshape(h * w, num_joints)[:k], F32(0))
+        flat_det, flat_peaks = det.reshape(h * w, num_joints), peaks.reshape(h * w, num_joints)
+        head = np.where(flat_peaks[:k], flat_det[:k], F32(0))
         floor = head.min(axis=0)                        # (J,): the heap's first top, as torch sees it
         # Only later elements above the floor can enter the heap: peaks, and non-peaks (0) if it is < 0.
         pixel, joint = np.divmod(np.flatnonzero(peaks & (det > np.maximum(floor, 0))), num_joints)
@@ -319,9 +319,9 @@ def top_k(det: np.ndarray, peaks: np.ndarray, tags_at: Callable, k: int, num_tag
             if floor[j] >= 0:
                 later = pixel[bounds[j]:bounds[j + 1]]
                 later = later[later >= k]
-                later_values = det.reshape(h * w, num_joints)[later, j]
+                later_values = flat_det[later, j]
             else:                                      # a negative plateau at the first pixels: rare
-                row = np.where(peaks[:, :, j], det[:, :, j], F32(0)).ravel()
+                row = np.where(flat_peaks[:, j], flat_det[:, j], F32(0))
                 later = np.flatnonzero(row[k:] > floor[j]) + k
                 later_values = row[later]
             order[j] = _partial_sort_order(head[:, j], later, later_values)

@@ -114,6 +114,11 @@ class ImageInfo:
     def stratum(self) -> str | None:
         return crowd_stratum(self.crowd_index)
 
+    @property
+    def path(self) -> str:
+        """`file_name` as a relative POSIX path (Windows separators and a leading slash dropped)."""
+        return self.file_name.replace("\\", "/").lstrip("/")
+
 
 @dataclass
 class Annotations:
@@ -241,7 +246,7 @@ def load_annotations(path: str | os.PathLike) -> Annotations:
             raise LitePoseError(f"{path}: image id {info.id} appears twice")
         images.append(info)
         by_id[info.id] = info
-        base = os.path.basename(info.file_name.replace("\\", "/"))
+        base = os.path.basename(info.path)
         by_name[base] = None if base in by_name else info      # None marks an ambiguous name
 
     for i, a in enumerate(data["annotations"]):

@@ -213,7 +213,7 @@ class ReferenceDecoder(val params: DecoderParams = DecoderParams()) {
     /** Step 5: greedy joint-by-joint grouping with a min-cost assignment per joint. */
     private fun matchByTag(candidates: Array<List<Peak>>, joints: Int): List<Group> {
         val groups = ArrayList<Group>()
-        for (j in visitingOrder(joints)) {
+        for (j in FastDecoder.visitingOrder(joints)) {   // the spec's order, pinned in FastDecoderTest
             val peaks = candidates[j]
             if (peaks.isEmpty()) continue
             if (groups.isEmpty()) {
@@ -292,15 +292,6 @@ class ReferenceDecoder(val params: DecoderParams = DecoderParams()) {
     companion object {
         private const val PADDING_COST = 1e10
         private val UNDETECTED = Keypoint(0f, 0f, 0f)
-        private val COCO_ORDER = intArrayOf(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
-
-        /** Joint visiting order of the official grouping: the first J entries of the COCO order where they
-         *  are a permutation of 0..J-1 (J <= 7 or 14..17: CrowdPose, COCO), else 0..J-1. */
-        fun visitingOrder(joints: Int): IntArray {
-            val prefix = COCO_ORDER.take(joints)
-            return if (prefix.sorted() == (0 until joints).toList()) prefix.toIntArray() else IntArray(joints) { it }
-        }
-
         private const val LIMIT = 1e6f
 
         /** Sanitising: NaN/±inf -> 0, then clamp to [-1e6, 1e6] (real outputs stay within ±100). */
