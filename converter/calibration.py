@@ -235,7 +235,7 @@ def build_calibration_set(images_dirs, input_hw, annotations=None, count: int = 
         raise LitePoseError(f"{images_dir}: none of the {len(candidates)} candidate images is usable; "
                             "the calibration set would be empty")
     if len(images) < count:
-        log(f"calibration: {len(images)} images available, fewer than --calib-count {count}")
+        log(f"calibration: {len(images)} usable images, fewer than the --calib-count of {count}: all are used")
     strata = {}
     if any(u["stratum"] for u in used):   # images without a crowdIndex next to stratified ones count as "none"
         for u in used:

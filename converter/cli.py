@@ -49,10 +49,11 @@ class _Group(click.Group):
             command = ctx.invoked_subcommand or "this command"
             top = (exc.name or "").split(".")[0]
             if isinstance(exc, ModuleNotFoundError) and top in _EXTRAS:
+                needs = "TensorFlow" if top in ("tensorflow", "keras", "tf_keras") else top
                 raise click.ClickException(
-                    f"`litepose {command}` needs {top}, which is not installed here; install it with "
-                    f"pip install 'litepose-edge[{_EXTRAS[top]}]' (in a checkout: pip install '.[{_EXTRAS[top]}]' "
-                    "or pip install -r requirements.txt)") from None
+                    f"`litepose {command}` needs {needs}, which is not installed here; install it from the "
+                    f"litepose-edge checkout with pip install '.[{_EXTRAS[top]}]' "
+                    "(or pip install -r requirements.txt)") from None
             top = _failing_extra(exc)     # installed but broken (built against another numpy, a missing dependency)
             if top is None:
                 raise
@@ -75,7 +76,11 @@ class _Group(click.Group):
                 click.echo(exc.ctx.get_help())
                 sys.exit(0)
             where = exc.ctx.command_path if exc.ctx else "litepose"
-            click.echo(f"Error: {exc.format_message()} (see {where} --help)", err=True)
+            hint = ""
+            if exc.format_message().startswith("Got unexpected extra argument"):   # `--calib-images data/*/images`
+                hint = ("; each option takes one value (a shell glob such as data/*/images gives several: "
+                        "repeat an option that takes more, e.g. --calib-images A --calib-images B)")
+            click.echo(f"Error: {exc.format_message()}{hint} (see {where} --help)", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             exc.show()
@@ -193,7 +198,7 @@ main.add_command(profile_command)
 
 @main.command("export-golden")
 @click.option("--model", "model_path", required=True, help="A converted LitePose .tflite file.")
-@click.option("--out", "out_dir", required=True, help="Folder for the cases (created if needed).")
+@click.option("--out", "out_dir", required=True, help="Folder for the cases (created if needed, in a folder that exists).")
 @click.option("--prefix", default=None, help="Case name prefix (default: the model file's stem).")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_FOLDER...")
 def export_golden_command(model_path, out_dir, prefix, images):

@@ -58,6 +58,10 @@ class DeployedModel:
         self.description = (f"{Path(path).name} ({h}x{w} {self.runner.input_dtype.name} input, {self.num_joints} "
                             f"joints; {runtime_name()})")
         self.warnings = card_mismatch(path)
+        if self.runner.xnnpack is False:
+            from .runner import NO_XNNPACK_NOTE
+
+            self.warnings.append(f"{path}: {NO_XNNPACK_NOTE}")
 
     def prepare(self, image_rgb: np.ndarray):
         """(network input uint8 RGB at the model's size, its `Letterbox` to map poses back)."""
@@ -197,7 +201,7 @@ def expand_images(images, skip_folder=None) -> list[str]:
                 raise LitePoseError(f"{image}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             out.extend(str(f) for f in found)
         elif not path.is_file():
-            raise LitePoseError(f"{image}: no such image file")
+            raise LitePoseError(f"{image}: no such image file or folder")
         else:
             out.append(str(image))
     seen: set[Path] = set()

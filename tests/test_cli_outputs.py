@@ -132,6 +132,10 @@ def test_a_missing_optional_package_is_one_line_naming_what_to_install():
     def needs_tf():
         raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
 
+    @group.command("needs-keras")
+    def needs_keras():
+        raise ModuleNotFoundError("No module named 'keras'", name="keras")
+
     @group.command("broken")
     def broken():
         raise ModuleNotFoundError("No module named 'a_typo'", name="a_typo")
@@ -139,7 +143,10 @@ def test_a_missing_optional_package_is_one_line_naming_what_to_install():
     r = CliRunner().invoke(group, ["needs-tf"])
     assert r.exit_code == 1
     line = _error_line(r)
-    assert "`litepose needs-tf` needs tensorflow" in line and "[convert]" in line
+    assert "`litepose needs-tf` needs TensorFlow" in line and "pip install '.[convert]'" in line
+    assert "litepose-edge[" not in line   # not on PyPI: name the install that works
+    r = CliRunner().invoke(group, ["needs-keras"])  # Keras comes with TensorFlow: one name for one install
+    assert "`litepose needs-keras` needs TensorFlow" in _error_line(r)
     r = CliRunner().invoke(group, ["broken"])  # a bug, not a missing extra: not disguised as one
     assert isinstance(r.exception, ModuleNotFoundError)
 
@@ -954,5 +961,15 @@ def test_predict_checkpoint_without_tensorflow_says_so_first(monkeypatch, tmp_pa
     image = _image(tmp_path / "a.png")
     r = invoke(["predict", "--checkpoint", tmp_path / "x.pth", image, "--json", tmp_path / "p.json"])
     assert r.exit_code == 1 and r.output.strip().splitlines() == [_error_line(r)]
-    assert "needs tensorflow" in _error_line(r) and "litepose-edge[convert]" in _error_line(r)
+    assert "needs TensorFlow" in _error_line(r) and "pip install '.[convert]'" in _error_line(r)
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_shell_glob_after_a_one_value_option_says_to_repeat_the_option(tmp_path):
+    """`--calib-images data/*/images` expands to several folders; click's own message does not say why."""
+    r = invoke(["convert", "--checkpoint", tmp_path / "x.pth", "--precision", "int8", "--output", tmp_path / "o.tflite",
+                "--calib-images", tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    assert r.exit_code == 2
+    line = _error_line(r)
+    assert "unexpected extra arguments" in line and "--calib-images A --calib-images B" in line
+    assert not (tmp_path / "o.tflite").exists()

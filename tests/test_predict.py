@@ -269,7 +269,7 @@ def test_cli_missing_model_or_image_is_one_line_error(tmp_path):
     # a missing image is reported before any model is loaded (that could take seconds)
     r = invoke(["predict", img, tmp_path / "gone.jpg", "--model", tmp_path / "none.tflite",
                 "--json", tmp_path / "o.json"])
-    assert r.exit_code == 1 and "gone.jpg: no such image file" in r.output, _dump(r)
+    assert r.exit_code == 1 and "gone.jpg: no such image file or folder" in r.output, _dump(r)
     r = invoke(["predict", img, "--model", tmp_path / "none.tflite", "--json", tmp_path])
     assert r.exit_code == 1 and "folder" in r.output, _dump(r)
     assert not (tmp_path / "o.json").exists()
