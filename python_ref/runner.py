@@ -106,6 +106,21 @@ def quantize_pixels(values, scale: float, zero_point: int, dtype) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+NO_XNNPACK_NOTE = ("LiteRT's XNNPACK delegate did not apply here, so the builtin kernels run it: several times "
+                   "slower, and its int8 results differ from XNNPACK's by up to tens of steps (XNNPACK reads the CPU "
+                   "from /proc and /sys: in a container or chroot, mount them)")
+
+
+def _xnnpack_applied(interpreter) -> bool | None:
+    """Whether LiteRT's default XNNPACK delegate took over part of the graph (a DELEGATE node after
+    allocation). It is silently left out when it cannot read the CPU (a chroot without /sys), and the
+    builtin kernels then give other int8 results (measured on aarch64 under qemu). None when unknown."""
+    try:
+        return any(op.get("op_name") == "DELEGATE" for op in interpreter._get_ops_details())
+    except Exception:   # a private API: another runtime version may lack it
+        return None
+
+
 class TFLiteRunner:
     """One LiteRT interpreter for a LitePose model; call it with a uint8 RGB image of the model's input size.
 
@@ -144,6 +159,7 @@ class TFLiteRunner:
             signatures = self._interpreter.get_signature_list()
         except (ValueError, RuntimeError, IndexError) as exc:
             raise LitePoseError(f"{path}: LiteRT cannot load this model ({first_line(exc)})") from None
+        self.xnnpack = _xnnpack_applied(self._interpreter)
         self._signature_key = self._pick_signature(signatures)
         try:
             self._runner = self._interpreter.get_signature_runner(self._signature_key)

@@ -60,12 +60,12 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
     assert built["ai-edge-litert"] == metadata.version("ai-edge-litert")
     assert built["python"] == platform.python_version() and built["machine"] == platform.machine()
     if Path("/proc/cpuinfo").is_file():
-        flags = set()
+        key, flags = None, set()
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.split(":")[0].strip() in ("flags", "Features"):
-                flags = set(line.split(":", 1)[1].split())
+                key, flags = line.split(":")[0].strip(), set(line.split(":", 1)[1].split())
                 break
-        assert set(built["cpu_features"]) == flags & set(FLOAT_KERNEL_FEATURES)
+        assert key is None or set(built["cpu_features"]) == flags & set(FLOAT_KERNEL_FEATURES[key])
     manifest = json.loads((out.parent / "manifest.json").read_text())
     assert [m["file"] for m in manifest["models"]] == ["xs.tflite"]
     assert (manifest["models"][0]["input_dtype"], manifest["models"][0]["output_dtype"]) == ("float32", "float32")
@@ -272,3 +272,18 @@ def test_arch_json_file_is_accepted(xs_ckpt, tmp_path, shared_dir):
                      "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.with_suffix(".json").read_text())["variant"] == "XS"
+
+
+def test_the_cpu_is_read_from_cpuinfo_on_arm_and_x86():
+    """ARM's /proc/cpuinfo names no model and lists "Features", not "flags"; a name can mean another thing on
+    the other architecture (AMD's "sme" is memory encryption, ARM's the matrix extension)."""
+    from converter.export import cpu_from_cpuinfo
+
+    pi5 = ("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics "
+           "fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
+           "CPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\nprocessor\t: 1\nFeatures\t: fp\n")
+    assert cpu_from_cpuinfo(pi5, "aarch64") == ("aarch64 (implementer 0x41, part 0xd0b)",
+                                                ["asimd", "asimdhp", "asimddp"])
+    epyc = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx avx2 fma sme sev\n"
+    assert cpu_from_cpuinfo(epyc, "x86_64") == ("AMD EPYC 7B13", ["avx", "avx2", "fma"])
+    assert cpu_from_cpuinfo("", "arm64", "arm") == ("arm", [])      # macOS: no /proc/cpuinfo

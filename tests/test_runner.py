@@ -328,3 +328,23 @@ def test_tflite_runtime_under_numpy_2_is_one_line_not_numpy_s_traceback(monkeypa
         assert str(info.value) == (f"tflite-runtime 2.14.0 is built for numpy 1, and numpy {numpy_version} is "
                                    "installed: pip install 'numpy<2' (or pip install ai-edge-litert, where it has a wheel)")
         assert imported == []
+
+
+def test_a_runtime_without_its_xnnpack_delegate_is_noticed_and_warned_about(tiny_models, monkeypatch):
+    """Without /sys LiteRT silently leaves out XNNPACK and runs its builtin kernels (slower, other int8
+    rounding: measured on aarch64 under qemu); the runner notices, and predict says so."""
+    import functools
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    import python_ref.runner as runner_module
+    from python_ref.predict import DeployedModel
+
+    path = tiny_models[1]["int8-uint8in"]
+    assert TFLiteRunner(path).xnnpack is True and DeployedModel(path).warnings == []
+    builtin_only = functools.partial(
+        Interpreter, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    monkeypatch.setattr(runner_module, "_interpreter_class", lambda *a: builtin_only)
+    assert TFLiteRunner(path).xnnpack is False
+    (warning,) = DeployedModel(path).warnings
+    assert str(path) in warning and "XNNPACK delegate did not apply" in warning
