@@ -9,8 +9,8 @@ file lists; its other images are left out, with a warning), and latency at each 
 Thresholds make the command exit 1 (after writing the report) when the model is worse than allowed; a
 threshold that could not be measured fails. Calibration images (model card manifest, by sha256) that
 reappear among the evaluation images are reported and, with `exclude_calibration`, left out. The reference
-must have the model's joints and input size; another checkpoint than the card's, or a quantised .tflite, is
-warned about. Nothing outside the report folder is written unless `update_manifest` (`--update-manifest`):
+must have the model's joints and input size; another checkpoint than the card's is refused (unless
+`allow_other_reference`: then warned about, as a quantised .tflite reference is). Nothing outside the report folder is written unless `update_manifest` (`--update-manifest`):
 then the model's entry in the manifest.json next to it records the accuracy and latency.
 
 For scale, the report also measures the reference against itself on a JPEG quality-95 re-encode of each
@@ -122,19 +122,27 @@ def _read_card(card_path: Path, warn) -> dict | None:
     return card
 
 
-def reference_warnings(ref, reference: str, model_name: str, card: dict | None) -> list[str]:
-    """One-line warnings about a reference that is probably not the model's float network: a checkpoint other
-    than the one the model card records, or a .tflite whose inputs/outputs (or card) say it is quantised."""
+def reference_warnings(ref, reference: str, model_name: str, card: dict | None,
+                       allow_other_reference: bool = False) -> list[str]:
+    """One-line warnings about a reference that is probably not the model's float network: a .tflite whose
+    inputs/outputs (or card) say it is quantised (comparing two int8 forms is a real use). A checkpoint other
+    than the one the model card records is a mistake in all but rare cases: refused unless
+    `allow_other_reference`, then a warning."""
     out = []
+
+    def other_checkpoint(msg: str) -> None:
+        if not allow_other_reference:
+            raise LitePoseError(f"{msg}; give the model's own checkpoint or float .tflite, or "
+                                "--allow-other-reference to compare them anyway")
+        out.append(msg)
     expected = (card or {}).get("checkpoint_sha256")
     variant = (card or {}).get("variant")
     if isinstance(ref, _KerasReference):
         if isinstance(expected, str) and expected and ref.checkpoint_sha256 != expected:
             variants = (f"; reference {ref.arch_name}, model {variant}" if variant and ref.arch_name != variant
                         else "")
-            out.append(f"{reference}: not the checkpoint {model_name} was converted from (sha256 "
-                       f"{ref.checkpoint_sha256[:12]}, the model card records {expected[:12]}{variants}); fine for "
-                       "another checkpoint of the same network, otherwise the numbers compare different weights")
+            other_checkpoint(f"{reference}: not the checkpoint {model_name} was converted from (sha256 "
+                             f"{ref.checkpoint_sha256[:12]}, the model card records {expected[:12]}{variants})")
         return out
     from .export import card_path_for
 
@@ -148,8 +156,10 @@ def reference_warnings(ref, reference: str, model_name: str, card: dict | None) 
                    "the difference between two quantised models, not the loss against float")
     ref_ckpt = ref_card.get("checkpoint_sha256")
     if isinstance(expected, str) and expected and isinstance(ref_ckpt, str) and ref_ckpt != expected:
-        out.append(f"{reference}: converted from another checkpoint than {model_name} (sha256 {ref_ckpt[:12]}, "
-                   f"the model card records {expected[:12]})")
+        variants = (f"; reference {ref_card.get('variant')}, model {variant}"
+                    if variant and ref_card.get("variant") not in (None, variant) else "")
+        other_checkpoint(f"{reference}: converted from another checkpoint than {model_name} (sha256 "
+                         f"{ref_ckpt[:12]}, the model card records {expected[:12]}{variants})")
     return out
 
 
@@ -546,7 +556,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
                  min_sqnr: float | None = None, min_oks_ap: float | None = None, max_ap_drop: float | None = None,
                  threads=(1, 2), runs: int = 10, mode: str = "fast", joint_map: str = "auto",
                  exclude_calibration: bool = False, max_overlays: int = 12, input_sensitivity: bool = True,
-                 views: int = 0, update_manifest: bool = False) -> dict:
+                 views: int = 0, update_manifest: bool = False, allow_other_reference: bool = False) -> dict:
     """Validate `model` against `reference`; write the report; return it. Raises LitePoseError for user
     errors; sets report['passed'] (the CLI exits 1 when False). `views`: also pool the SQNR, the OKS-AP and
     the AP against the annotations over that many variations of each image (`view_plan`; reported, not a
@@ -585,6 +595,10 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
 
     runner = TFLiteRunner(model)
     input_hw, num_joints = runner.input_hw, runner.num_joints
+    if runner.xnnpack is False:
+        from python_ref.runner import NO_XNNPACK_NOTE
+
+        warn(f"{model}: {NO_XNNPACK_NOTE}")
     model_sha = hashlib.sha256(Path(model).read_bytes()).hexdigest()
     card_path = card_path_for(model)
     card = _read_card(card_path, warn)
@@ -609,7 +623,7 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         resolve_protocol(ann, num_joints, joint_map, Path(model).name)  # a joint mismatch fails before the work
     ref = load_reference(reference, input_hw, num_joints, Path(model).name)
     log(f"model {Path(model).name} ({input_hw[0]}x{input_hw[1]} {runner.input_dtype.name}), reference {ref.description}")
-    for msg in reference_warnings(ref, reference, Path(model).name, card):
+    for msg in reference_warnings(ref, reference, Path(model).name, card, allow_other_reference):
         warn(msg)
 
     energies = {k: _Energy() for k in OUTPUT_NAMES}
@@ -805,7 +819,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
         "per_joint_error_px": per_joint,
         "annotations": ap,
         "latency": timings,
-        "host": build_environment(),   # XNNPACK picks its kernels for this CPU: the latency holds for this host
+        # XNNPACK picks its kernels for this CPU: the latency holds for this host
+        "host": {**build_environment(), "xnnpack_delegate": runner.xnnpack},
         "checks": checks,
         "passed": all(c["passed"] for c in checks),
         "per_image": per_image,
@@ -1019,8 +1034,11 @@ def format_markdown(r: dict) -> str:
     host = r.get("host") or {}
     lines += ["", "## Latency (LiteRT default CPU path)", "",
               f"Host: {host.get('cpu', '?')} ({host.get('machine', '?')}; {', '.join(host.get('cpu_features') or []) or '?'}), "
-              f"ai-edge-litert {host.get('ai-edge-litert', '?')}. XNNPACK picks its kernels for the CPU: another host "
-              "can rank int8 and float differently.", "", "| threads | median ms | min ms | p90 ms |", "|---|---|---|---|"]
+              f"ai-edge-litert {host.get('ai-edge-litert', '?')}. "
+              + ("XNNPACK picks its kernels for the CPU: another host can rank int8 and float differently."
+                 if host.get("xnnpack_delegate") is not False else
+                 "**LiteRT's builtin kernels: the XNNPACK delegate did not apply here, so these are not XNNPACK's "
+                 "times or results.**"), "", "| threads | median ms | min ms | p90 ms |", "|---|---|---|---|"]
     for t in r["latency"]:
         lines.append(f"| {t['threads']} | {_fmt(t['median_ms'])} | {_fmt(t['min_ms'])} | {_fmt(t['p90_ms'])} |")
     if r["checks"]:
@@ -1095,8 +1113,12 @@ def _command():
     @click.option("--update-manifest", is_flag=True,
                   help="Record the accuracy and latency in the model's entry of the manifest.json next to it "
                   "(default: nothing outside --report is written).")
+    @click.option("--allow-other-reference", is_flag=True,
+                  help="Compare with a reference made from another checkpoint than the model card records "
+                  "(refused by default: the numbers would compare different weights).")
     def validate_command(model, reference, images, annotations, report, min_sqnr, min_oks_ap, max_ap_drop, threads,
-                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity, views, update_manifest):
+                         runs, mode, joint_map, exclude_calibration_images, input_sensitivity, views, update_manifest,
+                         allow_other_reference):
         """Compare a deployed model with its float reference: SQNR, poses, AP, latency (exit 1 below thresholds)."""
         if max_ap_drop is not None and not annotations:
             raise click.UsageError("--max-ap-drop needs --annotations (the AP is measured against them)")
@@ -1104,7 +1126,8 @@ def _command():
                               report=report, min_sqnr=min_sqnr, min_oks_ap=min_oks_ap, max_ap_drop=max_ap_drop,
                               threads=threads, runs=runs, mode=mode, joint_map=joint_map,
                               exclude_calibration=exclude_calibration_images, input_sensitivity=input_sensitivity,
-                              views=views, update_manifest=update_manifest)
+                              views=views, update_manifest=update_manifest,
+                              allow_other_reference=allow_other_reference)
         failed = [c["check"] + (f" ({c['note']})" if c.get("note") else "")
                   for c in result["checks"] if not c["passed"]]
         if failed:

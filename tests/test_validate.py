@@ -500,11 +500,24 @@ def test_reference_of_another_network_shape_is_refused(xs_models, shared_dir, tm
 
 
 @pytest.mark.needs_shared
-def test_reference_of_another_checkpoint_or_quantised_is_warned(xs_models, shared_dir, tmp_path):
+def test_reference_of_another_checkpoint_is_refused_and_quantised_warned(xs_models, shared_dir, tmp_path):
     root, _, _ = xs_models
     images = ["--images", shared_dir / "data" / "crowdpose" / "images"]
     s_ckpt = shared_dir / "checkpoints" / "litepose-s-crowdpose-random.pth"   # same head shapes, other weights
-    res = _validate([root / "xs_fp32.tflite", "--reference", s_ckpt, "--report", tmp_path / "s"] + images + FAST)
+    line = _one_line_error(_validate([root / "xs_fp32.tflite", "--reference", s_ckpt, "--report", tmp_path / "s"]
+                                     + images + FAST))
+    assert str(s_ckpt) in line and "not the checkpoint" in line and "--allow-other-reference" in line
+    assert not (tmp_path / "s").exists()
+    # a float .tflite whose card records another checkpoint: refused the same way
+    shutil.copy(root / "xs_fp32.tflite", tmp_path / "other.tflite")
+    card = json.loads((root / "xs_fp32.json").read_text())
+    (tmp_path / "other.json").write_text(json.dumps({**card, "checkpoint_sha256": "ab" * 32, "variant": "S"}))
+    line = _one_line_error(_validate([root / "xs_int8.tflite", "--reference", tmp_path / "other.tflite",
+                                      "--report", tmp_path / "o"] + images + FAST))
+    assert "converted from another checkpoint" in line and "abababababab" in line and "reference S, model XS" in line
+    assert not (tmp_path / "o").exists()
+    res = _validate([root / "xs_fp32.tflite", "--reference", s_ckpt, "--report", tmp_path / "s",
+                     "--allow-other-reference"] + images + FAST)
     assert res.exit_code == 0, res.output
     (warning,) = _warnings(res.output)
     card_sha = json.loads((root / "xs_fp32.json").read_text())["checkpoint_sha256"]
@@ -584,6 +597,7 @@ def test_manifest_is_updated_only_with_the_flag(xs_models, shared_dir, tmp_path)
 
     assert entry["latency"]["host"]["ai-edge-litert"] == metadata.version("ai-edge-litert")  # the timed runtime
     assert entry["latency"]["host"]["cpu_features"] == rep["host"]["cpu_features"]
+    assert rep["host"]["xnnpack_delegate"] is True      # the latency is XNNPACK's, not the builtin kernels'
     host_line = [line for line in (tmp_path / "r2" / "report.md").read_text().splitlines() if line.startswith("Host: ")]
     assert len(host_line) == 1 and rep["host"]["cpu"] in host_line[0]
     # again, after an earlier run that timed 2 threads and scored AP: the 2-thread median of the same host and
