@@ -392,9 +392,10 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
     log(f"validated against Keras on the {'first calibration' if representative is not None else 'synthetic test'} "
         "image: " + ", ".join(f"{k} SQNR {v['sqnr_db']:.1f} dB, max err {v['max_abs_error']:.2e} of values up to "
                               f"{v['max_abs_reference']:.2g}" for k, v in validation.items()))
-    if representative is None and precision != "fp32":
-        log("  (a synthetic image gives weak heatmaps, so SQNR here is a smoke test; measure accuracy on real "
-            "images with `litepose validate`)")
+    if precision != "fp32":
+        log("  (" + ("a synthetic image gives weak heatmaps, so SQNR here is a smoke test" if representative is None
+                     else "one image: a check that the file works, not a measure of its accuracy")
+            + "; measure accuracy on held-out images with `litepose validate`)")
     if precision == "fp32":
         from .rewrites import within_float_rounding
 
@@ -434,4 +435,8 @@ def run_convert(*, checkpoint: str, arch: str | None, joints: int | None, input_
         stage(manifest, manifest_text.encode())
     log(f"wrote {out_path} ({len(data) / 1e6:.2f} MB), {card_file}, " + (f"{keras_path}, " if keras_path else "")
         + f"{manifest} in {time.perf_counter() - t0:.1f} s")
+    skipped = (calib_manifest or {}).get("skipped") or []
+    if skipped:   # said once more at the end: the lines above scroll away during a long conversion
+        log(f"warning: {len(skipped)} calibration file(s) skipped, listed with the reason in {card_file.name} "
+            f"(calibration.skipped): {', '.join(s['file'] for s in skipped[:3])}" + (", ..." if len(skipped) > 3 else ""))
     return card

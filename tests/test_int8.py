@@ -67,6 +67,20 @@ def test_dim_calibration_images_keep_the_contract_input(shared_dir, tmp_path):
 
 
 @pytest.mark.needs_shared
+def test_skipped_calibration_files_are_said_again_at_the_end(shared_dir, tmp_path, capsys):
+    """A bad file in the calibration folder is skipped (one bad photo must not end a long conversion), and the
+    last lines say so, since the line at the moment it was skipped has scrolled away."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(sorted((shared_dir / "data" / "coco" / "images").iterdir())[0], calib / "a_good.jpg")
+    (calib / "b_page.jpg").write_text("<!DOCTYPE html><html><body>404</body></html>")
+    card = _convert(shared_dir, tmp_path / "m.tflite", calib, input_size="64x64")
+    assert [s["file"] for s in card["calibration"]["skipped"]] == ["b_page.jpg"] and card["calibration"]["count"] == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "warning: 1 calibration file(s) skipped" in last and "b_page.jpg" in last and "m.json" in last
+
+
+@pytest.mark.needs_shared
 def test_model_card_and_manifest_record_the_calibration(xs_int8, shared_dir):
     path, card = xs_int8
     calib = card["calibration"]
