@@ -453,3 +453,15 @@ def test_bad_shapes_and_params_are_user_errors():
         dec.decode_official(good, good, (0,) * 14)
     with pytest.raises(LitePoseError, match="nms_kernel 4"):
         dec.decode_fast(good, dec.FastDecoderParams(nms_kernel=4))
+
+
+def test_decoder_cases_are_timed_in_turns_with_every_run_counted():
+    """bench-decoder times its people counts in rounds, after one warm-up call each: the first case must not
+    pay alone for the process warming up (it came out 1.5x slow), and each gets exactly `repeat` runs."""
+    from python_ref.bench_decoder import _time_interleaved
+
+    calls = []
+    rows = _time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], repeat=7, rounds=3)
+    assert calls[:2] == ["a", "b"]                                      # warm-ups
+    assert "".join(calls[2:]) == "aaabbb" + "aabb" + "aabb"             # 7 runs in 3 turns: 3 + 2 + 2
+    assert [r["repeat"] for r in rows] == [7, 7] and all(r["min_ms"] <= r["median_ms"] <= r["p90_ms"] for r in rows)
