@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,9 @@ def _interpreter_class(package: str | None = None):
             return Interpreter
         except ImportError:
             pass
+    if sys.platform == "win32":
+        raise LitePoseError("running .tflite models needs the LiteRT runtime, which has no Windows wheel: run "
+                            "litepose in WSL (Windows Subsystem for Linux), where pip install ai-edge-litert works")
     raise LitePoseError("running .tflite models needs the LiteRT runtime: pip install ai-edge-litert "
                         "(or tflite-runtime where ai-edge-litert has no wheel)")
 

@@ -348,3 +348,19 @@ def test_a_runtime_without_its_xnnpack_delegate_is_noticed_and_warned_about(tiny
     assert TFLiteRunner(path).xnnpack is False
     (warning,) = DeployedModel(path).warnings
     assert str(path) in warning and "XNNPACK delegate did not apply" in warning
+
+
+@pytest.mark.parametrize("platform, says", [("linux", "pip install ai-edge-litert"), ("win32", "WSL")])
+def test_no_runtime_installed_says_what_to_install_or_where_to_run(monkeypatch, platform, says):
+    """Windows has no LiteRT wheel at all: naming pip there would send the user on a search that cannot end."""
+    import sys
+
+    import python_ref.runner as runner
+
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)                      # none installed
+    monkeypatch.setattr(runner, "_check_tflite_runtime_numpy", lambda: None)
+    monkeypatch.setattr(sys, "platform", platform)
+    with pytest.raises(LitePoseError) as info:
+        runner._interpreter_class()
+    assert "needs the LiteRT runtime" in str(info.value) and says in str(info.value)
