@@ -1,4 +1,4 @@
-"""The measurement scripts (scripts/*.py) are run by hand from the docs, not by other tests: every name they
+"""The measurement scripts (scripts/**/*.py) are run by hand from the docs, not by other tests: every name they
 import from this package must exist, so a refactor cannot leave a documented command broken."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _package_imports(path):
 
 def test_every_name_the_scripts_import_from_the_package_exists(repo_dir):
     pytest.importorskip("tensorflow")         # the scripts use converter modules that import it lazily
-    scripts = sorted((repo_dir / "scripts").glob("*.py"))
+    scripts = sorted((repo_dir / "scripts").rglob("*.py"))
     assert len(scripts) >= 5
     missing, checked = [], 0
     for script in scripts:
