@@ -10,8 +10,8 @@ Thresholds make the command exit 1 (after writing the report) when the model is 
 threshold that could not be measured fails. Calibration images (model card manifest, by sha256) that
 reappear among the evaluation images are reported and, with `exclude_calibration`, left out. The reference
 must have the model's joints and input size; another checkpoint than the card's is refused (unless
-`allow_other_reference`: then warned about, as a quantised .tflite reference is). Nothing outside the report folder is written unless `update_manifest` (`--update-manifest`):
-then the model's entry in the manifest.json next to it records the accuracy and latency.
+`allow_other_reference`: then warned about, as a quantised .tflite reference is). Nothing outside the report
+folder is written unless `update_manifest` (`--update-manifest`): then the model's entry in the manifest.json next to it records the accuracy and latency.
 
 For scale, the report also measures the reference against itself on a JPEG quality-95 re-encode of each
 input (`input_sensitivity`): an invisible change of the input. A model whose SQNR is close to that number
@@ -129,20 +129,21 @@ def reference_warnings(ref, reference: str, model_name: str, card: dict | None,
     than the one the model card records is a mistake in all but rare cases: refused unless
     `allow_other_reference`, then a warning."""
     out = []
+    expected = (card or {}).get("checkpoint_sha256")
+    variant = (card or {}).get("variant")
 
-    def other_checkpoint(msg: str) -> None:
+    def other_checkpoint(what: str, ref_sha: str, ref_variant) -> None:
+        variants = f"; reference {ref_variant}, model {variant}" if variant and ref_variant not in (None, variant) else ""
+        msg = f"{reference}: {what} (sha256 {ref_sha[:12]}, the model card records {expected[:12]}{variants})"
         if not allow_other_reference:
             raise LitePoseError(f"{msg}; give the model's own checkpoint or float .tflite, or "
                                 "--allow-other-reference to compare them anyway")
         out.append(msg)
-    expected = (card or {}).get("checkpoint_sha256")
-    variant = (card or {}).get("variant")
+
     if isinstance(ref, _KerasReference):
         if isinstance(expected, str) and expected and ref.checkpoint_sha256 != expected:
-            variants = (f"; reference {ref.arch_name}, model {variant}" if variant and ref.arch_name != variant
-                        else "")
-            other_checkpoint(f"{reference}: not the checkpoint {model_name} was converted from (sha256 "
-                             f"{ref.checkpoint_sha256[:12]}, the model card records {expected[:12]}{variants})")
+            other_checkpoint(f"not the checkpoint {model_name} was converted from", ref.checkpoint_sha256,
+                             ref.arch_name)
         return out
     from .export import card_path_for
 
@@ -156,10 +157,7 @@ def reference_warnings(ref, reference: str, model_name: str, card: dict | None,
                    "the difference between two quantised models, not the loss against float")
     ref_ckpt = ref_card.get("checkpoint_sha256")
     if isinstance(expected, str) and expected and isinstance(ref_ckpt, str) and ref_ckpt != expected:
-        variants = (f"; reference {ref_card.get('variant')}, model {variant}"
-                    if variant and ref_card.get("variant") not in (None, variant) else "")
-        other_checkpoint(f"{reference}: converted from another checkpoint than {model_name} (sha256 "
-                         f"{ref_ckpt[:12]}, the model card records {expected[:12]}{variants})")
+        other_checkpoint(f"converted from another checkpoint than {model_name}", ref_ckpt, ref_card.get("variant"))
     return out
 
 
@@ -595,10 +593,8 @@ def run_validate(*, model: str, reference: str, images: str, report: str, annota
 
     runner = TFLiteRunner(model)
     input_hw, num_joints = runner.input_hw, runner.num_joints
-    if runner.xnnpack is False:
-        from python_ref.runner import NO_XNNPACK_NOTE
-
-        warn(f"{model}: {NO_XNNPACK_NOTE}")
+    for msg in runner.delegate_warnings():
+        warn(msg)
     model_sha = hashlib.sha256(Path(model).read_bytes()).hexdigest()
     card_path = card_path_for(model)
     card = _read_card(card_path, warn)

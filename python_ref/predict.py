@@ -57,11 +57,7 @@ class DeployedModel:
         h, w = self.runner.input_hw
         self.description = (f"{Path(path).name} ({h}x{w} {self.runner.input_dtype.name} input, {self.num_joints} "
                             f"joints; {runtime_name()})")
-        self.warnings = card_mismatch(path)
-        if self.runner.xnnpack is False:
-            from .runner import NO_XNNPACK_NOTE
-
-            self.warnings.append(f"{path}: {NO_XNNPACK_NOTE}")
+        self.warnings = card_mismatch(path) + self.runner.delegate_warnings()
 
     def prepare(self, image_rgb: np.ndarray):
         """(network input uint8 RGB at the model's size, its `Letterbox` to map poses back)."""

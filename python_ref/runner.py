@@ -180,6 +180,10 @@ class TFLiteRunner:
         except ValueError as exc:
             raise LitePoseError(f"{path}: {exc}") from None
 
+    def delegate_warnings(self) -> list[str]:
+        """What to tell the user about how this model runs here: the XNNPACK delegate left out."""
+        return [f"{self.path}: {NO_XNNPACK_NOTE}"] if self.xnnpack is False else []
+
     # ---- set-up checks --------------------------------------------------------------------------
     def _pick_signature(self, signatures: dict) -> str:
         wanted = set(OUTPUT_NAMES)
