@@ -847,7 +847,10 @@ def cpu_from_cpuinfo(cpuinfo: str, machine: str, processor: str = "") -> tuple[s
     key = "flags" if "flags" in info else "Features"
     features = [f for f in FLOAT_KERNEL_FEATURES[key] if f in set(info.get(key, "").split())]
     if info.get("model name"):
-        return info["model name"], features
+        # a cloud host's name ("AMD EPYC") can cover generations whose int8 kernels differ 2x: say which one
+        generation = (f" (family {info['cpu family']}, model {info['model']})"
+                      if info.get("cpu family") and info.get("model") else "")
+        return info["model name"] + generation, features
     if info.get("CPU part"):   # ARM names no model: its implementer and part codes say which core it is
         return f"{machine} (implementer {info.get('CPU implementer', '?')}, part {info['CPU part']})", features
     return processor or machine, features

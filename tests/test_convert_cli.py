@@ -286,4 +286,7 @@ def test_the_cpu_is_read_from_cpuinfo_on_arm_and_x86():
                                                 ["asimd", "asimdhp", "asimddp"])
     epyc = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx avx2 fma sme sev\n"
     assert cpu_from_cpuinfo(epyc, "x86_64") == ("AMD EPYC 7B13", ["avx", "avx2", "fma"])
+    # a virtual machine's bare "AMD EPYC" is told apart by its family and model (Zen 4 and Zen 5 time unlike)
+    turin = "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: avx2\n"
+    assert cpu_from_cpuinfo(turin, "x86_64") == ("AMD EPYC (family 26, model 2)", ["avx2"])
     assert cpu_from_cpuinfo("", "arm64", "arm") == ("arm", [])      # macOS: no /proc/cpuinfo
