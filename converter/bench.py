@@ -669,39 +669,58 @@ def markdown_report(report: dict) -> str:
 
 
 def plot_accuracy_vs_latency(report: dict, out: str) -> None:
-    """Paper AP (CrowdPose test) against measured latency, one series per precision (fewest threads)."""
+    """Paper AP (CrowdPose test) against measured latency at the fewest threads, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = accuracy_vs_latency_figure(report)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def accuracy_vs_latency_figure(report: dict):
+    """One colour per precision, LitePose variants joined by a line, baselines as open markers; each model named
+    once, at its fastest point (a label per point piled names on top of each other)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     threads = min((r["threads"] for r in report["records"]), default=1)
-    markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D"}
-    for precision in sorted({r["precision"] for r in report["records"] if r["kind"] != "peer"}):
-        for kind, style in (("litepose", "-"), ("baseline", "none")):
-            pts = []
-            for r in report["records"]:
-                ap = (PAPER.get(r["model"]) or {}).get("ap")
-                if (r["kind"] == kind and r["precision"] == precision and r["threads"] == threads and ap
-                        and r["infer_ms_median"] is not None):
-                    pts.append((r["infer_ms_median"], ap, r["model"]))
+    markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D", "int8-blocked": "X"}
+    fastest: dict[str, tuple[float, float]] = {}
+    for i, precision in enumerate(sorted({r["precision"] for r in report["records"] if r["kind"] != "peer"})):
+        colour = f"C{i}"
+        for kind in ("litepose", "baseline"):
+            pts = sorted((r["infer_ms_median"], PAPER[r["model"]]["ap"], r["model"]) for r in report["records"]
+                         if r["kind"] == kind and r["precision"] == precision and r["threads"] == threads
+                         and (PAPER.get(r["model"]) or {}).get("ap") and r["infer_ms_median"] is not None)
             if not pts:
                 continue
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle=style, marker=markers.get(precision, "x"),
-                    label=f"{'LitePose' if kind == 'litepose' else 'baselines'} {precision}")
+            litepose = kind == "litepose"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="-" if litepose else "none", color=colour,
+                    marker=markers.get(precision, "x"), markerfacecolor=colour if litepose else "none",
+                    label=f"{'LitePose' if litepose else 'baselines'} {precision}")
             for x, y, name in pts:
-                ax.annotate(name.replace("litepose-", ""), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+                if name not in fastest or x < fastest[name][0]:
+                    fastest[name] = (x, y)
+    for name, (x, y) in fastest.items():   # LitePose left of its line, baselines right of their marker
+        litepose = name.startswith("litepose-")
+        ax.annotate(name.replace("litepose-", "LitePose-"), (x, y), textcoords="offset points",
+                    xytext=(-6, 4) if litepose else (6, -3), ha="right" if litepose else "left", fontsize=7)
     ax.set_xscale("log")
+    ax.margins(x=0.12)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))     # 100 rather than 10^2
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else ""))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(f"measured inference latency, ms ({threads} thread{'s' if threads > 1 else ''}, log scale)")
     ax.set_ylabel("CrowdPose test AP (paper)")
     ax.set_title("Accuracy (published) vs latency (measured here)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def _ints(text: str, what: str) -> list[int]:

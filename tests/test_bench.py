@@ -75,6 +75,29 @@ def test_peer_model_is_timed_without_decoding(small_report, tmp_path):
     assert rec["infer_ms_median"] > 0 and rec["input_size"] == "128x128"
 
 
+def test_plot_names_each_model_once_at_its_fastest_point():
+    """A label per point piled the fp16 and fp32 names of a baseline on top of each other."""
+    from converter.bench import accuracy_vs_latency_figure
+
+    def rec(model, kind, precision, ms, threads=1):
+        return {"model": model, "kind": kind, "precision": precision, "threads": threads, "infer_ms_median": ms}
+
+    report = {"records": [rec("litepose-S", "litepose", "fp32", 80.0), rec("litepose-S", "litepose", "int8", 45.0),
+                          rec("litepose-S", "litepose", "int8", 20.0, threads=2),   # only the fewest threads count
+                          rec("litepose-M", "litepose", "fp32", 120.0), rec("litepose-M", "litepose", "int8", 60.0),
+                          rec("higherhrnet-w16", "baseline", "fp32", 119.0),
+                          rec("higherhrnet-w16", "baseline", "fp16", 118.0),
+                          rec("higherhrnet-w16", "baseline", "int8", 40.0),
+                          rec("peer.tflite", "peer", "int8", 10.0)]}   # no paper AP: not plotted
+    fig = accuracy_vs_latency_figure(report)
+    labels = sorted((t.get_text(), t.xy) for t in fig.axes[0].texts)
+    assert labels == [("LitePose-M", (60.0, 59.9)), ("LitePose-S", (45.0, 58.3)), ("higherhrnet-w16", (40.0, 50.4))]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sorted(legend) == ["LitePose fp32", "LitePose int8", "baselines fp16", "baselines fp32", "baselines int8"]
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
 def test_synthetic_calibration_images_are_deterministic():
     a, b = synthetic_images((64, 96), 2, seed=4), synthetic_images((64, 96), 2, seed=4)
     assert all((x == y).all() for x, y in zip(a, b)) and a[0].shape == (64, 96, 3) and a[0].dtype.name == "uint8"
