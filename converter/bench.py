@@ -689,24 +689,23 @@ def accuracy_vs_latency_figure(report: dict):
     fig, ax = plt.subplots(figsize=(7.5, 5))
     threads = min((r["threads"] for r in report["records"]), default=1)
     markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D", "int8-blocked": "X"}
-    fastest: dict[str, tuple[float, float]] = {}
+    plotted = [(r, (PAPER.get(r["model"]) or {}).get("ap")) for r in report["records"]
+               if r["threads"] == threads and r["infer_ms_median"] is not None]
+    fastest: dict[str, tuple[float, float, bool]] = {}
     for i, precision in enumerate(sorted({r["precision"] for r in report["records"] if r["kind"] != "peer"})):
         colour = f"C{i}"
-        for kind in ("litepose", "baseline"):
-            pts = sorted((r["infer_ms_median"], PAPER[r["model"]]["ap"], r["model"]) for r in report["records"]
-                         if r["kind"] == kind and r["precision"] == precision and r["threads"] == threads
-                         and (PAPER.get(r["model"]) or {}).get("ap") and r["infer_ms_median"] is not None)
+        for litepose, kind in ((True, "litepose"), (False, "baseline")):
+            pts = sorted((r["infer_ms_median"], ap, r["model"]) for r, ap in plotted
+                         if ap and r["kind"] == kind and r["precision"] == precision)
             if not pts:
                 continue
-            litepose = kind == "litepose"
             ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="-" if litepose else "none", color=colour,
                     marker=markers.get(precision, "x"), markerfacecolor=colour if litepose else "none",
                     label=f"{'LitePose' if litepose else 'baselines'} {precision}")
             for x, y, name in pts:
                 if name not in fastest or x < fastest[name][0]:
-                    fastest[name] = (x, y)
-    for name, (x, y) in fastest.items():   # LitePose left of its line, baselines right of their marker
-        litepose = name.startswith("litepose-")
+                    fastest[name] = (x, y, litepose)
+    for name, (x, y, litepose) in fastest.items():   # LitePose left of its line, baselines right of their marker
         ax.annotate(name.replace("litepose-", "LitePose-"), (x, y), textcoords="offset points",
                     xytext=(-6, 4) if litepose else (6, -3), ha="right" if litepose else "left", fontsize=7)
     ax.set_xscale("log")
