@@ -15,6 +15,11 @@ from python_ref.preprocess import MAX_INPUT_SIDE
 
 _BLOCKS_PER_STAGE = (6, 8, 10, 10)
 _STAGE_STRIDES = (2, 2, 2, 1)
+# The stem's stride 2 times the stages' strides: the deepest features are at 1/16, and the fusion head adds
+# each upsampled map to the backbone's map of twice its size, so H and W need only be multiples of 16. The
+# official resize policy rounds to 64 (python_ref.preprocess); a fixed-size model may be any multiple of 16,
+# e.g. 480x640 for VGA camera frames.
+INPUT_MULTIPLE = 2 * math.prod(_STAGE_STRIDES)
 
 
 def _preset(img_size, c0, channels, deconv):
@@ -103,8 +108,8 @@ def validate_arch(arch: dict, source: str) -> dict:
         out["backbone_setting"].append({
             "num_blocks": num_blocks, "stride": integer(st["stride"], f"stage {i} stride"),
             "channel": integer(st["channel"], f"stage {i} channel"), "block_setting": blocks})
-    if out["img_size"] % 64 or out["img_size"] > MAX_INPUT_SIDE:
-        bad(f"img_size {out['img_size']}: must be a positive multiple of 64, at most {MAX_INPUT_SIDE}")
+    if out["img_size"] % INPUT_MULTIPLE or out["img_size"] > MAX_INPUT_SIDE:
+        bad(f"img_size {out['img_size']}: must be a positive multiple of {INPUT_MULTIPLE}, at most {MAX_INPUT_SIDE}")
     if len(out["deconv_setting"]) != 3:
         bad("deconv_setting must have 3 widths")
     if len(out["backbone_setting"]) != 4:
@@ -170,7 +175,7 @@ def arch_summary(arch: dict) -> str:
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
-    """'448x640' (H×W) or '448' (square) -> (448, 640); both multiples of 64."""
+    """'448x640' (H×W) or '448' (square) -> (448, 640); both multiples of INPUT_MULTIPLE."""
     t = text.lower().replace("×", "x").strip()
     parts = t.split("x")
     try:
@@ -179,11 +184,21 @@ def parse_input_size(text: str) -> tuple[int, int]:
         hw = None
     if hw is None:
         raise LitePoseError(f"--input-size {text}: expected HxW, e.g. 448x448 or 448x640 (height first)")
-    if min(hw) <= 0 or hw[0] % 64 or hw[1] % 64:
-        raise LitePoseError(f"--input-size {text}: height and width must be positive multiples of 64")
+    if min(hw) <= 0 or hw[0] % INPUT_MULTIPLE or hw[1] % INPUT_MULTIPLE:
+        raise LitePoseError(f"--input-size {text}: height and width must be positive multiples of {INPUT_MULTIPLE} "
+                            f"(the network's stride), e.g. {_nearest_sizes(hw)}")
     if max(hw) > MAX_INPUT_SIDE:
         raise LitePoseError(f"--input-size {text}: at most {MAX_INPUT_SIDE} pixels on a side")
     return hw
+
+
+def _nearest_sizes(hw: tuple[int, int]) -> str:
+    """The valid sizes around an invalid one, for the error message."""
+    def near(v: int) -> int:
+        return max(INPUT_MULTIPLE, int(round(v / INPUT_MULTIPLE)) * INPUT_MULTIPLE)
+    down = "x".join(str(max(INPUT_MULTIPLE, v // INPUT_MULTIPLE * INPUT_MULTIPLE)) for v in hw)
+    nearest = "x".join(str(near(v)) for v in hw)
+    return nearest if nearest == down else f"{down} or {nearest}"
 
 
 def ceil64(v: float) -> int:

@@ -106,7 +106,7 @@ def main():
 @click.option("--arch", default=None, help="XS|S|M|L|prune-S|prune-M|prune-L or an arch JSON file "
               "(default: detected from the checkpoint).")
 @click.option("--joints", type=click.Choice(["14", "17"]), default=None, help="14 CrowdPose, 17 COCO (default: detected).")
-@click.option("--input-size", default=None, help="HxW, multiples of 64 (default: the variant's size, square).")
+@click.option("--input-size", default=None, help="HxW, multiples of 16, e.g. 480x640 (default: the variant's size, square).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "dynamic", "int8"]), default="fp32", show_default=True)
 @click.option("--output", required=True, help="Output .tflite file (a model card .json is written next to it).")
 @click.option("--keras", "keras_path", default=None, help="Also save the float Keras model (.keras).")

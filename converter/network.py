@@ -80,7 +80,7 @@ def _deconv(x, filters, name):
 
 
 def build_litepose(arch: dict, num_joints: int, input_hw: tuple[int, int], name: str = "litepose") -> keras.Model:
-    """The float LitePose network for a fixed [1, H, W, 3] input (H, W multiples of 64)."""
+    """The float LitePose network for a fixed [1, H, W, 3] input (H, W multiples of 16: archs.INPUT_MULTIPLE)."""
     h, w = input_hw
     image = keras.Input(shape=(h, w, 3), batch_size=1, name="image")
     x = layers.Normalization(

@@ -208,6 +208,7 @@ def test_detect_arch_reports_a_custom_structure(shared_dir):
 def test_input_size_parsing():
     assert parse_input_size("448x640") == (448, 640)
     assert parse_input_size("256") == (256, 256)
-    for bad in ("450x640", "448x", "abc", "0x64"):
+    assert parse_input_size("480x640") == (480, 640)      # multiples of 16 (the stride), not only of 64
+    for bad in ("450x640", "448x", "abc", "0x64", "440x648"):
         with pytest.raises(LitePoseError, match="--input-size"):
             parse_input_size(bad)

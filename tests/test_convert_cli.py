@@ -76,7 +76,7 @@ def test_convert_writes_model_card_and_manifest(xs_ckpt, tmp_path):
 
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", ["truncated", "not_a_checkpoint", "arch_mismatch", "wrong_joints",
-                                  "size_not_64", "missing_folder", "output_is_folder", "missing_checkpoint",
+                                  "size_not_16", "missing_folder", "output_is_folder", "missing_checkpoint",
                                   "int8_without_calibration", "bad_arch_name", "ranges_for_float",
                                   "rounding_for_float", "dtype_for_float", "calibration_for_float",
                                   "calibration_is_a_file", "output_is_the_checkpoint", "size_too_large",
@@ -102,8 +102,8 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         extra, expect = ["--arch", "M"], ["does not fit", "looks like XS"]
     elif case == "wrong_joints":
         extra, expect = ["--joints", "17"], ["--joints 17", "14 joints"]
-    elif case == "size_not_64":
-        extra, expect = ["--input-size", "250x250"], ["--input-size", "multiples of 64"]
+    elif case == "size_not_16":
+        extra, expect = ["--input-size", "250x250"], ["--input-size", "multiples of 16", "240x240 or 256x256"]
     elif case == "missing_folder":
         out = tmp_path / "nope" / "model.tflite"
         expect = ["does not exist"]
@@ -140,7 +140,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
     elif case == "arch_img_size":
         arch = json.loads((xs_ckpt.parent / "configs" / "search-XS.json").read_text())
         (tmp_path / "xs300.json").write_text(json.dumps({**arch, "img_size": 300}))
-        extra, expect = ["--arch", str(tmp_path / "xs300.json")], ["xs300.json", "img_size 300", "multiple of 64"]
+        extra, expect = ["--arch", str(tmp_path / "xs300.json")], ["xs300.json", "img_size 300", "multiple of 16"]
     elif case == "truncated_zip":
         ckpt = tmp_path / "half.pth"
         ckpt.write_bytes(xs_ckpt.read_bytes()[:3_000_000])
@@ -177,7 +177,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, xs_ckpt, tmp_path):
         expect = ["half_legacy.pth", "truncated", "of 679"]
     before = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
     result = invoke(["convert", "--checkpoint", str(ckpt), "--output", str(out), "--input-size", "128x128", *extra]
-                    if case not in ("size_not_64", "size_too_large", "arch_img_size") else
+                    if case not in ("size_not_16", "size_too_large", "arch_img_size") else
                     ["convert", "--checkpoint", str(ckpt), "--output", str(out), *extra])
     _assert_one_line_error(result, *expect)
     after = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []

@@ -75,6 +75,28 @@ def test_each_rewrite_is_exact_in_float(xs_float, name):
         assert err <= 2e-5 * max(1.0, np.max(np.abs(ref[k]))), f"{name}: {k} differs by {err}"
 
 
+@pytest.mark.needs_shared
+def test_rewrites_are_exact_at_a_size_whose_deepest_map_is_odd(shared_dir):
+    """Any multiple of 16 is a valid input (archs.INPUT_MULTIPLE): at 144 x 208 the stride-16 map is 9 x 13, so
+    the deconvolution phases, the stride-2 pieces and the pixel blocks all meet odd sizes and partial blocks."""
+    from converter.checkpoint import build_keras_from_checkpoint
+
+    hw = (144, 208)
+    model, info = build_keras_from_checkpoint(shared_dir / "checkpoints" / "litepose-xs-crowdpose-random.pth",
+                                              input_hw=hw)
+    image = np.random.default_rng(11).integers(0, 256, hw + (3,)).astype(np.float32)
+    ref = {k: np.asarray(v)[0] for k, v in model(image[None]).items()}
+    assert ref["heatmaps_s4"].shape[:2] == (36, 52) and ref["heatmaps_s2"].shape[:2] == (72, 104)
+    ranges = measure_channel_ranges(model, info["arch"], [image])
+    for name, opts in (("default", DeployOptions()),
+                       ("blocked", DeployOptions(depthwise_layout="blocked", split_head_ranges=True))):
+        deploy = build_deploy_model(model, info["arch"], info["num_joints"], opts, ranges=ranges)
+        out = {k: np.asarray(v)[0] for k, v in deploy(image[None]).items()}
+        for k in ref:
+            err = np.max(np.abs(out[k] - ref[k]))
+            assert err <= 2e-5 * max(1.0, np.max(np.abs(ref[k]))), f"{name}: {k} differs by {err}"
+
+
 def test_subpixel_kernel_equals_transpose_conv():
     rng = np.random.default_rng(0)
     cin, cout = 5, 3
