@@ -193,13 +193,8 @@ def parse_input_size(text: str) -> tuple[int, int]:
 
 
 def _nearest_sizes(hw: tuple[int, int]) -> str:
-    """The valid sizes around an invalid one, for the error message."""
-    def near(v: int) -> int:
-        return max(INPUT_MULTIPLE, int(round(v / INPUT_MULTIPLE)) * INPUT_MULTIPLE)
-    down = "x".join(str(max(INPUT_MULTIPLE, v // INPUT_MULTIPLE * INPUT_MULTIPLE)) for v in hw)
-    nearest = "x".join(str(near(v)) for v in hw)
+    """The valid sizes around an invalid one (rounded down, and to the nearest), for the error message."""
+    def snapped(rounding) -> str:
+        return "x".join(str(max(INPUT_MULTIPLE, int(rounding(v / INPUT_MULTIPLE)) * INPUT_MULTIPLE)) for v in hw)
+    down, nearest = snapped(math.floor), snapped(round)
     return nearest if nearest == down else f"{down} or {nearest}"
-
-
-def ceil64(v: float) -> int:
-    return int(math.ceil(v / 64.0) * 64)

@@ -11,7 +11,8 @@ threshold that could not be measured fails. Calibration images (model card manif
 reappear among the evaluation images are reported and, with `exclude_calibration`, left out. The reference
 must have the model's joints and input size; another checkpoint than the card's is refused (unless
 `allow_other_reference`: then warned about, as a quantised .tflite reference is). Nothing outside the report
-folder is written unless `update_manifest` (`--update-manifest`): then the model's entry in the manifest.json next to it records the accuracy and latency.
+folder is written unless `update_manifest` (`--update-manifest`): then the model's entry in the manifest.json
+next to it records the accuracy and latency.
 
 For scale, the report also measures the reference against itself on a JPEG quality-95 re-encode of each
 input (`input_sensitivity`): an invisible change of the input. A model whose SQNR is close to that number
